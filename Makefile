@@ -1,0 +1,62 @@
+# meetings-cdc developer targets. Every target does its own set-up and is safe to re-run.
+SHELL := /bin/bash
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_PORT ?= 19092
+export KAFKA_PORT
+KAFKA := PYTHON=$(abspath $(PY)) deploy/local/kafka.sh
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON_BIN) >/dev/null || { echo "need $(PYTHON_BIN) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv and install the package with dev extras
+
+kafka-up: venv ## start the local Kafka broker (KRaft) on 127.0.0.1:$KAFKA_PORT
+	$(KAFKA) up
+
+kafka-down: ## stop the local Kafka broker started by kafka-up
+	$(KAFKA) down
+
+demo: venv ## broker + simulator with churn + connector + tail: watch events stream by
+	PY=$(PY) deploy/local/demo.sh
+
+test: venv ## unit + integration tests against a real broker and the simulator
+	@started=0; \
+	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
+	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$rc
+
+test-unit: venv ## the fast unit tests only (no broker)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv ## ruff check, ruff format --check, mypy --strict on connector/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv ## apply ruff format and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: venv ## benchmarks: prints a table, writes bench/results/latest.json
+	@started=0; \
+	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
+	$(PY) -m bench $(BENCH_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$rc
+
+clean: ## remove caches (keeps .venv and the Kafka jar cache)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
