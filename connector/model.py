@@ -79,7 +79,10 @@ def _content_hash(meeting: Meeting) -> int:
             meeting.location,
             meeting.created_at,
             meeting.modified_at,
-            [[p.account_id, p.role, p.status, list(map(list, p.extra))] for p in meeting.participants],
+            [
+                [p.account_id, p.role, p.status, list(map(list, p.extra))]
+                for p in meeting.participants
+            ],
             list(map(list, meeting.extra)),
         ],
         separators=(",", ":"),

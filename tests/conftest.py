@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -73,7 +74,5 @@ def topic_factory(admin, unique_name):  # type: ignore[no-untyped-def]
     yield make
     if created:
         for future in admin.delete_topics(created).values():
-            try:
+            with contextlib.suppress(Exception):  # best-effort clean-up of test topics
                 future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - best-effort clean-up of test topics
-                pass

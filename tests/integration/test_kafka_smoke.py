@@ -6,7 +6,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import ConfigResource, ResourceType
 
 
-def _read_committed(bootstrap: str, topic: str, expect_at_least: int, polls: int = 20) -> list[bytes]:
+def _read_committed(
+    bootstrap: str, topic: str, expect_at_least: int, polls: int = 20
+) -> list[bytes]:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
