@@ -6,9 +6,38 @@ status class. Never meeting or account ids. Units are base units (seconds, bytes
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from connector import __version__
+
+#: Label values known in advance, pre-created at zero by :meth:`Metrics.prime` so that
+#: ``rate()`` and ``increase()`` see the first increment and dashboards show 0, not "No data".
+CHANGE_TYPES = (
+    "SNAPSHOT",
+    "CREATED",
+    "RESCHEDULED",
+    "CONFIRMED",
+    "CANCELLED",
+    "DECLINED",
+    "PARTICIPANTS_CHANGED",
+    "UPDATED",
+    "DELETED",
+)
+PHASES = ("snapshot", "incremental", "reconcile")
+WINDOW_KINDS = ("created", "modified")
+STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
+TRANSACTION_OUTCOMES = ("committed", "aborted")
+CYCLE_OUTCOMES = ("ok", "error")
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -29,7 +58,8 @@ class Metrics:
         # --- source side -----------------------------------------------------------------
         self.api_requests = Counter(
             f"{p}_api_requests_total",
-            "Export API responses by HTTP status class (2xx, 4xx, 5xx) or 'error' (no response).",
+            "Export API responses by status class (see status_class(): 2xx, 3xx, 4xx, 429, 5xx) "
+            "or 'error' (no response: timeout, connection failure).",
             ["event_id", "status_class"],
             registry=r,
         )
@@ -173,3 +203,69 @@ class Metrics:
             "The API's clock (HTTP Date) minus the local clock.",
             registry=r,
         )
+        self.poll_interval = Gauge(
+            f"{p}_poll_interval_seconds",
+            "Configured seconds between incremental polls (alert thresholds are multiples).",
+            registry=r,
+        )
+        self.watermark = Gauge(
+            f"{p}_watermark_timestamp_seconds",
+            "Committed watermark: every row created/modified at or before it is published.",
+            ["event_id", "window_kind"],
+            registry=r,
+        )
+
+        # Memory, CPU and open files of this process (process_*) and the Python version
+        # (python_info), on the same injected registry.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    def prime(
+        self,
+        event_ids: Iterable[int],
+        *,
+        poll_interval_seconds: float,
+        now: float,
+        window_kinds: Iterable[str] = WINDOW_KINDS,
+    ) -> None:
+        """Create every known series of ``event_ids`` at zero; call once at start-up.
+
+        ``last_successful_cycle_timestamp_seconds`` starts at ``now`` (the start-up time), so
+        the stalled alert also fires for a connector that never completes a cycle.
+        """
+        self.poll_interval.set(poll_interval_seconds)
+        kinds = tuple(window_kinds)
+        for event_id in event_ids:
+            e = str(event_id)
+            for status in STATUS_CLASSES:
+                self.api_requests.labels(event_id=e, status_class=status)
+            self.api_rate_limited_seconds.labels(event_id=e)
+            self.bytes_fetched.labels(event_id=e)
+            self.dead_letters.labels(event_id=e)
+            self.producer_fenced.labels(event_id=e)
+            for kind in kinds:
+                self.rows_fetched.labels(event_id=e, window_kind=kind)
+                self.pages_fetched.labels(event_id=e, window_kind=kind)
+                self.window_splits.labels(event_id=e, window_kind=kind)
+                self.same_second_ties.labels(event_id=e, window_kind=kind)
+                self.window_rereads.labels(event_id=e, window_kind=kind)
+            for change_type in CHANGE_TYPES:
+                self.events_published.labels(event_id=e, change_type=change_type)
+                self.reconcile_caught.labels(event_id=e, change_type=change_type)
+            for outcome in TRANSACTION_OUTCOMES:
+                self.transactions.labels(event_id=e, outcome=outcome)
+            for phase in PHASES:
+                for outcome in CYCLE_OUTCOMES:
+                    self.cycles.labels(event_id=e, phase=phase, outcome=outcome)
+            self.last_success.labels(event_id=e).set(now)
+
+
+def status_class(status: int | None) -> str:
+    """The ``status_class`` label of an API response: 429 apart, ``error`` when none came."""
+    if status is None:
+        return "error"
+    if status == 429:
+        return "429"
+    if 200 <= status < 600:
+        return f"{status // 100}xx"
+    return "error"
