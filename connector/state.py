@@ -1,0 +1,240 @@
+"""The state store: what the connector last published per meeting, kept in a compacted topic.
+
+The compacted state topic is the source of truth; this module holds its in-memory view per
+event: for each meeting the encoded state record as it was written (decoded only when the
+meeting shows up again, which keeps memory and restore time small), and the event's
+progress record (phase, watermarks). Changes of a cycle are staged in a ``Staging`` overlay
+and applied to the view only after their transaction committed, so an aborted cycle leaves
+the view exactly as the topic is.
+
+Restore (at start-up, after every producer's ``init_transactions()``): assign the state
+partitions of our events, read them from the beginning with ``isolation.level =
+read_committed`` until the consumer's *position* reaches the end offset (transaction
+markers occupy offsets, so the last record's offset is not the end).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from connector.errors import FatalPublishError, SerializationError
+from connector.model import Meeting
+from connector.progress import EventProgress
+
+log = logging.getLogger(__name__)
+
+
+class StateCodec(Protocol):
+    """Decoding of state records (implemented by ``connector.serde.Serdes``)."""
+
+    def decode_state_key(self, data: bytes) -> tuple[int, int | None]: ...  # noqa: D102
+
+    def decode_meeting_state(self, data: bytes) -> tuple[Meeting, int]: ...  # noqa: D102
+
+    def decode_progress(self, data: bytes) -> EventProgress: ...  # noqa: D102
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """A meeting as last published: its value and its version (events so far)."""
+
+    meeting: Meeting
+    version: int
+
+
+@dataclass(slots=True)
+class EventState:
+    """The committed state of one event."""
+
+    event_id: int
+    meetings: dict[int, bytes] = field(default_factory=dict)
+    progress: EventProgress | None = None
+
+    def get(self, meeting_id: int, codec: StateCodec) -> Tracked | None:
+        """The committed version of a meeting, decoded, or None if not tracked."""
+        raw = self.meetings.get(meeting_id)
+        if raw is None:
+            return None
+        meeting, version = codec.decode_meeting_state(raw)
+        return Tracked(meeting, version)
+
+    def apply(self, staging: Staging) -> None:
+        """Make a committed cycle's staged changes part of the view."""
+        for meeting_id, encoded in staging.encoded.items():
+            if encoded is None:
+                self.meetings.pop(meeting_id, None)
+            else:
+                self.meetings[meeting_id] = encoded
+        if staging.progress is not None:
+            self.progress = staging.progress
+
+
+@dataclass(slots=True)
+class Staging:
+    """Changes of one cycle not yet committed: an overlay over ``EventState``."""
+
+    base: EventState
+    codec: StateCodec
+    tracked: dict[int, Tracked | None] = field(default_factory=dict)
+    encoded: dict[int, bytes | None] = field(default_factory=dict)
+    progress: EventProgress | None = None
+
+    def get(self, meeting_id: int) -> Tracked | None:
+        """The meeting as of this cycle so far (staged, else committed)."""
+        if meeting_id in self.tracked:
+            return self.tracked[meeting_id]
+        return self.base.get(meeting_id, self.codec)
+
+    def put(self, meeting_id: int, tracked: Tracked | None, encoded: bytes | None) -> None:
+        """Stage a new version (or a deletion with ``None``)."""
+        self.tracked[meeting_id] = tracked
+        self.encoded[meeting_id] = encoded
+
+    def tracked_ids(self) -> Iterator[int]:
+        """Ids of every meeting tracked once this cycle commits."""
+        for meeting_id in self.base.meetings:
+            if self.tracked.get(meeting_id, True) is not None:
+                yield meeting_id
+        for meeting_id, tracked in self.tracked.items():
+            if tracked is not None and meeting_id not in self.base.meetings:
+                yield meeting_id
+
+
+ConsumerFactory = Callable[[dict[str, Any]], Consumer]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    """What a restore read."""
+
+    records: int
+    seconds: float
+
+
+def restore(
+    client_config: dict[str, str],
+    topic: str,
+    partitions: Iterable[int],
+    event_ids: Iterable[int],
+    codec: StateCodec,
+    *,
+    consumer_factory: ConsumerFactory = Consumer,
+    timeout: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[dict[int, EventState], RestoreReport]:
+    """Read the state partitions of ``event_ids`` to their end (blocking).
+
+    Call only after every producer of these events ran ``init_transactions()``: an open
+    transaction of a crashed predecessor would otherwise pin the last stable offset.
+    """
+    started = clock()
+    states = {event_id: EventState(event_id) for event_id in event_ids}
+    consumer = consumer_factory(
+        {
+            **client_config,
+            "group.id": f"meetings-cdc-restore-{topic}",  # never subscribes nor commits
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
+    )
+    records = 0
+    try:
+        pending = _partitions_to_read(consumer, topic, partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        deadline = clock() + timeout
+        last_log = clock()
+        while pending:
+            if clock() > deadline:
+                raise FatalPublishError(
+                    f"state restore from {topic} did not reach the end within {timeout:.0f} s; "
+                    "check the broker, or a hanging transaction of another producer"
+                )
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                error = msg.error()
+                if error is not None:
+                    partition = msg.partition()
+                    if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                        pending.pop(partition, None)
+                        continue
+                    raise FatalPublishError(
+                        f"state restore failed: {error.str()}", code=error.code()
+                    )
+                records += 1
+                _apply_record(states, codec, msg.key(), msg.value())
+            _drop_finished(consumer, topic, pending)
+            if clock() - last_log > 5:
+                last_log = clock()
+                log.info("restoring state", extra={"records": records, "topic": topic})
+    finally:
+        consumer.close()
+    report = RestoreReport(records=records, seconds=clock() - started)
+    log.info(
+        "state restored",
+        extra={
+            "records": report.records,
+            "seconds": round(report.seconds, 3),
+            "meetings": sum(len(s.meetings) for s in states.values()),
+        },
+    )
+    return states, report
+
+
+def _partitions_to_read(
+    consumer: Consumer, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    """End offset (the last stable offset, for read_committed) of each non-empty partition."""
+    ends: dict[int, int] = {}
+    for partition in set(partitions):
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=30, cached=False
+            )
+        except KafkaException as exc:
+            raise FatalPublishError(
+                f"cannot read offsets of {topic}[{partition}]: {exc.args[0].str()}"
+            ) from exc
+        if high > low:
+            ends[partition] = high
+    return ends
+
+
+def _drop_finished(consumer: Consumer, topic: str, pending: dict[int, int]) -> None:
+    if not pending:
+        return
+    positions = consumer.position([TopicPartition(topic, p) for p in pending])
+    for tp in positions:
+        end = pending.get(tp.partition)
+        if end is not None and tp.offset >= end:
+            del pending[tp.partition]
+
+
+def _apply_record(
+    states: dict[int, EventState], codec: StateCodec, key: bytes | None, value: bytes | None
+) -> None:
+    if key is None:
+        return
+    try:
+        event_id, meeting_id = codec.decode_state_key(key)
+    except SerializationError:
+        log.warning("skipping a state record with an undecodable key")
+        return
+    state = states.get(event_id)
+    if state is None:  # another event sharing the partition
+        return
+    if meeting_id is None:
+        if value is not None:
+            state.progress = codec.decode_progress(value)
+    elif value is None:
+        state.meetings.pop(meeting_id, None)
+    else:
+        state.meetings[meeting_id] = value
