@@ -186,6 +186,7 @@ class KafkaSettings(_Base):
     kafka_ssl_ca_location: str | None = None
     kafka_properties: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
         default=(),
+        repr=False,  # may hold secrets (ssl.key.password, sasl.oauthbearer...)
         description="Extra librdkafka properties for every client: 'k=v,k2=v2'.",
     )
     changes_topic: str = "expo.meetings.changes"

@@ -1,0 +1,185 @@
+"""The metric set follows Prometheus conventions and never carries unbounded labels."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector import __version__
+from connector.metrics import (
+    CHANGE_TYPES,
+    CYCLE_OUTCOMES,
+    PHASES,
+    STATUS_CLASSES,
+    WINDOW_KINDS,
+    Metrics,
+    status_class,
+)
+
+# Every label any metric may carry: all bounded by configuration or by an enum.
+BOUNDED_LABELS = {"event_id", "change_type", "window_kind", "outcome", "status_class", "phase"}
+BOUNDED_LABELS |= {"reason"}  # retry reasons: a fixed set chosen by the client
+FORBIDDEN_LABELS = {"meeting_id", "account_id", "participant_id", "url", "error", "message"}
+FOREIGN_PREFIXES = ("process_", "python_")  # the standard collectors, on our registry
+
+
+def families(metrics: Metrics) -> dict[str, object]:
+    return {f.name: f for f in metrics.registry.collect()}
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+def test_every_name_has_the_prefix_and_counters_end_in_total(metrics: Metrics) -> None:
+    metrics.prime([1], poll_interval_seconds=5, now=0)
+    text = generate_latest(metrics.registry).decode()
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith(FOREIGN_PREFIXES):
+            continue
+        assert family.name.startswith("meetings_cdc_"), family.name
+        if family.type == "counter" and family.samples:
+            assert any(s.name.endswith("_total") for s in family.samples), family.name
+        if family.type == "histogram":
+            assert family.name.endswith("_seconds"), family.name
+
+
+def test_units_are_base_units(metrics: Metrics) -> None:
+    for family in metrics.registry.collect():
+        for unit in ("_ms", "_milliseconds", "_minutes", "_kb", "_mb", "_kilobytes"):
+            assert unit not in family.name, family.name
+
+
+def test_labels_are_bounded(metrics: Metrics) -> None:
+    declared = _declared_labels(metrics)
+    assert "events_published" in declared
+    for name, labels in declared.items():
+        assert not labels & FORBIDDEN_LABELS, name
+        assert labels <= BOUNDED_LABELS, name
+
+
+def _declared_labels(metrics: Metrics) -> dict[str, set[str]]:
+    declared: dict[str, set[str]] = {}
+    for name, value in vars(metrics).items():
+        label_names = getattr(value, "_labelnames", None)
+        if label_names is not None:
+            declared[name] = set(label_names)
+    return declared
+
+
+def test_info_metric_carries_the_version(metrics: Metrics) -> None:
+    assert metrics.registry.get_sample_value("meetings_cdc_build_info", {"version": __version__})
+
+
+def test_stable_attribute_names() -> None:
+    """Other modules call these attributes: renaming one is a breaking change."""
+    metrics = Metrics()
+    for name in (
+        "api_requests",
+        "api_request_duration",
+        "api_retries",
+        "api_rate_limited_seconds",
+        "rows_fetched",
+        "pages_fetched",
+        "bytes_fetched",
+        "window_splits",
+        "same_second_ties",
+        "window_rereads",
+        "dead_letters",
+        "events_published",
+        "reconcile_caught",
+        "transactions",
+        "producer_fenced",
+        "cycles",
+        "cycle_duration",
+        "last_success",
+        "source_lag",
+        "end_to_end_latency",
+        "tracked_meetings",
+        "state_restore_duration",
+        "state_restore_records",
+        "api_clock_offset",
+        "poll_interval",
+        "watermark",
+        "build_info",
+    ):
+        assert hasattr(metrics, name), name
+
+
+def test_instances_are_independent_and_never_touch_the_global_registry() -> None:
+    before = set(REGISTRY._names_to_collectors)
+    first, second = Metrics(), Metrics(CollectorRegistry())
+    first.rows_fetched.labels(event_id="1", window_kind="modified").inc(5)
+    assert set(REGISTRY._names_to_collectors) == before
+    labels = {"event_id": "1", "window_kind": "modified"}
+    assert first.registry.get_sample_value("meetings_cdc_rows_fetched_total", labels) == 5
+    assert second.registry.get_sample_value("meetings_cdc_rows_fetched_total", labels) is None
+
+
+def test_prime_creates_every_known_series_at_zero(metrics: Metrics) -> None:
+    metrics.prime([7, 8], poll_interval_seconds=2.5, now=1_234.0)
+    get = metrics.registry.get_sample_value
+    assert get("meetings_cdc_poll_interval_seconds") == 2.5
+    for e in ("7", "8"):
+        assert get("meetings_cdc_last_successful_cycle_timestamp_seconds", {"event_id": e}) == 1234
+        for change_type in CHANGE_TYPES:
+            labels = {"event_id": e, "change_type": change_type}
+            assert get("meetings_cdc_events_published_total", labels) == 0
+            assert get("meetings_cdc_reconcile_caught_changes_total", labels) == 0
+        for kind in WINDOW_KINDS:
+            labels = {"event_id": e, "window_kind": kind}
+            assert get("meetings_cdc_rows_fetched_total", labels) == 0
+            assert get("meetings_cdc_pages_fetched_total", labels) == 0
+        for phase in PHASES:
+            for outcome in CYCLE_OUTCOMES:
+                labels = {"event_id": e, "phase": phase, "outcome": outcome}
+                assert get("meetings_cdc_cycles_total", labels) == 0
+        for status in STATUS_CLASSES:
+            labels = {"event_id": e, "status_class": status}
+            assert get("meetings_cdc_api_requests_total", labels) == 0
+        for outcome in ("committed", "aborted"):
+            labels = {"event_id": e, "outcome": outcome}
+            assert get("meetings_cdc_transactions_total", labels) == 0
+        assert get("meetings_cdc_dead_letters_total", {"event_id": e}) == 0
+        assert get("meetings_cdc_producer_fenced_total", {"event_id": e}) == 0
+
+
+def test_prime_is_idempotent_and_keeps_counts(metrics: Metrics) -> None:
+    metrics.prime([7], poll_interval_seconds=5, now=1)
+    metrics.events_published.labels(event_id="7", change_type="CREATED").inc()
+    metrics.prime([7], poll_interval_seconds=5, now=2)
+    labels = {"event_id": "7", "change_type": "CREATED"}
+    assert metrics.registry.get_sample_value("meetings_cdc_events_published_total", labels) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (None, "error"),
+        (200, "2xx"),
+        (204, "2xx"),
+        (304, "3xx"),
+        (400, "4xx"),
+        (401, "4xx"),
+        (429, "429"),
+        (500, "5xx"),
+        (503, "5xx"),
+        (99, "error"),
+        (600, "error"),
+    ],
+)
+def test_status_class(status: int | None, expected: str) -> None:
+    assert status_class(status) == expected
+    assert expected in STATUS_CLASSES
+
+
+def test_histograms_observe_in_seconds(metrics: Metrics) -> None:
+    metrics.end_to_end_latency.labels(event_id="1").observe(2.0)
+    metrics.cycle_duration.labels(event_id="1", phase="incremental").observe(0.2)
+    metrics.api_request_duration.labels(event_id="1").observe(0.02)
+    get = metrics.registry.get_sample_value
+    bucket = {"event_id": "1", "le": "3.0"}
+    assert get("meetings_cdc_end_to_end_latency_seconds_bucket", bucket) == 1
+    assert get("meetings_cdc_end_to_end_latency_seconds_sum", {"event_id": "1"}) == 2.0
