@@ -76,3 +76,53 @@ def topic_factory(admin, unique_name):  # type: ignore[no-untyped-def]
         for future in admin.delete_topics(created).values():
             with contextlib.suppress(Exception):  # best-effort clean-up of test topics
                 future.result(timeout=30)
+
+
+# --- API simulator (issue 3) ----------------------------------------------------------------
+# `simulator`: an in-process simulator (empty event 1, wall clock) with admin helpers and
+# `.clock` (SimClock: skew_seconds, freeze(), advance(), unfreeze()).
+# `simulator_factory`: `await simulator_factory(SimulatorConfig(...), clock=...)` for more.
+# `simulator_process`: `await simulator_process("--meetings", "1000", ...)` runs
+# `meetings-cdc simulate` as a subprocess; same helpers, clock via `await sim.set_clock(...)`.
+
+
+@pytest.fixture
+async def simulator_factory():  # type: ignore[no-untyped-def]
+    """Start in-process simulators (``EmbeddedSimulator``); all stop at teardown."""
+    from connector.simulator.testing import EmbeddedSimulator
+
+    started: list[EmbeddedSimulator] = []
+
+    async def start(config=None, *, clock=None):  # type: ignore[no-untyped-def]
+        sim = EmbeddedSimulator(config, clock=clock)
+        await sim.__aenter__()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in reversed(started):
+        await sim.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def simulator(simulator_factory):  # type: ignore[no-untyped-def]
+    """An empty in-process simulator (event 1) on 127.0.0.1 and an ephemeral port."""
+    return await simulator_factory()
+
+
+@pytest.fixture
+async def simulator_process():  # type: ignore[no-untyped-def]
+    """Start ``meetings-cdc simulate`` subprocesses (``SimulatorProcess``); stopped at teardown."""
+    from connector.simulator.testing import SimulatorProcess
+
+    started: list[SimulatorProcess] = []
+
+    async def start(*args: str, startup_timeout: float = 120.0):  # type: ignore[no-untyped-def]
+        sim = SimulatorProcess(args, startup_timeout=startup_timeout)
+        await sim.start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in reversed(started):
+        await sim.stop()

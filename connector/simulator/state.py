@@ -1,0 +1,26 @@
+"""The state of one running simulator, shared by its HTTP handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from connector.simulator.clock import SimClock
+from connector.simulator.faults import FaultInjector
+from connector.simulator.store import MeetingStore
+from connector.simulator.workload import Churn, EventPlan
+
+
+@dataclass(slots=True)
+class Simulator:
+    """Everything a simulator holds: clock, meetings, faults, and the workload plans."""
+
+    clock: SimClock
+    store: MeetingStore
+    faults: FaultInjector
+    plans: list[EventPlan] = field(default_factory=list)
+    churn: Churn | None = None
+
+
+SIMULATOR = web.AppKey("simulator", Simulator)

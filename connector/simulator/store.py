@@ -1,0 +1,317 @@
+"""The in-memory meeting store: writes with history, and the export's filter semantics.
+
+Every write stamps ``updated_at`` with the clock's current second (a write that changes
+nothing is not a write), bumps the meeting's ``version`` and appends to its history.
+Queries select candidates through the narrowest index, filter with every bound
+(inclusive), sort, and flatten meetings into rows; the flattened result of a filter is
+cached until the event's next write, so paging through it costs a slice per page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from connector.simulator.errors import MeetingNotFound
+from connector.simulator.index import EventIndex, SortedPairs
+from connector.simulator.model import SimMeeting, SimParticipant, sorted_participants
+from connector.simulator.query import ExportQuery, RowFilter
+from connector.simulator.render import (
+    TimeFormatter,
+    compact_json,
+    meeting_fields,
+    participant_fields,
+)
+
+#: A row as the store keeps it: (meeting part, participant part) of its JSON text.
+RowParts = tuple[str, str]
+
+UPDATABLE_FIELDS = frozenset(
+    {
+        "status",
+        "start",
+        "duration_minutes",
+        "location",
+        "participants",
+        "title",
+        "meeting_type",
+        "notes",
+    }
+)
+_RESULT_CACHE_SIZE = 16
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One version a meeting had: created, updated, or deleted (``meeting`` is None)."""
+
+    meeting_id: int
+    event_id: int
+    version: int
+    at: int
+    kind: str
+    meeting: SimMeeting | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of export rows plus the size of the whole filtered set."""
+
+    total: int
+    rows: list[str]
+
+
+class MeetingStore:
+    """Meetings of every event, their history, indexes and rendered rows."""
+
+    def __init__(self, now: Callable[[], int], formatter: TimeFormatter) -> None:
+        self._now = now
+        self.formatter = formatter
+        self._meetings: dict[int, SimMeeting] = {}
+        self._events: dict[int, EventIndex] = {}
+        self._history: dict[int, list[HistoryEntry]] = {}
+        self._heads: dict[int, tuple[int, str]] = {}  # meeting_id -> (version, head)
+        self._tails: dict[SimParticipant, str] = {}
+        self._results: OrderedDict[RowFilter, tuple[int, list[RowParts]]] = OrderedDict()
+        self._next_id = 1
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, meeting_id: int) -> SimMeeting:
+        """The current version of a meeting, or :class:`MeetingNotFound`."""
+        try:
+            return self._meetings[meeting_id]
+        except KeyError:
+            raise MeetingNotFound(meeting_id) from None
+
+    def meetings(self, event_id: int) -> list[SimMeeting]:
+        """Current versions of the event's meetings, by meeting id."""
+        index = self._events.get(event_id)
+        if index is None:
+            return []
+        return [self._meetings[mid] for mid in index.by_id]
+
+    def history(self, event_id: int) -> list[HistoryEntry]:
+        """Every version of every meeting the event ever had, by (meeting_id, version)."""
+        entries = [e for h in self._history.values() if h[0].event_id == event_id for e in h]
+        entries.sort(key=lambda e: (e.meeting_id, e.version))
+        return entries
+
+    def event_ids(self) -> list[int]:
+        """Events that have (or had) meetings."""
+        return sorted(self._events)
+
+    def count(self, event_id: int) -> int:
+        """Number of current meetings of an event."""
+        index = self._events.get(event_id)
+        return 0 if index is None else len(index.by_id)
+
+    def random_meeting(self, event_id: int, rng: random.Random) -> SimMeeting | None:
+        """A uniformly chosen current meeting of the event, or None if it has none."""
+        index = self._events.get(event_id)
+        if index is None or not index.by_id:
+            return None
+        return self._meetings[index.by_id[rng.randrange(len(index.by_id))]]
+
+    # -- writes ------------------------------------------------------------------------
+
+    def allocate_id(self) -> int:
+        """Reserve the next meeting id (ids are never reused)."""
+        mid = self._next_id
+        self._next_id += 1
+        return mid
+
+    def create(
+        self,
+        *,
+        event_id: int,
+        start: int,
+        duration_minutes: int,
+        status: str,
+        participants: Sequence[SimParticipant],
+        location: str | None = None,
+        title: str = "",
+        meeting_type: str = "one-to-one",
+        notes: str | None = None,
+    ) -> SimMeeting:
+        """Create a meeting now: ``created_at == updated_at ==`` the current second."""
+        now = self._now()
+        meeting = SimMeeting(
+            meeting_id=self.allocate_id(),
+            event_id=event_id,
+            status=status,
+            start=start,
+            duration_minutes=duration_minutes,
+            location=location,
+            created_at=now,
+            updated_at=now,
+            participants=sorted_participants(tuple(participants)),
+            title=title,
+            meeting_type=meeting_type,
+            notes=notes,
+        )
+        self._meetings[meeting.meeting_id] = meeting
+        self._index(event_id).add(meeting)
+        self._history[meeting.meeting_id] = [
+            HistoryEntry(meeting.meeting_id, event_id, 1, now, "created", meeting)
+        ]
+        return meeting
+
+    def bulk_load(self, meetings: Iterable[SimMeeting]) -> int:
+        """Load pre-built meetings (seeding): indexes are built by sorting once."""
+        loaded: dict[int, list[SimMeeting]] = {}
+        for meeting in meetings:
+            self._meetings[meeting.meeting_id] = meeting
+            self._history[meeting.meeting_id] = [
+                HistoryEntry(
+                    meeting.meeting_id,
+                    meeting.event_id,
+                    meeting.version,
+                    meeting.updated_at,
+                    "created",
+                    meeting,
+                )
+            ]
+            loaded.setdefault(meeting.event_id, []).append(meeting)
+            self._next_id = max(self._next_id, meeting.meeting_id + 1)
+        for event_id, batch in loaded.items():
+            existing = self.meetings(event_id)
+            self._events[event_id] = EventIndex([*existing, *batch])
+            self._events[event_id].generation = 1
+        return sum(len(batch) for batch in loaded.values())
+
+    def update(self, meeting_id: int, **changes: Any) -> SimMeeting:
+        """Apply ``changes`` (fields of :data:`UPDATABLE_FIELDS`); no-op changes do nothing."""
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        old = self.get(meeting_id)
+        if "participants" in changes:
+            changes["participants"] = sorted_participants(tuple(changes["participants"]))
+        candidate = dataclasses.replace(old, **changes)
+        if candidate.same_content(old):
+            return old
+        now = self._now()
+        new = dataclasses.replace(candidate, updated_at=now, version=old.version + 1)
+        self._meetings[meeting_id] = new
+        self._events[new.event_id].replace(old, new)
+        self._history[meeting_id].append(
+            HistoryEntry(meeting_id, new.event_id, new.version, now, "updated", new)
+        )
+        return new
+
+    def delete(self, meeting_id: int) -> None:
+        """Hard-delete a meeting: its rows vanish; history keeps a tombstone."""
+        old = self.get(meeting_id)
+        del self._meetings[meeting_id]
+        self._heads.pop(meeting_id, None)
+        self._events[old.event_id].remove(old)
+        self._history[meeting_id].append(
+            HistoryEntry(meeting_id, old.event_id, old.version + 1, self._now(), "deleted", None)
+        )
+
+    def _index(self, event_id: int) -> EventIndex:
+        index = self._events.get(event_id)
+        if index is None:
+            index = self._events[event_id] = EventIndex()
+        return index
+
+    # -- export ------------------------------------------------------------------------
+
+    def query(self, query: ExportQuery) -> Page:
+        """One page of rows for ``query``, computed against the current data."""
+        rows = self.rows(query.filter)
+        start = query.offset
+        page = rows[start : start + query.per_page]
+        return Page(total=len(rows), rows=[head + tail for head, tail in page])
+
+    def rows(self, row_filter: RowFilter) -> list[RowParts]:
+        """Every row matching ``row_filter``, sorted; cached until the event changes."""
+        index = self._events.get(row_filter.event_id)
+        if index is None:
+            return []
+        cached = self._results.get(row_filter)
+        if cached is not None and cached[0] == index.generation:
+            self._results.move_to_end(row_filter)
+            return cached[1]
+        rows = self._compute_rows(index, row_filter)
+        self._results[row_filter] = (index.generation, rows)
+        self._results.move_to_end(row_filter)
+        while len(self._results) > _RESULT_CACHE_SIZE:
+            self._results.popitem(last=False)
+        return rows
+
+    def _candidates(self, index: EventIndex, f: RowFilter) -> list[int]:
+        """Meeting ids from the narrowest applicable index (a superset of the matches)."""
+        best: tuple[int, SortedPairs, int, int] | None = None
+        for low, high, pairs in (
+            (f.modified_from, f.modified_to, index.by_updated),
+            (f.created_from, f.created_to, index.by_created),
+            (f.time_from, f.time_to, index.by_start),
+        ):
+            if low is not None or high is not None:
+                start, stop = pairs.span(low, high)
+                if best is None or stop - start < best[0]:
+                    best = (stop - start, pairs, start, stop)
+        if f.account_id is not None:
+            members = index.by_account.get(f.account_id, set())
+            if best is None or len(members) < best[0]:
+                return list(members)
+        if best is None:
+            return index.by_id
+        _, pairs, start, stop = best
+        return pairs.ids(start, stop)
+
+    def _compute_rows(self, index: EventIndex, f: RowFilter) -> list[RowParts]:
+        meetings = [self._meetings[mid] for mid in self._candidates(index, f)]
+        meetings = [m for m in meetings if _matches(m, f)]
+        if f.order_by == "account_id":
+            keyed = [
+                (p.account_id, m.meeting_id, (head, tail))
+                for m in meetings
+                for p, head, tail in self._parts(m)
+            ]
+            keyed.sort(key=lambda item: (item[0], item[1]))
+            rows = [parts for _, _, parts in keyed]
+        else:
+            if f.order_by == "time":
+                meetings.sort(key=lambda m: (m.start, m.meeting_id))
+            else:
+                meetings.sort(key=lambda m: m.meeting_id)
+            rows = [(head, tail) for m in meetings for _, head, tail in self._parts(m)]
+        if f.order == "DESC":
+            rows.reverse()
+        return rows
+
+    def _parts(self, meeting: SimMeeting) -> list[tuple[SimParticipant, str, str]]:
+        """(participant, head, tail) per row of ``meeting``, rendering what is not cached."""
+        cached = self._heads.get(meeting.meeting_id)
+        if cached is None or cached[0] != meeting.version:
+            head = compact_json(meeting_fields(meeting, self.formatter))[:-1] + ","
+            self._heads[meeting.meeting_id] = (meeting.version, head)
+        else:
+            head = cached[1]
+        parts = []
+        for participant in meeting.participants:
+            tail = self._tails.get(participant)
+            if tail is None:
+                tail = self._tails[participant] = compact_json(participant_fields(participant))[1:]
+            parts.append((participant, head, tail))
+        return parts
+
+
+def _matches(m: SimMeeting, f: RowFilter) -> bool:
+    """Whether meeting ``m`` passes every bound of ``f`` (all inclusive)."""
+    return (
+        (f.modified_from is None or m.updated_at >= f.modified_from)
+        and (f.modified_to is None or m.updated_at <= f.modified_to)
+        and (f.created_from is None or m.created_at >= f.created_from)
+        and (f.created_to is None or m.created_at <= f.created_to)
+        and (f.time_from is None or m.start >= f.time_from)
+        and (f.time_to is None or m.start <= f.time_to)
+        and (f.account_id is None or f.account_id in m.account_ids)
+    )
