@@ -124,6 +124,13 @@ class Metrics:
             ["event_id"],
             registry=r,
         )
+        self.meetings_withheld = Counter(
+            f"{p}_meetings_withheld_total",
+            "Meetings read but not handed on, by reason: 'inconsistent' (rows disagreed: it "
+            "changed while being read) or 'malformed_row' (one of its rows was dead-lettered).",
+            ["event_id", "reason"],
+            registry=r,
+        )
 
         # --- change capture --------------------------------------------------------------
         self.events_published = Counter(

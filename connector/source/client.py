@@ -1,0 +1,404 @@
+"""The export API client: one page per call, retried, rate limited, validated; the API clock.
+
+This is the one module of the source side that does network I/O. It never decides what to
+read (that is the reader's job): it fetches one page of one window and either returns a
+validated :class:`ExportPage` or raises ``FatalSourceError`` (retrying cannot help: bad
+key, bad request) or ``RetriableSourceError`` (transient failures outlasted every retry).
+
+Transient failures (5xx, 429, timeouts, connection errors, bodies that are not JSON or are
+cut short, pages that contradict themselves) are retried with exponential backoff and full
+jitter; a 429 waits for its ``Retry-After`` and holds back every request of the process
+meanwhile. One :class:`RequestLimiter` shared by every event of the process bounds the
+request rate (token bucket) and the requests in flight (semaphore).
+
+The API key travels only in a request header: it is never logged, never part of an error
+message (error text from the API is redacted too) and never part of a repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from connector.config import ApiSettings, env_name
+from connector.errors import FatalSourceError, RetriableSourceError
+from connector.metrics import Metrics, status_class
+from connector.source.windows import Window, WindowKind
+
+log = logging.getLogger(__name__)
+
+EXPORT_PATH = "/api/v2/meetings/export"
+_ERROR_TEXT_LIMIT = 300
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One validated page: its rows (raw dicts, parsed later), the set's size, body size."""
+
+    rows: list[Any]
+    total: int
+    last_page: int
+    body_bytes: int
+
+
+class RequestLimiter:
+    """Request rate (token bucket) and concurrency (semaphore) shared by a whole process.
+
+    ``async with limiter:`` waits for a free slot and a token. ``pause(seconds)`` holds back
+    every request, e.g. after a 429 with Retry-After.
+    """
+
+    def __init__(
+        self,
+        rate_per_second: float,
+        max_concurrency: int,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate_per_second < 0 or max_concurrency < 1:
+            raise ValueError("rate_per_second must be >= 0 and max_concurrency >= 1")
+        self.rate = rate_per_second
+        self.max_concurrency = max_concurrency
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._clock = clock
+        self._sleep = sleep
+        self._burst = max(1.0, rate_per_second)
+        self._tokens = self._burst
+        self._stamp = clock()
+        self._paused_until = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> RequestLimiter:
+        """The limiter configured by ``api_rate_limit_per_second`` and ``api_max_concurrency``."""
+        return cls(settings.api_rate_limit_per_second, settings.api_max_concurrency)
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every request for ``seconds`` from now."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    async def __aenter__(self) -> None:
+        await self._semaphore.acquire()
+        try:
+            await self._wait_turn()
+        except BaseException:
+            self._semaphore.release()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._semaphore.release()
+
+    async def _wait_turn(self) -> None:
+        now = self._clock()
+        wait = self._paused_until - now
+        if self.rate > 0:
+            # Reserve a token now (the balance may go negative) and wait until it is earned:
+            # callers are served in order without polling.
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            self._tokens -= 1.0
+            if self._tokens < 0:
+                wait = max(wait, -self._tokens / self.rate)
+        if wait > 0:
+            await self._sleep(wait)
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestLimiter(rate_per_second={self.rate}, max_concurrency={self.max_concurrency})"
+        )
+
+
+class _Transient(Exception):
+    """One failed attempt that may succeed when retried."""
+
+    def __init__(self, reason: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class ExportClient:
+    """Fetches export pages for any number of events over one injected aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiSettings,
+        metrics: Metrics | None = None,
+        limiter: RequestLimiter | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._settings = settings
+        self._metrics = metrics
+        self._limiter = limiter or RequestLimiter.from_settings(settings)
+        self._sleep = sleep
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._url = settings.api_base_url + EXPORT_PATH
+        self._headers = {"Accept": "application/json", **settings.auth_headers()}
+        self._secrets = [s for s in settings.secret_values() if s]
+        self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_seconds)
+        self._api_date: float | None = None  # Date of the latest response, unix seconds
+        self._api_date_at = 0.0  # local monotonic time it was received
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        settings: ApiSettings,
+        metrics: Metrics | None = None,
+        limiter: RequestLimiter | None = None,
+    ) -> AsyncIterator[ExportClient]:
+        """A client over a new session sized for ``settings``; closes the session on exit."""
+        connector = aiohttp.TCPConnector(limit=settings.api_max_concurrency * 2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            yield cls(session, settings, metrics, limiter)
+
+    def __repr__(self) -> str:
+        return f"ExportClient(url={self._url!r})"
+
+    @property
+    def settings(self) -> ApiSettings:
+        """The settings the client was built with."""
+        return self._settings
+
+    # --- the API clock ------------------------------------------------------------------------
+
+    def api_now(self) -> int:
+        """The API's clock in unix seconds: the latest HTTP ``Date`` plus local time since.
+
+        Falls back to the local clock before the first response.
+        """
+        if self._api_date is None:
+            return int(self._wall())
+        return int(self._api_date + (self._clock() - self._api_date_at))
+
+    def _observe_date(self, header: str | None) -> None:
+        if not header:
+            return
+        try:
+            api_time = parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        self._api_date = api_time
+        self._api_date_at = self._clock()
+        if self._metrics is not None:
+            self._metrics.api_clock_offset.set(api_time - self._wall())
+
+    # --- pages --------------------------------------------------------------------------------
+
+    async def fetch_page(
+        self,
+        event_id: int,
+        window: Window | None,
+        page: int,
+        per_page: int,
+        extra_params: Mapping[str, int | str] | None = None,
+    ) -> ExportPage:
+        """Fetch and validate one page of ``window`` (None: every row of the event).
+
+        Raises ``RetriableSourceError`` when transient failures outlast
+        ``api_max_retries`` retries, ``FatalSourceError`` when retrying cannot help.
+        """
+        params: dict[str, str] = {
+            "event_id": str(event_id),
+            "page": str(page),
+            "per_page": str(per_page),
+        }
+        if window is not None:
+            prefix = "created" if window.kind is WindowKind.CREATED else "last_modified"
+            params[f"{prefix}_from"] = str(window.start)
+            params[f"{prefix}_to"] = str(window.end)
+        for key, value in (extra_params or {}).items():
+            params[key] = str(value)
+        label = str(event_id)
+        retries = self._settings.api_max_retries
+        for attempt in range(retries + 1):
+            try:
+                result = await self._attempt(params, page, per_page, label)
+            except _Transient as failure:
+                if attempt == retries:
+                    raise RetriableSourceError(
+                        f"export API still failing for event {event_id} after {retries} "
+                        f"retries: {failure}",
+                        retry_after=failure.retry_after,
+                    ) from None
+                await self._back_off(attempt, failure, label)
+                continue
+            if self._metrics is not None:
+                kind = window.kind.value if window is not None else WindowKind.CREATED.value
+                self._metrics.rows_fetched.labels(label, kind).inc(len(result.rows))
+                self._metrics.pages_fetched.labels(label, kind).inc()
+                self._metrics.bytes_fetched.labels(label).inc(result.body_bytes)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _back_off(self, attempt: int, failure: _Transient, label: str) -> None:
+        if failure.retry_after is not None:
+            delay = min(failure.retry_after, self._settings.api_backoff_max_seconds * 4)
+            self._limiter.pause(delay)
+            if self._metrics is not None:
+                self._metrics.api_rate_limited_seconds.labels(label).inc(delay)
+        else:
+            ceiling = min(
+                self._settings.api_backoff_max_seconds,
+                self._settings.api_backoff_initial_seconds * 2**attempt,
+            )
+            delay = self._rng.uniform(0, ceiling)  # full jitter
+        if self._metrics is not None:
+            self._metrics.api_retries.labels(label, failure.reason).inc()
+        log.warning(
+            "export request failed, retrying",
+            extra={
+                "reason": failure.reason,
+                "error": str(failure),
+                "attempt": attempt + 1,
+                "delay_seconds": round(delay, 3),
+            },
+        )
+        await self._sleep(delay)
+
+    async def _attempt(
+        self, params: dict[str, str], page: int, per_page: int, label: str
+    ) -> ExportPage:
+        status: int | None = None
+        started = self._clock()
+        try:
+            async with self._limiter:
+                started = self._clock()
+                try:
+                    async with self._session.get(
+                        self._url, params=params, headers=self._headers, timeout=self._timeout
+                    ) as response:
+                        status = response.status
+                        self._observe_date(response.headers.get("Date"))
+                        body = await response.read()
+                        retry_after = response.headers.get("Retry-After")
+                except TimeoutError:
+                    raise _Transient(
+                        "timeout", f"no response within {self._settings.api_timeout_seconds}s"
+                    ) from None
+                except aiohttp.ClientPayloadError as exc:
+                    raise _Transient("truncated", f"body cut short: {self._clean(exc)}") from None
+                except aiohttp.ClientError as exc:
+                    raise _Transient(
+                        "connection", f"{type(exc).__name__}: {self._clean(exc)}"
+                    ) from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.api_requests.labels(label, status_class(status)).inc()
+                self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
+        if status == 429:
+            wait = _retry_after_seconds(retry_after, self._wall())
+            raise _Transient("rate_limited", "429 Too Many Requests", retry_after=wait)
+        if status >= 500:
+            raise _Transient("server_error", f"HTTP {status}: {self._error_text(body)}")
+        if status >= 300:
+            raise FatalSourceError(self._fatal_message(status, params, body))
+        return self._validate(body, page, per_page)
+
+    def _validate(self, body: bytes, page: int, per_page: int) -> ExportPage:
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            reason = "truncated" if body.lstrip()[:1] in (b"{", b"[") else "malformed"
+            raise _Transient(reason, f"body is not JSON ({len(body)} bytes): {exc}") from None
+        if not isinstance(payload, dict):
+            raise _Transient("invalid", "body is not a JSON object")
+        rows = payload.get("data")
+        total = payload.get("total")
+        last_page = payload.get("last_page")
+        current = payload.get("current_page", page)
+        if not isinstance(rows, list):
+            raise _Transient("invalid", "'data' is not an array")
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise _Transient("invalid", f"'total' is not a non-negative integer: {total!r:.40}")
+        if not isinstance(last_page, int) or isinstance(last_page, bool) or last_page < 0:
+            raise _Transient("invalid", f"'last_page' is not an integer: {last_page!r:.40}")
+        if current != page:
+            raise _Transient("invalid", f"asked for page {page}, got {current!r:.40}")
+        expected = max(0, min(per_page, total - (page - 1) * per_page))
+        if len(rows) != expected:
+            raise _Transient(
+                "invalid",
+                f"page {page} of {total} rows at {per_page} per page should hold {expected} "
+                f"rows, holds {len(rows)}",
+            )
+        return ExportPage(rows=rows, total=total, last_page=last_page, body_bytes=len(body))
+
+    # --- messages -----------------------------------------------------------------------------
+
+    def _clean(self, value: object) -> str:
+        text = str(value)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _error_text(self, body: bytes) -> str:
+        text = body.decode("utf-8", "replace").strip()
+        with contextlib.suppress(ValueError):
+            payload = json.loads(text)
+            if isinstance(payload, dict):
+                for key in ("error", "message", "detail"):
+                    if key in payload:
+                        text = (
+                            payload[key]
+                            if isinstance(payload[key], str)
+                            else json.dumps(payload[key])
+                        )
+                        break
+        text = self._clean(" ".join(text.split()))
+        if len(text) > _ERROR_TEXT_LIMIT:
+            text = text[: _ERROR_TEXT_LIMIT - 3] + "..."
+        return text or "(empty body)"
+
+    def _fatal_message(self, status: int, params: Mapping[str, str], body: bytes) -> str:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        message = f"export API rejected GET {EXPORT_PATH}?{query}: HTTP {status}: "
+        message += self._error_text(body)
+        if status in (401, 403):
+            message += (
+                f" - check {env_name('api_key')} (and {env_name('api_auth_header')} / "
+                f"{env_name('api_auth_scheme')} if the API expects another header)"
+            )
+        elif status == 404:
+            message += f" - check {env_name('api_base_url')} and the event id"
+        return message
+
+
+def _retry_after_seconds(header: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP-date; None if absent."""
+    if not header:
+        return None
+    text = header.strip()
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(text))
+    try:
+        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

@@ -1,0 +1,316 @@
+"""Field mapping: one raw export row -> :class:`ParsedRow`, or a precise :class:`RowError` (pure).
+
+A row is one participant of a meeting (``docs/architecture.md``, "The export row format").
+:class:`FieldMapping` names the keys; its defaults match the simulator. Date-times are
+accepted as ``YYYY-MM-DD HH:MM:SS`` in the API's time zone, as ISO 8601 (with or without an
+offset; without one it is local to the API's zone) or as integer unix seconds, and become
+UTC epoch milliseconds. Keys the mapping does not model are kept: the configured
+meeting-level ones in the meeting's ``extra``, every other one in the participant's.
+
+Parsing never raises anything but :class:`RowError` (a :class:`MalformedRowError`),
+whatever JSON value it is given; the reader turns those into :class:`DeadLetter` records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from connector.errors import MalformedRowError
+from connector.model import Extra, Participant, freeze_extra
+from connector.source.windows import Window, WindowKind
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+_MAX_ID = 2**63 - 1
+_DATE_TIME_HINT = "a date-time 'YYYY-MM-DD HH:MM:SS', ISO 8601 or integer unix seconds"
+_CACHE_LIMIT = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Which row key holds which field; the defaults match the simulator."""
+
+    meeting_id: str = "meeting_id"
+    event_id: str = "event_id"
+    status: str = "status"
+    start_at: str = "start_time"
+    end_at: str = "end_time"
+    location: str = "location"
+    created_at: str = "created_at"
+    modified_at: str = "updated_at"
+    account_id: str = "account_id"
+    role: str = "participant_role"
+    participant_status: str = "participant_status"
+    meeting_extra_keys: frozenset[str] = field(
+        default_factory=lambda: frozenset({"title", "meeting_type", "notes", "duration"})
+    )
+
+    def modelled(self) -> frozenset[str]:
+        """Every key mapped to a modelled field."""
+        return frozenset(
+            (
+                self.meeting_id,
+                self.event_id,
+                self.status,
+                self.start_at,
+                self.end_at,
+                self.location,
+                self.created_at,
+                self.modified_at,
+                self.account_id,
+                self.role,
+                self.participant_status,
+            )
+        )
+
+    def time_key(self, kind: WindowKind) -> str:
+        """The key a window of ``kind`` filters on."""
+        return self.created_at if kind is WindowKind.CREATED else self.modified_at
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRow:
+    """One valid row: the meeting-level fields it carries plus its participant."""
+
+    meeting_id: int
+    event_id: int
+    status: str
+    start_at: int
+    end_at: int
+    location: str | None
+    created_at: int
+    modified_at: int
+    meeting_extra: Extra
+    participant: Participant
+
+    def meeting_fields(self) -> tuple[object, ...]:
+        """Every meeting-level value: all rows of one meeting version agree on these."""
+        return (
+            self.event_id,
+            self.status,
+            self.start_at,
+            self.end_at,
+            self.location,
+            self.created_at,
+            self.modified_at,
+            self.meeting_extra,
+        )
+
+
+class RowError(MalformedRowError):
+    """A row that cannot be mapped; ``reason`` names every bad field and what was wrong.
+
+    ``meeting_id`` is the row's meeting when that much could be read, and ``known`` holds
+    the meeting-level fields that did parse (by :class:`ParsedRow` attribute name), so that
+    a row without a readable meeting id can still be matched to the meetings it may
+    belong to.
+    """
+
+    def __init__(self, reason: str, meeting_id: int | None, known: Mapping[str, object]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.meeting_id = meeting_id
+        self.known = dict(known)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A row that could not be parsed: its JSON text, why, and the window it came from."""
+
+    event_id: int
+    raw: str
+    reason: str
+    window: Window
+
+
+def raw_text(raw: object) -> str:
+    """The row as JSON text, for a dead letter (never fails)."""
+    try:
+        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return repr(raw)
+
+
+class RowParser:
+    """Maps raw rows with one :class:`FieldMapping` and time zone (caches parsed times)."""
+
+    def __init__(self, mapping: FieldMapping | None = None, zone: tzinfo = UTC) -> None:
+        self.mapping = mapping or FieldMapping()
+        self.zone = zone
+        self._utc = zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
+        self._times: dict[str, int] = {}
+        self._modelled = self.mapping.modelled()
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def parse(self, raw: object, expected_event_id: int | None = None) -> ParsedRow:
+        """Map ``raw``; raise :class:`RowError` naming every bad field."""
+        if not isinstance(raw, dict):
+            raise RowError(f"row is not a JSON object (got {_type_name(raw)})", None, {})
+        m = self.mapping
+        errors: list[str] = []
+        known: dict[str, object] = {}
+
+        def take(name: str, key: str, convert: Any, *args: object) -> Any:
+            if key not in raw:
+                errors.append(f"{key}: missing")
+                return None
+            try:
+                value = convert(raw[key], *args)
+            except _FieldError as exc:
+                errors.append(f"{key}: {exc}")
+                return None
+            known[name] = value
+            return value
+
+        meeting_id = take("meeting_id", m.meeting_id, _identifier)
+        event_id = take("event_id", m.event_id, _identifier)
+        status = take("status", m.status, _text)
+        start_at = take("start_at", m.start_at, self._millis)
+        end_at = take("end_at", m.end_at, self._millis)
+        location = take("location", m.location, _optional_text)
+        created_at = take("created_at", m.created_at, self._millis)
+        modified_at = take("modified_at", m.modified_at, self._millis)
+        account_id = take("account_id", m.account_id, _identifier)
+        role = take("role", m.role, _text)
+        participant_status = take("participant_status", m.participant_status, _text)
+        if expected_event_id is not None and event_id is not None and event_id != expected_event_id:
+            errors.append(f"{m.event_id}: {event_id} is not the requested {expected_event_id}")
+            known.pop("event_id", None)
+        meeting_extra: dict[str, object] = {}
+        participant_extra: dict[str, object] = {}
+        for key, value in raw.items():
+            if not isinstance(key, str):
+                errors.append(f"row has a non-string key {key!r}")
+            elif key in m.meeting_extra_keys:
+                meeting_extra[key] = value
+            elif key not in self._modelled:
+                participant_extra[key] = value
+        frozen_meeting: Extra = ()
+        frozen_participant: Extra = ()
+        if not errors:
+            try:
+                frozen_meeting = freeze_extra(meeting_extra)
+                frozen_participant = freeze_extra(participant_extra)
+            except (TypeError, ValueError, RecursionError) as exc:
+                errors.append(f"extra fields cannot be kept as JSON: {type(exc).__name__}")
+        if errors:
+            raise RowError("; ".join(errors), meeting_id, known)
+        return ParsedRow(
+            meeting_id=meeting_id,
+            event_id=event_id,
+            status=status,
+            start_at=start_at,
+            end_at=end_at,
+            location=location,
+            created_at=created_at,
+            modified_at=modified_at,
+            meeting_extra=frozen_meeting,
+            participant=Participant(account_id, role, participant_status, frozen_participant),
+        )
+
+    def second_of(self, raw: object, kind: WindowKind) -> int | None:
+        """The row's created or modified unix second, or None when it cannot be read."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return self._millis(raw.get(self.mapping.time_key(kind))) // 1000
+        except _FieldError:
+            return None
+
+    # --- date-times ------------------------------------------------------------------------
+
+    def _millis(self, value: object) -> int:
+        if isinstance(value, str):
+            cached = self._times.get(value)
+            if cached is None:
+                cached = self._parse_text_time(value)
+                if len(self._times) >= _CACHE_LIMIT:
+                    self._times.clear()
+                self._times[value] = cached
+            return cached
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not 0 <= value <= _MAX_SECONDS:
+                raise _FieldError(f"unix seconds {value} out of range")
+            return value * 1000
+        raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(value)}")
+
+    def _parse_text_time(self, text: str) -> int:
+        if (
+            len(text) == 19
+            and text[4] == "-"
+            and text[7] == "-"
+            and text[10] == " "
+            and text[13] == ":"
+            and text[16] == ":"
+        ):
+            parts = (text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
+            if all(p.isascii() and p.isdigit() for p in parts):
+                y, mo, d, h, mi, s = (int(p) for p in parts)
+                try:
+                    if self._utc:
+                        days = date(y, mo, d).toordinal() - _EPOCH_ORDINAL
+                        if not (0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 60):
+                            raise ValueError("time out of range")
+                        return (days * 86_400 + h * 3_600 + mi * 60 + s) * 1000
+                    local = datetime(y, mo, d, h, mi, s, tzinfo=self.zone)
+                    return int(local.timestamp()) * 1000
+                except (ValueError, OverflowError):
+                    raise _FieldError(f"not a valid date-time: {_show(text)}") from None
+        try:
+            parsed = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(text)}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=self.zone)
+        try:
+            millis = int(parsed.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            raise _FieldError(f"date-time out of range: {_show(text)}") from None
+        if not 0 <= millis <= _MAX_SECONDS * 1000:
+            raise _FieldError(f"date-time out of range: {_show(text)}")
+        return millis
+
+
+class _FieldError(ValueError):
+    """One field's problem (becomes part of a :class:`RowError` reason)."""
+
+
+def _identifier(value: object) -> int:
+    if isinstance(value, bool):
+        raise _FieldError(f"expected a positive integer, got {_show(value)}")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise _FieldError(f"expected a positive integer, got {_show(value)}")
+    if not 0 < number <= _MAX_ID:
+        raise _FieldError(f"expected a positive 64-bit integer, got {number}")
+    return number
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _FieldError(f"expected a non-empty string, got {_show(value)}")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _FieldError(f"expected a string or null, got {_show(value)}")
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

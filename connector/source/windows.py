@@ -1,0 +1,156 @@
+"""Time windows over the export API and the watermarks that say what has been read (pure).
+
+A :class:`Window` selects the rows whose created (or last-modified) second lies in
+``[start, end]``, both bounds inclusive, in unix seconds. :class:`Watermarks` record, per
+kind, the last second through which every row has been read and committed.
+
+Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
+into the next windows (behind a settle delay, overlapping the previous window), and
+:func:`split` cuts a window that holds more rows than one page into smaller ones, so that
+each part can be read by a single, atomic request (see ``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+#: Parts of a split are sized to fill this share of a page, leaving room for growth.
+FILL = 0.8
+#: Default bound on the parts of one split: a full export over ``[0, now]`` is mostly
+#: empty seconds, and every part costs one request even when empty.
+MAX_PARTS = 16
+
+
+class WindowKind(StrEnum):
+    """Which timestamp a window filters on."""
+
+    CREATED = "created"
+    MODIFIED = "modified"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Rows whose ``kind`` second lies in ``[start, end]`` (unix seconds, both inclusive)."""
+
+    kind: WindowKind
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start:
+            raise ValueError(f"invalid window [{self.start}, {self.end}]")
+
+    @property
+    def seconds(self) -> int:
+        """How many seconds the window spans."""
+        return self.end - self.start + 1
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}[{self.start},{self.end}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Watermarks:
+    """Per kind, the last second through which everything was read (-1: nothing yet)."""
+
+    created_through: int = -1
+    modified_through: int = -1
+
+    def through(self, kind: WindowKind) -> int:
+        """The watermark of ``kind``."""
+        return self.created_through if kind is WindowKind.CREATED else self.modified_through
+
+
+def plan_incremental(
+    watermarks: Watermarks, api_now: int, settle_seconds: int, overlap_seconds: int
+) -> list[Window]:
+    """The next windows: one CREATED and one MODIFIED, each possibly absent.
+
+    Each reads ``[max(0, through + 1 - overlap), api_now - settle]``: the upper bound stays
+    ``settle_seconds`` behind the API's clock so that writes landing late in a second are
+    not missed, and the overlap re-reads the tail of the previous window. A window that
+    would be empty (start after end) is left out.
+    """
+    if settle_seconds < 0 or overlap_seconds < 0:
+        raise ValueError("settle_seconds and overlap_seconds must be >= 0")
+    upper = api_now - settle_seconds
+    windows: list[Window] = []
+    for kind in (WindowKind.CREATED, WindowKind.MODIFIED):
+        through = watermarks.through(kind)
+        start = max(0, through + 1 - overlap_seconds)
+        if upper >= start:
+            windows.append(Window(kind, start, upper))
+    return windows
+
+
+def advance(watermarks: Watermarks, window: Window) -> Watermarks:
+    """Watermarks after ``window`` was read completely; they never move backwards.
+
+    A window starting beyond ``through + 1`` would leave a gap, so it cannot move the
+    watermark: that is a planning bug, reported loudly.
+    """
+    through = watermarks.through(window.kind)
+    if window.start > through + 1:
+        raise ValueError(f"window {window} leaves a gap after watermark {through}")
+    new = max(through, window.end)
+    if window.kind is WindowKind.CREATED:
+        return Watermarks(new, watermarks.modified_through)
+    return Watermarks(watermarks.created_through, new)
+
+
+def split(
+    window: Window,
+    total: int,
+    per_page: int,
+    sample: Sequence[int] = (),
+    max_parts: int = MAX_PARTS,
+) -> list[Window]:
+    """Cut ``window`` (holding ``total`` rows) into 2..``max_parts`` contiguous parts.
+
+    The parts cover the window exactly, in ascending order, each strictly smaller. They are
+    sized from ``total`` so that each is expected to fit ``FILL`` of a page. ``sample``
+    (seconds of rows seen in the window, e.g. its first page) narrows the cut to the range
+    the rows were seen in: the seconds before and after it become one part each, which
+    costs one cheap request when empty. The sample may be biased (a first page sorted by
+    id is the oldest rows), so it only places cuts; the reader recurses into any part that
+    still holds more than a page.
+    """
+    if window.start == window.end:
+        raise ValueError(f"cannot split the one-second window {window}")
+    if per_page < 1 or max_parts < 2:
+        raise ValueError("per_page must be >= 1 and max_parts >= 2")
+    wanted = min(max_parts, max(2, math.ceil(total / (per_page * FILL))))
+    inside = sorted(s for s in sample if window.start <= s <= window.end)
+    lo, hi = window.start, window.end
+    cuts: set[int] = set()  # a cut at c starts a new part at second c
+    if len(inside) >= 2 and wanted >= 4:
+        lo, hi = inside[0], inside[-1]
+        if lo > window.start:
+            cuts.add(lo)
+            wanted -= 1
+        if hi < window.end:
+            cuts.add(hi + 1)
+            wanted -= 1
+    span = hi - lo + 1
+    pieces = min(wanted, span)
+    for i in range(1, pieces):
+        cuts.add(lo + (span * i) // pieces)
+    cuts.discard(window.start)
+    if not cuts:  # one-second inner range at the window's edge: still split the window
+        cuts.add(window.start + window.seconds // 2)
+    bounds = [window.start, *sorted(cuts), window.end + 1]
+    return [Window(window.kind, a, b - 1) for a, b in itertools.pairwise(bounds)]
+
+
+def expected_rows(parts: Sequence[Window], total: int, sample: Sequence[int] = ()) -> list[float]:
+    """Rows each part is expected to hold: ``total`` shared by the sample, else by width."""
+    inside = [s for s in sample if parts and parts[0].start <= s <= parts[-1].end]
+    if inside:
+        counts = [sum(1 for s in inside if p.start <= s <= p.end) for p in parts]
+        return [total * c / len(inside) for c in counts]
+    seconds = sum(p.seconds for p in parts)
+    return [total * p.seconds / seconds for p in parts]

@@ -1,0 +1,209 @@
+"""Row mapping: the simulator's rows, time zones, precise errors, and no crash on any JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.errors import MalformedRowError
+from connector.model import Participant
+from connector.source.rows import FieldMapping, ParsedRow, RowError, RowParser, raw_text
+from connector.source.windows import WindowKind
+
+
+def sim_row(**changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "meeting_id": 812,
+        "event_id": 3,
+        "status": "confirmed",
+        "start_time": "2024-05-01 10:00:00",
+        "end_time": "2024-05-01 10:30:00",
+        "location": "Table 7",
+        "created_at": "2024-04-20 08:15:00",
+        "updated_at": "2024-04-21 09:00:01",
+        "title": "Intro",
+        "meeting_type": "b2b",
+        "notes": None,
+        "duration": 30,
+        "account_id": 41,
+        "participant_role": "requester",
+        "participant_status": "accepted",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "email": "ada@example.com",
+        "company": "Engines",
+        "job_title": "CTO",
+    }
+    row.update(changes)
+    return {k: v for k, v in row.items() if v is not _DROP}
+
+
+_DROP = object()
+UTC_PARSER = RowParser()
+
+
+def test_maps_the_simulator_row_format() -> None:
+    row = UTC_PARSER.parse(sim_row(), expected_event_id=3)
+    assert row == ParsedRow(
+        meeting_id=812,
+        event_id=3,
+        status="confirmed",
+        start_at=1_714_557_600_000,
+        end_at=1_714_559_400_000,
+        location="Table 7",
+        created_at=1_713_600_900_000,
+        modified_at=1_713_690_001_000,
+        meeting_extra=(
+            ("duration", 30),
+            ("meeting_type", "b2b"),
+            ("notes", None),
+            ("title", "Intro"),
+        ),
+        participant=Participant(
+            41,
+            "requester",
+            "accepted",
+            (
+                ("company", "Engines"),
+                ("email", "ada@example.com"),
+                ("first_name", "Ada"),
+                ("job_title", "CTO"),
+                ("last_name", "Lovelace"),
+            ),
+        ),
+    )
+
+
+def test_local_times_are_converted_with_the_api_time_zone() -> None:
+    berlin = RowParser(zone=ZoneInfo("Europe/Berlin"))
+    row = berlin.parse(sim_row())
+    assert row.start_at == 1_714_557_600_000 - 2 * 3_600_000  # CEST is UTC+2
+    winter = berlin.parse(sim_row(start_time="2024-01-10 10:00:00"))
+    assert winter.start_at == 1_704_877_200_000  # CET is UTC+1
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-05-01T10:00:00Z", "2024-05-01T12:00:00+02:00", "2024-05-01T10:00:00", 1_714_557_600],
+)
+def test_accepts_iso_8601_and_unix_seconds(value: object) -> None:
+    assert UTC_PARSER.parse(sim_row(start_time=value)).start_at == 1_714_557_600_000
+
+
+def test_unknown_keys_are_kept_and_nested_values_as_json() -> None:
+    row = UTC_PARSER.parse(sim_row(badge={"color": "red"}, tags=["a", 1]))
+    extra = dict(row.participant.extra)
+    assert extra["badge"] == '{"color":"red"}'
+    assert extra["tags"] == '["a",1]'
+
+
+def test_custom_mapping() -> None:
+    mapping = FieldMapping(meeting_id="id", meeting_extra_keys=frozenset({"title", "room_size"}))
+    raw = sim_row(room_size=4)
+    raw["id"] = raw.pop("meeting_id")
+    row = RowParser(mapping).parse(raw)
+    assert row.meeting_id == 812
+    assert dict(row.meeting_extra) == {"title": "Intro", "room_size": 4}
+    assert "meeting_type" in dict(row.participant.extra)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "meeting_id"),
+    [
+        ({"account_id": "x"}, "account_id: expected a positive integer, got 'x'", 812),
+        ({"start_time": _DROP}, "start_time: missing", 812),
+        ({"meeting_id": None}, "meeting_id: expected a positive integer, got None", None),
+        ({"start_time": "31/02/2024 25:61"}, "start_time: expected a date-time", 812),
+        ({"start_time": "2024-02-31 10:00:00"}, "start_time: not a valid date-time", 812),
+        ({"status": ""}, "status: expected a non-empty string, got ''", 812),
+        ({"location": 7}, "location: expected a string or null, got 7", 812),
+        ({"event_id": 4}, "event_id: 4 is not the requested 3", 812),
+        ({"account_id": True}, "account_id: expected a positive integer, got True", 812),
+        ({"updated_at": 1.5}, "updated_at: expected a date-time", 812),
+        ({"created_at": -5}, "created_at: unix seconds -5 out of range", 812),
+    ],
+)
+def test_errors_name_the_field_and_the_problem(
+    changes: dict[str, Any], reason: str, meeting_id: int | None
+) -> None:
+    with pytest.raises(RowError) as caught:
+        UTC_PARSER.parse(sim_row(**changes), expected_event_id=3)
+    assert reason in caught.value.reason
+    assert caught.value.meeting_id == meeting_id
+    assert isinstance(caught.value, MalformedRowError)
+
+
+def test_an_error_keeps_the_meeting_fields_that_did_parse() -> None:
+    with pytest.raises(RowError) as caught:
+        UTC_PARSER.parse(sim_row(meeting_id=None))
+    assert caught.value.known["status"] == "confirmed"
+    assert caught.value.known["modified_at"] == 1_713_690_001_000
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(RowError) as caught:
+        UTC_PARSER.parse(sim_row(account_id="x", start_time=_DROP))
+    assert caught.value.reason.count(";") == 1
+
+
+@pytest.mark.parametrize("raw", [None, [], "row", 5, [sim_row()]])
+def test_a_row_that_is_not_an_object(raw: object) -> None:
+    with pytest.raises(RowError, match="row is not a JSON object"):
+        UTC_PARSER.parse(raw)
+
+
+def test_second_of_reads_the_window_kind() -> None:
+    assert UTC_PARSER.second_of(sim_row(), WindowKind.CREATED) == 1_713_600_900
+    assert UTC_PARSER.second_of(sim_row(), WindowKind.MODIFIED) == 1_713_690_001
+    assert UTC_PARSER.second_of(sim_row(updated_at="nope"), WindowKind.MODIFIED) is None
+    assert UTC_PARSER.second_of([], WindowKind.MODIFIED) is None
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True)
+    | st.text(max_size=30)
+    | st.sampled_from(["2024-05-01 10:00:00", "2024-05-01T10:00:00+02:00", "", "0"]),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(sim_row())) | st.text(max_size=8), json_values))
+def test_any_json_object_parses_or_fails_cleanly(raw: dict[str, Any]) -> None:
+    _parse_or_fail(raw)
+
+
+@given(st.data())
+def test_any_mutation_of_a_valid_row_parses_or_fails_cleanly(data: st.DataObject) -> None:
+    raw = sim_row()
+    for key in data.draw(st.lists(st.sampled_from(sorted(raw)), max_size=5)):
+        raw[key] = data.draw(json_values)
+    _parse_or_fail(raw)
+
+
+@given(json_values)
+def test_any_json_value_parses_or_fails_cleanly(raw: object) -> None:
+    _parse_or_fail(raw)
+
+
+def _parse_or_fail(raw: object) -> None:
+    for parser in (UTC_PARSER, RowParser(zone=ZoneInfo("America/New_York"))):
+        try:
+            row = parser.parse(raw, expected_event_id=3)
+        except RowError as error:
+            reason = error.reason
+            json.loads(raw_text(raw))
+            assert reason
+        else:
+            assert isinstance(row, ParsedRow)
+            hash(row)  # a value: hashable all the way down

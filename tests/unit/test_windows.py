@@ -1,0 +1,160 @@
+"""The window planner: coverage without gaps, exact splits, watermarks that only move forward."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.source.windows import (
+    MAX_PARTS,
+    Watermarks,
+    Window,
+    WindowKind,
+    advance,
+    expected_rows,
+    plan_incremental,
+    split,
+)
+
+NOW = 1_700_000_000
+kinds = st.sampled_from(list(WindowKind))
+seconds = st.integers(min_value=0, max_value=2_000_000_000)
+
+
+@st.composite
+def windows(draw: st.DrawFn, min_seconds: int = 1) -> Window:
+    start = draw(seconds)
+    width = draw(st.integers(min_value=min_seconds - 1, max_value=10**9))
+    return Window(draw(kinds), start, start + width)
+
+
+def test_window_rejects_reversed_or_negative_bounds() -> None:
+    with pytest.raises(ValueError):
+        Window(WindowKind.CREATED, 10, 9)
+    with pytest.raises(ValueError):
+        Window(WindowKind.CREATED, -1, 9)
+
+
+def test_fresh_watermarks_plan_from_zero() -> None:
+    planned = plan_incremental(Watermarks(-1, -1), NOW, settle_seconds=2, overlap_seconds=5)
+    assert planned == [
+        Window(WindowKind.CREATED, 0, NOW - 2),
+        Window(WindowKind.MODIFIED, 0, NOW - 2),
+    ]
+
+
+def test_incremental_windows_overlap_the_previous_one_and_settle_behind_now() -> None:
+    marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
+    planned = plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=5)
+    assert planned == [
+        Window(WindowKind.CREATED, NOW - 104, NOW - 2),
+        Window(WindowKind.MODIFIED, NOW - 54, NOW - 2),
+    ]
+
+
+def test_no_window_when_the_bound_is_before_the_start() -> None:
+    marks = Watermarks(NOW, NOW)
+    assert plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=0) == []
+
+
+@given(
+    created=st.integers(min_value=-1, max_value=NOW),
+    modified=st.integers(min_value=-1, max_value=NOW),
+    steps=st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=20),
+    settle=st.integers(min_value=0, max_value=30),
+    overlap=st.integers(min_value=0, max_value=30),
+)
+def test_successive_plans_cover_every_second_with_bounded_overlap(
+    created: int, modified: int, steps: list[int], settle: int, overlap: int
+) -> None:
+    """Reading each plan and advancing: every second up to the last bound is read, and no
+    second is read more often than the overlap allows."""
+    marks = Watermarks(created, modified)
+    now = max(created, modified) + settle
+    read: dict[WindowKind, list[Window]] = {k: [] for k in WindowKind}
+    for step in steps:
+        now += step
+        for window in plan_incremental(marks, now, settle, overlap):
+            assert window.end == now - settle
+            assert window.start <= marks.through(window.kind) + 1  # no gap
+            assert window.start >= max(0, marks.through(window.kind) + 1 - overlap)
+            before = marks.through(window.kind)
+            marks = advance(marks, window)
+            assert marks.through(window.kind) >= before  # only forward
+            read[window.kind].append(window)
+    for kind, initial in ((WindowKind.CREATED, created), (WindowKind.MODIFIED, modified)):
+        covered = initial
+        for window in read[kind]:
+            assert window.start <= covered + 1
+            covered = max(covered, window.end)
+        assert covered == max(initial, now - settle)
+
+
+def test_advance_refuses_a_gap_and_never_moves_back() -> None:
+    marks = Watermarks(100, 100)
+    with pytest.raises(ValueError, match="gap"):
+        advance(marks, Window(WindowKind.CREATED, 102, 200))
+    assert advance(marks, Window(WindowKind.CREATED, 50, 80)) == marks
+    assert advance(marks, Window(WindowKind.MODIFIED, 101, 150)) == Watermarks(100, 150)
+
+
+@given(
+    window=windows(min_seconds=2),
+    total=st.integers(min_value=0, max_value=10**7),
+    per_page=st.integers(min_value=1, max_value=500),
+    sample=st.lists(seconds, max_size=60),
+    max_parts=st.integers(min_value=2, max_value=64),
+)
+def test_split_covers_the_parent_exactly(
+    window: Window, total: int, per_page: int, sample: list[int], max_parts: int
+) -> None:
+    sample = sample + [window.start + (s % window.seconds) for s in sample]
+    parts = split(window, total, per_page, sample, max_parts)
+    assert 2 <= len(parts) <= max_parts
+    assert parts[0].start == window.start
+    assert parts[-1].end == window.end
+    for left, right in itertools.pairwise(parts):
+        assert right.start == left.end + 1  # contiguous: no gap, no overlap
+    for part in parts:
+        assert part.kind is window.kind
+        assert part.seconds < window.seconds  # strictly smaller: recursion terminates
+    estimates = expected_rows(parts, total, sample)
+    assert len(estimates) == len(parts)
+    assert sum(estimates) == pytest.approx(total)
+
+
+def test_split_is_sized_from_the_total() -> None:
+    window = Window(WindowKind.MODIFIED, 0, 9_999)
+    assert len(split(window, 900, 500)) == 3  # ceil(900 / 400)
+    assert len(split(window, 10**6, 500)) == MAX_PARTS
+
+
+def test_split_isolates_the_range_the_sample_was_seen_in() -> None:
+    """A full export over [0, now] is mostly empty seconds: the cut goes where rows are."""
+    window = Window(WindowKind.CREATED, 0, NOW)
+    sample = list(range(NOW - 5_000, NOW - 1_000, 10))
+    parts = split(window, 100_000, 500, sample)
+    assert parts[0] == Window(WindowKind.CREATED, 0, NOW - 5_001)
+    assert parts[-1] == Window(WindowKind.CREATED, NOW - 1_009, NOW)  # after the last seen
+    inner = parts[1:-1]
+    assert all(p.start >= NOW - 5_000 and p.end <= NOW - 1_010 for p in inner)
+    assert len(parts) == MAX_PARTS
+
+
+def test_split_of_two_seconds_and_a_same_second_sample() -> None:
+    window = Window(WindowKind.CREATED, 10, 11)
+    assert split(window, 10_000, 500, [11] * 50) == [
+        Window(WindowKind.CREATED, 10, 10),
+        Window(WindowKind.CREATED, 11, 11),
+    ]
+    with pytest.raises(ValueError, match="one-second"):
+        split(Window(WindowKind.CREATED, 10, 10), 10_000, 500)
+
+
+def test_expected_rows_follow_the_sample() -> None:
+    parts = [Window(WindowKind.CREATED, 0, 9), Window(WindowKind.CREATED, 10, 19)]
+    assert expected_rows(parts, 1000, [1, 2, 3, 15]) == [750, 250]
+    assert expected_rows(parts, 1000) == [500, 500]
