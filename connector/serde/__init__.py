@@ -1,0 +1,24 @@
+"""Avro encoding and decoding of every Kafka record meetings-cdc writes.
+
+- ``catalog``: the schema files of ``schemas/``, parsed once (fingerprints, inlined text);
+- ``framing``: single-object encoding or the Confluent wire format (registry);
+- ``records``: model values <-> Avro datums, JSON output;
+- ``serdes``: ``Serdes`` and ``make_serdes``, what the rest of the connector uses.
+"""
+
+from connector.serde.catalog import RecordSchema, rabin_fingerprint
+from connector.serde.framing import RegistryFraming, SingleObjectFraming, WriterSchemas
+from connector.serde.serdes import DeadLetterLike, Serdes, make_serdes, registry_client, subjects
+
+__all__ = [
+    "DeadLetterLike",
+    "RecordSchema",
+    "RegistryFraming",
+    "Serdes",
+    "SingleObjectFraming",
+    "WriterSchemas",
+    "make_serdes",
+    "rabin_fingerprint",
+    "registry_client",
+    "subjects",
+]

@@ -1,0 +1,156 @@
+"""Model values <-> Avro datums (the dicts fastavro reads and writes), and JSON output.
+
+Datums for writing use epoch-ms ints for timestamps and fastavro's ``(type name, value)``
+notation for record branches of unions, which skips union resolution on the hot path.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from connector.changes import ChangeEvent
+from connector.errors import SerializationError
+from connector.model import Meeting, Participant
+from connector.progress import EventProgress
+
+MEETING = "meetings_cdc.Meeting"
+MEETING_STATE = "meetings_cdc.MeetingState"
+EVENT_PROGRESS = "meetings_cdc.EventProgress"
+
+
+def meeting_datum(m: Meeting) -> dict[str, Any]:
+    """The ``meetings_cdc.Meeting`` datum of a meeting."""
+    return {
+        "meeting_id": m.meeting_id,
+        "event_id": m.event_id,
+        "status": m.status,
+        "start_at": m.start_at,
+        "end_at": m.end_at,
+        "location": m.location,
+        "created_at": m.created_at,
+        "modified_at": m.modified_at,
+        "participants": [
+            {"account_id": p.account_id, "role": p.role, "status": p.status, "extra": dict(p.extra)}
+            for p in m.participants
+        ],
+        "extra": dict(m.extra),
+    }
+
+
+def meeting_from_datum(d: Mapping[str, Any]) -> Meeting:
+    """A ``Meeting`` from a datum read with the logical-types-free schema."""
+    return Meeting(
+        event_id=d["event_id"],
+        meeting_id=d["meeting_id"],
+        status=d["status"],
+        start_at=d["start_at"],
+        end_at=d["end_at"],
+        location=d["location"],
+        created_at=d["created_at"],
+        modified_at=d["modified_at"],
+        participants=tuple(
+            Participant(p["account_id"], p["role"], p["status"], tuple(p["extra"].items()))
+            for p in d["participants"]
+        ),
+        extra=tuple(d["extra"].items()),
+    )
+
+
+def _optional_meeting(m: Meeting | None) -> tuple[str, dict[str, Any]] | None:
+    return None if m is None else (MEETING, meeting_datum(m))
+
+
+def change_datum(event: ChangeEvent) -> dict[str, Any]:
+    """The ``meetings_cdc.MeetingChange`` datum of an event."""
+    change = event.change
+    source = event.source
+    return {
+        "event_id": event.event_id,
+        "meeting_id": event.meeting_id,
+        "change_type": change.change_type.value,
+        "changed_fields": list(change.changed_fields),
+        "before": _optional_meeting(change.before),
+        "after": _optional_meeting(change.after),
+        "modified_at": event.modified_at,
+        "detected_at": event.detected_at,
+        "version": event.version,
+        "source": {
+            "connector": source.connector,
+            "connector_version": source.connector_version,
+            "window_kind": source.window_kind,
+            "window_start": source.window_start,
+            "window_end": source.window_end,
+        },
+    }
+
+
+def meeting_state_datum(meeting: Meeting, version: int) -> dict[str, Any]:
+    """The ``meetings_cdc.StateValue`` datum of a meeting's state."""
+    return {
+        "meeting": (MEETING_STATE, {"meeting": meeting_datum(meeting), "version": version}),
+        "progress": None,
+    }
+
+
+def progress_datum(progress: EventProgress) -> dict[str, Any]:
+    """The ``meetings_cdc.StateValue`` datum of an event's progress."""
+    return {
+        "meeting": None,
+        "progress": (
+            EVENT_PROGRESS,
+            {
+                "event_id": progress.event_id,
+                "phase": progress.phase,
+                "snapshot_upper": progress.snapshot_upper,
+                "created_through": progress.created_through,
+                "modified_through": progress.modified_through,
+                "last_reconcile_at": progress.last_reconcile_at,
+                "updated_at": progress.updated_at,
+            },
+        ),
+    }
+
+
+def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
+    """An ``EventProgress`` from the ``progress`` branch of a StateValue datum."""
+    return EventProgress(
+        event_id=d["event_id"],
+        phase=d["phase"],
+        snapshot_upper=d["snapshot_upper"],
+        created_through=d["created_through"],
+        modified_through=d["modified_through"],
+        last_reconcile_at=d["last_reconcile_at"],
+        updated_at=d["updated_at"],
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """A decoded datum made JSON-ready: timestamps as ISO-8601 UTC strings ("...Z"),
+    bytes as base64, non-finite floats as strings."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def expect(datum: Any, field: str, what: str) -> Any:
+    """``datum[field]``, or a SerializationError saying the record is not ``what``."""
+    value = datum.get(field) if isinstance(datum, dict) else None
+    if value is None:
+        raise SerializationError(f"state record is not {what}: its '{field}' is null")
+    return value

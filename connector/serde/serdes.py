@@ -1,0 +1,252 @@
+"""``Serdes``: every Kafka key and value meetings-cdc writes or reads, as bytes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import fastavro
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from connector.changes import ChangeEvent
+from connector.config import KafkaSettings
+from connector.errors import SerializationError
+from connector.model import Meeting
+from connector.progress import EventProgress
+from connector.serde import catalog, records
+from connector.serde.catalog import (
+    DEAD_LETTER,
+    MEETING_CHANGE,
+    MEETING_KEY,
+    STATE_KEY,
+    STATE_VALUE,
+)
+from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
+
+# fastavro reports a datum that does not fit the schema with these.
+_DATUM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+_READ_ERRORS = (*_DATUM_ERRORS, EOFError, IndexError, UnicodeDecodeError)
+
+
+class DeadLetterLike(Protocol):
+    """What a dead letter must offer (``connector.source.rows.DeadLetter``)."""
+
+    @property
+    def raw(self) -> str:
+        """The rejected row as JSON text."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why the row was rejected."""
+        ...
+
+
+class Serdes:
+    """Encoders and decoders of the change, state and dead-letter topics.
+
+    Encoding frames bodies with ``framing`` (single-object encoding or the Confluent wire
+    format); decoding accepts either. Schemas are parsed once; the state hot path reads
+    with logical types stripped, so timestamps stay epoch-ms ints.
+    """
+
+    def __init__(self, framing: Framing, writers: WriterSchemas | None = None) -> None:
+        """Use ``framing`` to encode; ``writers`` finds writer schemas when decoding."""
+        self.framing = framing
+        self._writers = writers or WriterSchemas()
+        self._schemas = {name: catalog.current(name) for name in catalog.TOP_LEVEL}
+        self._headers = {name: framing.header(name) for name in catalog.TOP_LEVEL}
+        self._change_key = self._encoder(MEETING_KEY)
+        self._change = self._encoder(MEETING_CHANGE)
+        self._state_key = self._encoder(STATE_KEY)
+        self._state_value = self._encoder(STATE_VALUE)
+        self._dead_letter = self._encoder(DEAD_LETTER)
+
+    @property
+    def description(self) -> str:
+        """Which framing this encodes with, for logs."""
+        return self.framing.description
+
+    # --- change topic -----------------------------------------------------------------------
+
+    def encode_change_key(self, event_id: int, meeting_id: int) -> bytes:
+        """The ``MeetingKey`` of a change event."""
+        return self._change_key({"event_id": event_id, "meeting_id": meeting_id})
+
+    def encode_change(self, event: ChangeEvent) -> bytes:
+        """The ``MeetingChange`` value of a change event."""
+        return self._change(records.change_datum(event))
+
+    def decode_change(self, data: bytes) -> dict[str, Any]:
+        """A change event (or any framed record) as a JSON-ready dict, read with its
+        writer schema: timestamps as ISO-8601 UTC strings, enums as their names."""
+        return self.decode_json(data)
+
+    def decode_change_key(self, data: bytes) -> dict[str, Any]:
+        """A change event's key as a JSON-ready dict."""
+        return self.decode_json(data)
+
+    def decode_json(self, data: bytes) -> dict[str, Any]:
+        """Any framed record as a JSON-ready dict, read with its own writer schema."""
+        writer, offset = self._writers.resolve(data)
+        value = _read(data, offset, writer.parsed, None)
+        result: dict[str, Any] = records.jsonable(value)
+        return result
+
+    # --- state topic ------------------------------------------------------------------------
+
+    def encode_state_key(self, event_id: int, meeting_id: int | None) -> bytes:
+        """The ``StateKey`` of a meeting's state, or of an event's progress (meeting None)."""
+        return self._state_key({"event_id": event_id, "meeting_id": meeting_id})
+
+    def decode_state_key(self, data: bytes) -> tuple[int, int | None]:
+        """(event_id, meeting_id or None) of a state key."""
+        datum = self._read_current(STATE_KEY, data)
+        return datum["event_id"], datum["meeting_id"]
+
+    def encode_meeting_state(self, meeting: Meeting, version: int) -> bytes:
+        """The ``StateValue`` of a meeting: its last published version and version number."""
+        return self._state_value(records.meeting_state_datum(meeting, version))
+
+    def decode_meeting_state(self, data: bytes) -> tuple[Meeting, int]:
+        """(meeting, version) of a meeting's ``StateValue``."""
+        state = records.expect(self._read_current(STATE_VALUE, data), "meeting", "a meeting")
+        try:
+            return records.meeting_from_datum(state["meeting"]), state["version"]
+        except _DATUM_ERRORS as exc:
+            raise SerializationError(f"cannot rebuild a meeting from state: {exc}") from exc
+
+    def encode_progress(self, progress: EventProgress) -> bytes:
+        """The ``StateValue`` of an event's progress."""
+        return self._state_value(records.progress_datum(progress))
+
+    def decode_progress(self, data: bytes) -> EventProgress:
+        """The ``EventProgress`` of an event's progress ``StateValue``."""
+        datum = records.expect(self._read_current(STATE_VALUE, data), "progress", "a progress")
+        return records.progress_from_datum(datum)
+
+    # --- dead-letter topic ------------------------------------------------------------------
+
+    def encode_dead_letter(
+        self,
+        letter: DeadLetterLike,
+        *,
+        detected_at: int,
+        connector: str,
+        event_id: int | None = None,
+        window: tuple[str, int, int] | None = None,
+    ) -> bytes:
+        """The ``DeadLetter`` value of a rejected row.
+
+        ``event_id`` and ``window`` (kind, start, end in unix seconds) default to the
+        letter's own ``event_id`` and ``window`` (``kind``/``start``/``end``) attributes
+        when it has them, else -1 and ("", 0, 0).
+        """
+        if event_id is None:
+            event_id = int(getattr(letter, "event_id", -1))
+        if window is None:
+            window = _window_of(getattr(letter, "window", None))
+        kind, start, end = window
+        return self._dead_letter(
+            {
+                "event_id": event_id,
+                "raw": letter.raw,
+                "reason": letter.reason,
+                "window_kind": kind,
+                "window_start": start,
+                "window_end": end,
+                "detected_at": detected_at,
+                "connector": connector,
+            }
+        )
+
+    def decode_dead_letter(self, data: bytes) -> dict[str, Any]:
+        """A dead letter as a JSON-ready dict."""
+        return self.decode_json(data)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _encoder(self, name: str) -> Callable[[dict[str, Any]], bytes]:
+        header = self._headers[name]
+        schema = self._schemas[name].plain
+        writer = fastavro.schemaless_writer
+
+        def encode(datum: dict[str, Any]) -> bytes:
+            buffer = io.BytesIO()
+            buffer.write(header)
+            try:
+                writer(buffer, schema, datum)
+            except _DATUM_ERRORS as exc:
+                raise SerializationError(f"cannot encode a {name} record: {exc!r}") from exc
+            return buffer.getvalue()
+
+        return encode
+
+    def _read_current(self, name: str, data: bytes) -> Any:
+        """Read ``data`` as the current schema ``name`` (resolving an older writer's)."""
+        current = self._schemas[name]
+        header = self._headers[name]
+        if data[: len(header)] == header:
+            return _read(data, len(header), current.plain, None)
+        writer, offset = self._writers.resolve(data)
+        if writer.fingerprint == current.fingerprint:
+            return _read(data, offset, current.plain, None)
+        return _read(data, offset, writer.plain, current.plain)
+
+
+def _read(data: bytes, offset: int, writer: Any, reader: Any) -> Any:
+    buffer = io.BytesIO(data)
+    buffer.seek(offset)
+    try:
+        return fastavro.schemaless_reader(buffer, writer, reader)
+    except _READ_ERRORS as exc:
+        raise SerializationError(f"cannot decode an Avro record: {exc!r}") from exc
+    except Exception as exc:  # fastavro's SchemaResolutionError has no common base
+        raise SerializationError(f"cannot decode an Avro record: {exc!r}") from exc
+
+
+def _window_of(window: object) -> tuple[str, int, int]:
+    if window is None:
+        return ("", 0, 0)
+    kind = getattr(window, "kind", "")
+    kind = getattr(kind, "value", kind)
+    return (str(kind), int(getattr(window, "start", 0)), int(getattr(window, "end", 0)))
+
+
+def subjects(changes_topic: str, state_topic: str, dlq_topic: str) -> dict[str, str]:
+    """TopicNameStrategy subjects of every schema: ``<topic>-key`` / ``<topic>-value``."""
+    return {
+        MEETING_KEY: f"{changes_topic}-key",
+        MEETING_CHANGE: f"{changes_topic}-value",
+        STATE_KEY: f"{state_topic}-key",
+        STATE_VALUE: f"{state_topic}-value",
+        DEAD_LETTER: f"{dlq_topic}-value",
+    }
+
+
+def registry_client(settings: KafkaSettings) -> SchemaRegistryClient | None:
+    """A client of the configured schema registry (``mock://`` gives confluent-kafka's
+    in-process mock), or None when none is configured."""
+    url = settings.schema_registry_url
+    if not url:
+        return None
+    conf: dict[str, str] = {"url": url}
+    if settings.schema_registry_basic_auth is not None:
+        conf["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()
+    client: SchemaRegistryClient = SchemaRegistryClient.new_client(conf)
+    return client
+
+
+def make_serdes(
+    settings: KafkaSettings, changes_topic: str, state_topic: str, dlq_topic: str
+) -> Serdes:
+    """Serdes for the configured encoding: the Confluent wire format when
+    ``MEETINGS_CDC_SCHEMA_REGISTRY_URL`` is set (registering the schemas now, so an
+    incompatible schema fails start-up with a ``ConfigError``), else single-object encoding."""
+    client = registry_client(settings)
+    if client is None:
+        return Serdes(SingleObjectFraming())
+    url = str(settings.schema_registry_url)
+    framing = RegistryFraming(client, url, subjects(changes_topic, state_topic, dlq_topic))
+    return Serdes(framing, WriterSchemas(client))

@@ -1,0 +1,325 @@
+"""Serde: round-trips, the single-object framing byte for byte, independent decoders."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import avro.io
+import avro.schema
+import fastavro
+import fastavro.schema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
+from connector.config import KafkaSettings
+from connector.errors import SerializationError
+from connector.model import Meeting, Participant, freeze_extra
+from connector.progress import EventProgress
+from connector.serde import Serdes, SingleObjectFraming, make_serdes, rabin_fingerprint
+from connector.serde.catalog import TOP_LEVEL, current
+from connector.serde.records import jsonable
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+LONG = st.integers(-(2**63), 2**63 - 1)
+MS = st.integers(-(10**12), 10**14)  # epoch ms within datetime's range
+
+scalars = st.one_of(
+    st.none(), st.booleans(), LONG, st.floats(allow_nan=False), st.text(max_size=20)
+)
+extras = st.dictionaries(st.text(max_size=10), scalars, max_size=5).map(freeze_extra)
+participants = st.lists(
+    st.builds(
+        Participant,
+        account_id=LONG,
+        role=st.text(max_size=10),
+        status=st.text(max_size=10),
+        extra=extras,
+    ),
+    max_size=5,
+    unique_by=lambda p: p.account_id,
+).map(tuple)
+meetings = st.builds(
+    Meeting,
+    event_id=LONG,
+    meeting_id=LONG,
+    status=st.text(max_size=12),
+    start_at=MS,
+    end_at=MS,
+    location=st.none() | st.text(max_size=30),
+    created_at=MS,
+    modified_at=MS,
+    participants=participants,
+    extra=extras,
+)
+
+
+@pytest.fixture(scope="module")
+def serdes() -> Serdes:
+    return make_serdes(KafkaSettings(), "changes", "state", "dlq")
+
+
+def sample_meeting(**kw: object) -> Meeting:
+    fields: dict[str, object] = {
+        "event_id": 10,
+        "meeting_id": 812,
+        "status": "pending",
+        "start_at": 1_767_261_600_000,
+        "end_at": 1_767_263_400_000,
+        "location": "Salle Été 2",
+        "created_at": 1_767_000_000_000,
+        "modified_at": 1_767_100_000_000,
+        "participants": (
+            Participant(5, "requester", "accepted", freeze_extra({"email": "a@x.io"})),
+            Participant(3, "invitee", "pending", freeze_extra({"vip": True, "n": 1})),
+        ),
+        "extra": freeze_extra({"title": "Intro ☕", "duration": 30, "score": 0.5, "notes": None}),
+    }
+    fields.update(kw)
+    return Meeting(**fields)  # type: ignore[arg-type]
+
+
+def sample_event(change: Change | None = None) -> ChangeEvent:
+    before = sample_meeting()
+    after = sample_meeting(status="confirmed", modified_at=1_767_100_005_000)
+    change = change or classify(before, after)
+    assert change is not None
+    return ChangeEvent(
+        event_id=10,
+        meeting_id=812,
+        change=change,
+        modified_at=1_767_100_005_000,
+        detected_at=1_767_100_007_123,
+        version=2,
+        source=SourceInfo("mc-test", "0.1.0", "modified", 1_767_100_000_000, 1_767_100_006_000),
+    )
+
+
+# --- the single-object framing ---------------------------------------------------------------
+
+
+def test_rabin_fingerprint_matches_the_spec_test_vectors() -> None:
+    # Fingerprints of primitive schemas' canonical forms, from Avro's own test suite
+    # (share/test/data/schema-tests.txt), as signed 64-bit longs.
+    vectors = {'"int"': 8247732601305521295, '"null"': 7195948357588979594}
+    for canonical, expected in vectors.items():
+        assert int.from_bytes(rabin_fingerprint(canonical.encode()), "little", signed=True) == (
+            expected
+        )
+
+
+@pytest.mark.parametrize("name", TOP_LEVEL)
+def test_fingerprint_agrees_with_fastavro_and_avro(name: str) -> None:
+    schema = current(name)
+    loaded = fastavro.schema.load_schema(str(SCHEMAS / f"{name}.avsc"))
+    canonical = fastavro.schema.to_parsing_canonical_form(loaded)
+
+    assert schema.canonical == canonical
+    assert schema.fingerprint.hex() == fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
+    # avro's Schema.canonical_form keeps {"type": "long"} for logical types (unlike the spec
+    # and Java), so compare its CRC-64-AVRO over the spec's canonical form.
+    assert schema.fingerprint == avro.schema._crc_64_fingerprint(canonical.encode())
+
+
+def test_single_object_header(serdes: Serdes) -> None:
+    data = serdes.encode_change(sample_event())
+    expected = current("MeetingChange").fingerprint
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:10] == expected
+    assert len(expected) == 8
+
+
+def test_decodes_with_the_avsc_files_alone(serdes: Serdes) -> None:
+    """What a consumer outside the repo does: load_schema + schemaless_reader."""
+    data = serdes.encode_change(sample_event())
+    schema = fastavro.schema.load_schema(str(SCHEMAS / "MeetingChange.avsc"))
+    canonical = fastavro.schema.to_parsing_canonical_form(schema)
+    assert data[2:10].hex() == fastavro.schema.fingerprint(canonical, "CRC-64-AVRO")
+
+    record = fastavro.schemaless_reader(io.BytesIO(data[10:]), schema)
+
+    assert record["change_type"] == "CONFIRMED"
+    assert record["changed_fields"] == ["status"]
+    assert record["before"]["status"] == "pending"
+    assert record["after"]["location"] == "Salle Été 2"
+    assert record["after"]["extra"]["title"] == "Intro ☕"
+    assert record["after"]["start_at"].isoformat() == "2026-01-01T10:00:00+00:00"
+    assert [p["account_id"] for p in record["after"]["participants"]] == [3, 5]
+
+    key = serdes.encode_change_key(10, 812)
+    key_schema = fastavro.schema.load_schema(str(SCHEMAS / "MeetingKey.avsc"))
+    assert fastavro.schemaless_reader(io.BytesIO(key[10:]), key_schema) == {
+        "event_id": 10,
+        "meeting_id": 812,
+    }
+
+
+def test_avro_package_decodes_our_bytes(serdes: Serdes) -> None:
+    """An independent implementation (Apache avro) reads the body with the inlined schema."""
+    data = serdes.encode_change(sample_event())
+    text = json.dumps(fastavro.schema.load_schema(str(SCHEMAS / "MeetingChange.avsc")))
+    reader = avro.io.DatumReader(avro.schema.parse(text))
+
+    record = reader.read(avro.io.BinaryDecoder(io.BytesIO(data[10:])))
+
+    assert record["after"]["status"] == "confirmed"
+    assert record["version"] == 2
+    assert record["source"]["connector"] == "mc-test"
+
+
+def test_registry_text_is_fully_inlined_and_parses_alone() -> None:
+    for name in TOP_LEVEL:
+        schema = current(name)
+        standalone = fastavro.parse_schema(json.loads(schema.text))  # no named_schemas given
+        assert fastavro.schema.to_parsing_canonical_form(standalone) == schema.canonical
+        avro.schema.parse(schema.text)  # no redefinition of a named type
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(meetings, st.integers(1, 2**40))
+def test_meeting_state_round_trip(serdes: Serdes, meeting: Meeting, version: int) -> None:
+    decoded, decoded_version = serdes.decode_meeting_state(
+        serdes.encode_meeting_state(meeting, version)
+    )
+    assert decoded == meeting
+    assert decoded.content_hash == meeting.content_hash
+    assert decoded_version == version
+    for value_before, value_after in zip(meeting.extra, decoded.extra, strict=True):
+        assert type(value_before[1]) is type(value_after[1])  # bool stays bool, not 1
+
+
+@given(meetings, meetings, st.sampled_from(ChangeType))
+def test_change_round_trip(
+    serdes: Serdes, before: Meeting, after: Meeting, kind: ChangeType
+) -> None:
+    change = Change(kind, ("location", "status"), before, after)
+    event = ChangeEvent(1, 2, change, 3, 4, 5, SourceInfo("c", "v", "created", 6, 7))
+
+    decoded = serdes.decode_change(serdes.encode_change(event))
+
+    assert decoded["change_type"] == kind.value
+    assert decoded["changed_fields"] == ["location", "status"]
+    assert decoded["before"]["meeting_id"] == before.meeting_id
+    assert decoded["after"]["participants"] == jsonable(
+        [
+            {"account_id": p.account_id, "role": p.role, "status": p.status, "extra": dict(p.extra)}
+            for p in after.participants
+        ]
+    )
+    assert decoded["modified_at"] == "1970-01-01T00:00:00.003Z"
+    assert decoded["source"]["window_end"] == "1970-01-01T00:00:00.007Z"
+    json.dumps(decoded, allow_nan=False)
+
+
+def test_decode_change_is_json_ready(serdes: Serdes) -> None:
+    deleted = Change(ChangeType.DELETED, (), sample_meeting(), None)
+    decoded = serdes.decode_change(serdes.encode_change(sample_event(deleted)))
+
+    assert decoded["after"] is None
+    assert decoded["before"]["start_at"] == "2026-01-01T10:00:00.000Z"
+    assert decoded["detected_at"] == "2025-12-30T13:06:47.123Z"
+    assert decoded["before"]["extra"] == {
+        "duration": 30,
+        "notes": None,
+        "score": 0.5,
+        "title": "Intro ☕",
+    }
+
+
+@given(LONG, st.none() | LONG)
+def test_state_key_round_trip(serdes: Serdes, event_id: int, meeting_id: int | None) -> None:
+    assert serdes.decode_state_key(serdes.encode_state_key(event_id, meeting_id)) == (
+        event_id,
+        meeting_id,
+    )
+
+
+@given(
+    st.builds(
+        EventProgress,
+        event_id=LONG,
+        phase=st.sampled_from(["snapshot", "streaming"]),
+        snapshot_upper=st.none() | LONG,
+        created_through=LONG,
+        modified_through=LONG,
+        last_reconcile_at=st.none() | LONG,
+        updated_at=MS,
+    )
+)
+def test_progress_round_trip(serdes: Serdes, progress: EventProgress) -> None:
+    assert serdes.decode_progress(serdes.encode_progress(progress)) == progress
+
+
+def test_meeting_state_and_progress_are_not_confused(serdes: Serdes) -> None:
+    progress = EventProgress(1, "streaming", None, 5, 6, None, 7)
+    with pytest.raises(SerializationError, match="not a meeting"):
+        serdes.decode_meeting_state(serdes.encode_progress(progress))
+    with pytest.raises(SerializationError, match="not a progress"):
+        serdes.decode_progress(serdes.encode_meeting_state(sample_meeting(), 1))
+
+
+class Letter:
+    raw = '{"meeting_id": "x"}'
+    reason = "meeting_id: not an integer"
+    event_id = 10
+
+
+def test_dead_letter_round_trip(serdes: Serdes) -> None:
+    data = serdes.encode_dead_letter(
+        Letter(), detected_at=1_767_100_007_123, connector="mc", window=("modified", 5, 9)
+    )
+    assert serdes.decode_dead_letter(data) == {
+        "event_id": 10,
+        "raw": '{"meeting_id": "x"}',
+        "reason": "meeting_id: not an integer",
+        "window_kind": "modified",
+        "window_start": 5,
+        "window_end": 9,
+        "detected_at": "2025-12-30T13:06:47.123Z",
+        "connector": "mc",
+    }
+
+
+def test_unencodable_value_is_a_serialization_error(serdes: Serdes) -> None:
+    with pytest.raises(SerializationError, match="cannot encode"):
+        serdes.encode_meeting_state(sample_meeting(meeting_id=2**63), 1)
+
+
+def test_extra_int_beyond_long_is_kept_as_a_double(serdes: Serdes) -> None:
+    decoded, _ = serdes.decode_meeting_state(
+        serdes.encode_meeting_state(sample_meeting(extra=(("n", 2**64),)), 1)
+    )
+    assert decoded.extra == (("n", float(2**64)),)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not an Avro record"),
+        (b"\x01\x02", "not an Avro record"),
+        (b"\xc3\x01" + b"\x00" * 8 + b"\x02", "unknown schema"),
+        (b"\x00\x00\x00\x00\x07\x02", "no schema registry is configured"),
+    ],
+)
+def test_undecodable_bytes_are_serialization_errors(
+    serdes: Serdes, data: bytes, message: str
+) -> None:
+    with pytest.raises(SerializationError, match=message):
+        serdes.decode_change(data)
+
+
+def test_truncated_body_is_a_serialization_error(serdes: Serdes) -> None:
+    data = serdes.encode_meeting_state(sample_meeting(), 1)
+    with pytest.raises(SerializationError, match="cannot decode"):
+        serdes.decode_meeting_state(data[:20])
+
+
+def test_make_serdes_without_registry_uses_single_object_encoding() -> None:
+    serdes = make_serdes(KafkaSettings(), "a", "b", "c")
+    assert isinstance(serdes.framing, SingleObjectFraming)
