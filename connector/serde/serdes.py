@@ -29,8 +29,28 @@ _DATUM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 _READ_ERRORS = (*_DATUM_ERRORS, EOFError, IndexError, UnicodeDecodeError)
 
 
+class WindowLike(Protocol):
+    """A window read (``connector.source.windows.Window``): bounds in unix seconds."""
+
+    @property
+    def kind(self) -> str:  # noqa: D102
+        ...
+
+    @property
+    def start(self) -> int:  # noqa: D102
+        ...
+
+    @property
+    def end(self) -> int:  # noqa: D102
+        ...
+
+
 class DeadLetterLike(Protocol):
-    """What a dead letter must offer (``connector.source.rows.DeadLetter``)."""
+    """A rejected row (``connector.source.rows.DeadLetter``)."""
+
+    @property
+    def event_id(self) -> int:  # noqa: D102
+        ...
 
     @property
     def raw(self) -> str:
@@ -40,6 +60,10 @@ class DeadLetterLike(Protocol):
     @property
     def reason(self) -> str:
         """Why the row was rejected."""
+        ...
+
+    @property
+    def window(self) -> WindowLike:  # noqa: D102
         ...
 
 
@@ -129,33 +153,18 @@ class Serdes:
     # --- dead-letter topic ------------------------------------------------------------------
 
     def encode_dead_letter(
-        self,
-        letter: DeadLetterLike,
-        *,
-        detected_at: int,
-        connector: str,
-        event_id: int | None = None,
-        window: tuple[str, int, int] | None = None,
+        self, letter: DeadLetterLike, *, detected_at: int, connector: str
     ) -> bytes:
-        """The ``DeadLetter`` value of a rejected row.
-
-        ``event_id`` and ``window`` (kind, start, end in unix seconds) default to the
-        letter's own ``event_id`` and ``window`` (``kind``/``start``/``end``) attributes
-        when it has them, else -1 and ("", 0, 0).
-        """
-        if event_id is None:
-            event_id = int(getattr(letter, "event_id", -1))
-        if window is None:
-            window = _window_of(getattr(letter, "window", None))
-        kind, start, end = window
+        """The ``DeadLetter`` value of a rejected row (``detected_at`` in epoch ms)."""
+        window = letter.window
         return self._dead_letter(
             {
-                "event_id": event_id,
+                "event_id": letter.event_id,
                 "raw": letter.raw,
                 "reason": letter.reason,
-                "window_kind": kind,
-                "window_start": start,
-                "window_end": end,
+                "window_kind": str(window.kind),
+                "window_start": window.start,
+                "window_end": window.end,
                 "detected_at": detected_at,
                 "connector": connector,
             }
@@ -204,14 +213,6 @@ def _read(data: bytes, offset: int, writer: Any, reader: Any) -> Any:
         raise SerializationError(f"cannot decode an Avro record: {exc!r}") from exc
     except Exception as exc:  # fastavro's SchemaResolutionError has no common base
         raise SerializationError(f"cannot decode an Avro record: {exc!r}") from exc
-
-
-def _window_of(window: object) -> tuple[str, int, int]:
-    if window is None:
-        return ("", 0, 0)
-    kind = getattr(window, "kind", "")
-    kind = getattr(kind, "value", kind)
-    return (str(kind), int(getattr(window, "start", 0)), int(getattr(window, "end", 0)))
 
 
 def subjects(changes_topic: str, state_topic: str, dlq_topic: str) -> dict[str, str]:

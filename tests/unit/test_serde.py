@@ -22,6 +22,8 @@ from connector.progress import EventProgress
 from connector.serde import Serdes, SingleObjectFraming, make_serdes, rabin_fingerprint
 from connector.serde.catalog import TOP_LEVEL, current
 from connector.serde.records import jsonable
+from connector.source.rows import DeadLetter
+from connector.source.windows import Window, WindowKind
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 LONG = st.integers(-(2**63), 2**63 - 1)
@@ -264,16 +266,14 @@ def test_meeting_state_and_progress_are_not_confused(serdes: Serdes) -> None:
         serdes.decode_progress(serdes.encode_meeting_state(sample_meeting(), 1))
 
 
-class Letter:
-    raw = '{"meeting_id": "x"}'
-    reason = "meeting_id: not an integer"
-    event_id = 10
-
-
 def test_dead_letter_round_trip(serdes: Serdes) -> None:
-    data = serdes.encode_dead_letter(
-        Letter(), detected_at=1_767_100_007_123, connector="mc", window=("modified", 5, 9)
+    letter = DeadLetter(
+        event_id=10,
+        raw='{"meeting_id": "x"}',
+        reason="meeting_id: not an integer",
+        window=Window(WindowKind.MODIFIED, 5, 9),
     )
+    data = serdes.encode_dead_letter(letter, detected_at=1_767_100_007_123, connector="mc")
     assert serdes.decode_dead_letter(data) == {
         "event_id": 10,
         "raw": '{"meeting_id": "x"}',
