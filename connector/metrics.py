@@ -38,6 +38,7 @@ WINDOW_KINDS = ("created", "modified")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
 TRANSACTION_OUTCOMES = ("committed", "aborted")
 CYCLE_OUTCOMES = ("ok", "error")
+WITHHELD_REASONS = ("inconsistent", "malformed_row")
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -172,7 +173,7 @@ class Metrics:
         )
         self.last_success = Gauge(
             f"{p}_last_successful_cycle_timestamp_seconds",
-            "Unix time of the last committed cycle.",
+            "Unix time of the last committed cycle (the start-up time until the first one).",
             ["event_id"],
             registry=r,
         )
@@ -250,6 +251,8 @@ class Metrics:
             self.bytes_fetched.labels(event_id=e)
             self.dead_letters.labels(event_id=e)
             self.producer_fenced.labels(event_id=e)
+            for reason in WITHHELD_REASONS:
+                self.meetings_withheld.labels(event_id=e, reason=reason)
             for kind in kinds:
                 self.rows_fetched.labels(event_id=e, window_kind=kind)
                 self.pages_fetched.labels(event_id=e, window_kind=kind)

@@ -104,6 +104,7 @@ def test_stable_attribute_names() -> None:
         "poll_interval",
         "watermark",
         "build_info",
+        "meetings_withheld",
     ):
         assert hasattr(metrics, name), name
 
@@ -183,3 +184,22 @@ def test_histograms_observe_in_seconds(metrics: Metrics) -> None:
     bucket = {"event_id": "1", "le": "3.0"}
     assert get("meetings_cdc_end_to_end_latency_seconds_bucket", bucket) == 1
     assert get("meetings_cdc_end_to_end_latency_seconds_sum", {"event_id": "1"}) == 2.0
+
+
+def test_readme_metrics_table_lists_every_metric_and_nothing_else() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(meetings_cdc_[a-z0-9_]+)` \|", section, re.MULTILINE))
+    exposed = set()
+    for family in Metrics(CollectorRegistry()).registry.collect():
+        if not family.name.startswith("meetings_cdc_"):
+            continue
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        exposed.add(family.name + suffix)
+    assert documented == exposed, (
+        f"missing from README: {sorted(exposed - documented)}; "
+        f"not a metric: {sorted(documented - exposed)}"
+    )
