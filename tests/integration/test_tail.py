@@ -1,0 +1,173 @@
+"""`meetings-cdc tail` against the real broker: committed events printed, aborted ones never."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka import Producer
+
+from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
+from connector.config import KafkaSettings
+from connector.model import Meeting, Participant
+from connector.serde import Serdes, make_serdes
+
+
+def meeting(meeting_id: int, status: str, event_id: int = 10) -> Meeting:
+    return Meeting(
+        event_id=event_id,
+        meeting_id=meeting_id,
+        status=status,
+        start_at=1_767_261_600_000,
+        end_at=1_767_263_400_000,
+        location="Hall Ω",
+        created_at=1_767_000_000_000,
+        modified_at=1_767_100_000_000,
+        participants=(Participant(1, "requester", "accepted"),),
+        extra=(("title", "Intro"),),
+    )
+
+
+def event(meeting_id: int, change_type: ChangeType, event_id: int = 10) -> ChangeEvent:
+    after = meeting(meeting_id, "pending", event_id)
+    return ChangeEvent(
+        event_id=event_id,
+        meeting_id=meeting_id,
+        change=Change(change_type, (), None, after),
+        modified_at=after.modified_at,
+        detected_at=1_767_100_001_000,
+        version=1,
+        source=SourceInfo("tail-test", "0.1.0", "created", 1_767_099_000_000, 1_767_100_000_000),
+    )
+
+
+def produce(
+    bootstrap: str, topic: str, serdes: Serdes, batches: list[tuple[list[ChangeEvent], bool]]
+) -> None:
+    """Each batch is one transaction, committed (True) or aborted (False)."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"tail-test-{topic}",
+            "enable.idempotence": True,
+        }
+    )
+    producer.init_transactions(30)
+    for events, commit in batches:
+        producer.begin_transaction()
+        for e in events:
+            producer.produce(
+                topic,
+                key=serdes.encode_change_key(e.event_id, e.meeting_id),
+                value=serdes.encode_change(e),
+            )
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(10)
+            producer.abort_transaction(30)
+
+
+def run_tail(bootstrap: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    env.pop("MEETINGS_CDC_SCHEMA_REGISTRY_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "tail", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def serdes() -> Serdes:
+    return make_serdes(KafkaSettings(), "unused", "unused", "unused")
+
+
+def test_tail_prints_committed_events_and_never_aborted_ones(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], serdes: Serdes
+) -> None:
+    topic = topic_factory("tail.changes", partitions=2)
+    produce(
+        kafka_bootstrap,
+        topic,
+        serdes,
+        [
+            ([event(1, ChangeType.CREATED), event(2, ChangeType.CREATED)], True),
+            ([event(666, ChangeType.CREATED)], False),
+            ([event(3, ChangeType.SNAPSHOT)], True),
+        ],
+    )
+
+    result = run_tail(kafka_bootstrap, "--topic", topic, "--from-beginning", "--max-messages", "3")
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(line["meeting_id"] for line in lines) == [1, 2, 3]
+    first = next(line for line in lines if line["meeting_id"] == 1)
+    assert first["key"] == {"event_id": 10, "meeting_id": 1}
+    assert first["change_type"] == "CREATED"
+    assert first["before"] is None
+    assert first["after"]["location"] == "Hall Ω"
+    assert first["after"]["start_at"] == "2026-01-01T10:00:00.000Z"
+    assert first["source"]["connector"] == "tail-test"
+
+
+def test_tail_filters_by_event_id_and_stops_when_idle(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], serdes: Serdes
+) -> None:
+    topic = topic_factory("tail.filter")
+    produce(
+        kafka_bootstrap,
+        topic,
+        serdes,
+        [([event(1, ChangeType.CREATED, 10), event(2, ChangeType.CREATED, 11)], True)],
+    )
+
+    result = run_tail(
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--event-id",
+        "11",
+        "--idle-timeout",
+        "4",
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(line["event_id"], line["meeting_id"]) for line in lines] == [(11, 2)]
+
+
+def test_tail_exits_0_on_sigterm(kafka_bootstrap: str, topic_factory: Callable[..., str]) -> None:
+    topic = topic_factory("tail.sigterm")
+    env = {**os.environ, "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "tail", "--topic", topic],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        try:
+            time.sleep(3)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+
+
+def test_tail_reports_a_bad_flag_with_exit_2(kafka_bootstrap: str) -> None:
+    result = run_tail(kafka_bootstrap, "--max-messages", "0")
+    assert result.returncode == 2
+    assert "--max-messages" in result.stderr
