@@ -9,7 +9,7 @@ KAFKA := PYTHON=$(abspath $(PY)) deploy/local/kafka.sh
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean
+.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 demo: venv ## broker + simulator with churn + connector + tail: watch events stream by
 	PY=$(PY) deploy/local/demo.sh
 
-test: venv ## unit + integration tests against a real broker and the simulator
+tools: ## build the offline deploy validators (kustomize, deploycheck) into ~/.cache
+	.ci/install-tools
+
+test: venv tools ## unit + integration tests against a real broker and the simulator
 	@started=0; \
 	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
 	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -1,0 +1,25 @@
+"""Dockerfile: hadolint, and the properties the runtime relies on."""
+
+from __future__ import annotations
+
+from tests.deploy.structure import dockerfile_problems
+from tests.deploy.tools import DOCKERFILE, REPO, hadolint
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_structure() -> None:
+    assert dockerfile_problems(DOCKERFILE) == []
+
+
+def test_dockerignore_sends_only_what_the_image_needs() -> None:
+    lines = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "**", "exclude everything, then re-include what the build copies"
+    assert {"!pyproject.toml", "!README.md", "!connector/", "!schemas/"} <= set(lines)

@@ -1,0 +1,117 @@
+"""deploy/k8s: builds, matches the Kubernetes schemas, meets the Restricted standard, fits."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import KUSTOMIZATIONS
+from tests.deploy.structure import (
+    config_env,
+    connector_workload,
+    kafka_security_problems,
+    settings_problems,
+    workload_problems,
+)
+from tests.deploy.tools import (
+    K8S,
+    OPERATOR_KINDS,
+    REPO,
+    deploycheck_k8s,
+    schema_problems,
+)
+
+NAMES = sorted(KUSTOMIZATIONS)
+
+
+def load_generator() -> Any:
+    """deploy/k8s/generate_prometheusrule.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_prometheusrule", K8S / "generate_prometheusrule.py"
+    )
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kustomization_builds(rendered: dict[str, str], name: str) -> None:
+    assert "kind: Deployment" in rendered[name]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_manifests_match_bundled_kubernetes_schemas(rendered_docs, name: str) -> None:
+    assert schema_problems(rendered_docs[name]) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_operator_kinds_decode_strictly_and_pods_meet_restricted_standard(
+    rendered: dict[str, str], name: str
+) -> None:
+    result = deploycheck_k8s(rendered[name])
+    assert result.returncode == 0, result.stderr
+    checks = {(r["kind"], r["name"]): set(r["checks"]) for r in result.reports}
+    assert checks[("Deployment", "meetings-cdc")] == {"strict-decode", "pod-security-restricted"}
+    assert checks[("ServiceMonitor", "meetings-cdc")] == {"strict-decode"}
+    assert checks[("PrometheusRule", "meetings-cdc")] == {"strict-decode"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_document_escapes_validation(rendered: dict[str, str], rendered_docs, name) -> None:
+    """Built-in kinds meet kubernetes-validate; every other kind must be strictly decoded."""
+    strict = {
+        r["kind"] for r in deploycheck_k8s(rendered[name]).reports if "strict-decode" in r["checks"]
+    }
+    for doc in rendered_docs[name]:
+        if doc["kind"] in OPERATOR_KINDS:
+            assert doc["kind"] in strict
+    # any other kind without a bundled schema is a problem for schema_problems itself
+
+
+def test_base_workload_fits_together(rendered_docs) -> None:
+    # the base leaves the Secret to the overlay or an external secret operator
+    assert workload_problems(rendered_docs["base"], require_secret=False) == []
+
+
+def test_example_overlay_fits_together(rendered_docs) -> None:
+    assert workload_problems(rendered_docs["example"], require_secret=True) == []
+
+
+def test_example_overlay_wires_kafka_sasl_ssl_with_a_ca(rendered_docs) -> None:
+    assert kafka_security_problems(rendered_docs["example"]) == []
+
+
+def test_example_overlay_settings_load_in_the_connector(rendered_docs) -> None:
+    """The connector's own loader accepts the overlay's settings (values, not just names)."""
+    docs = rendered_docs["example"]
+    _, container = connector_workload(docs)
+    env = config_env(docs, container)
+    assert env["MEETINGS_CDC_API_KEY"].startswith("REPLACE-WITH")  # placeholder Secret
+    assert settings_problems(env) == []
+
+
+def test_example_namespace_enforces_restricted(rendered_docs) -> None:
+    (namespace,) = [d for d in rendered_docs["example"] if d["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    namespaced = [d for d in rendered_docs["example"] if d["kind"] != "Namespace"]
+    assert {d["metadata"].get("namespace") for d in namespaced} == {namespace["metadata"]["name"]}
+
+
+def test_prometheusrule_is_generated_from_the_alert_rules(rendered_docs) -> None:
+    generator = load_generator()
+    expected = generator.render(generator.RULES.read_text(encoding="utf-8"))
+    committed = generator.OUTPUT.read_text(encoding="utf-8")
+    assert committed == expected, (
+        "deploy/k8s/base/prometheusrule.yaml is stale: run "
+        ".venv/bin/python deploy/k8s/generate_prometheusrule.py"
+    )
+    alerts = yaml.safe_load((REPO / "deploy/monitoring/prometheus/alerts.yml").read_text())
+    for docs in rendered_docs.values():
+        (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+        assert rule["spec"]["groups"] == alerts["groups"]
