@@ -101,7 +101,8 @@ class FaultInjector:
         self.faults = faults
         if seed is not None:
             self._rng.seed(seed)
-        self._tokens = faults.rate_limit_per_second or 0.0
+        rate = faults.rate_limit_per_second
+        self._tokens = 0.0 if rate is None else max(rate, 1.0)  # start with a full bucket
         self._refilled_at = self._monotonic()
 
     def roll(self, rate: float, kind: str) -> bool:

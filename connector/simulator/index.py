@@ -52,9 +52,9 @@ class SortedPairs:
 
 
 class EventIndex:
-    """All indexes of one event, plus a generation that changes with every write."""
+    """All indexes of one event."""
 
-    __slots__ = ("by_account", "by_created", "by_id", "by_start", "by_updated", "generation")
+    __slots__ = ("by_account", "by_created", "by_id", "by_start", "by_updated")
 
     def __init__(self, meetings: Iterable[SimMeeting] = ()) -> None:
         items = list(meetings)
@@ -66,7 +66,6 @@ class EventIndex:
         for meeting in items:
             for account_id in meeting.account_ids:
                 self.by_account.setdefault(account_id, set()).add(meeting.meeting_id)
-        self.generation = 0
 
     def add(self, meeting: SimMeeting) -> None:
         """Index a new meeting."""
@@ -76,7 +75,6 @@ class EventIndex:
         self.by_start.add(meeting.start, meeting.meeting_id)
         for account_id in meeting.account_ids:
             self.by_account.setdefault(account_id, set()).add(meeting.meeting_id)
-        self.generation += 1
 
     def remove(self, meeting: SimMeeting) -> None:
         """Forget a meeting (the version currently indexed)."""
@@ -91,7 +89,6 @@ class EventIndex:
                 members.discard(meeting.meeting_id)
                 if not members:
                     del self.by_account[account_id]
-        self.generation += 1
 
     def replace(self, old: SimMeeting, new: SimMeeting) -> None:
         """Re-index a meeting that changed from ``old`` to ``new``."""
@@ -110,4 +107,3 @@ class EventIndex:
                 del self.by_account[account_id]
         for account_id in new_accounts - old_accounts:
             self.by_account.setdefault(account_id, set()).add(mid)
-        self.generation += 1

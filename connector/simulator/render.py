@@ -106,6 +106,9 @@ def row_dict(
     return meeting_fields(meeting, fmt) | participant_fields(participant)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def compact_json(value: dict[str, Any]) -> str:
     """``value`` as compact JSON text (non-ASCII kept as is)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +25,7 @@ from connector.simulator.render import (
     meeting_fields,
     participant_fields,
 )
-
-#: A row as the store keeps it: (meeting part, participant part) of its JSON text.
-RowParts = tuple[str, str]
+from connector.simulator.results import ResultCache, ResultSet, matches
 
 UPDATABLE_FIELDS = frozenset(
     {
@@ -42,12 +39,15 @@ UPDATABLE_FIELDS = frozenset(
         "notes",
     }
 )
-_RESULT_CACHE_SIZE = 16
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One version a meeting had: created, updated, or deleted (``meeting`` is None)."""
+    """One version a meeting had: ``seeded``, ``created``, ``updated`` or ``deleted``.
+
+    ``at`` is the second of the change (for a seeded meeting: its ``updated_at``); a
+    deletion has ``meeting`` None and the version after the last one.
+    """
 
     meeting_id: int
     event_id: int
@@ -76,7 +76,7 @@ class MeetingStore:
         self._history: dict[int, list[HistoryEntry]] = {}
         self._heads: dict[int, tuple[int, str]] = {}  # meeting_id -> (version, head)
         self._tails: dict[SimParticipant, str] = {}
-        self._results: OrderedDict[RowFilter, tuple[int, list[RowParts]]] = OrderedDict()
+        self._results = ResultCache()
         self._next_id = 1
 
     # -- reads -------------------------------------------------------------------------
@@ -156,6 +156,7 @@ class MeetingStore:
         )
         self._meetings[meeting.meeting_id] = meeting
         self._index(event_id).add(meeting)
+        self._results.on_change(None, meeting, self._parts)
         self._history[meeting.meeting_id] = [
             HistoryEntry(meeting.meeting_id, event_id, 1, now, "created", meeting)
         ]
@@ -172,7 +173,7 @@ class MeetingStore:
                     meeting.event_id,
                     meeting.version,
                     meeting.updated_at,
-                    "created",
+                    "seeded",
                     meeting,
                 )
             ]
@@ -181,7 +182,7 @@ class MeetingStore:
         for event_id, batch in loaded.items():
             existing = self.meetings(event_id)
             self._events[event_id] = EventIndex([*existing, *batch])
-            self._events[event_id].generation = 1
+            self._results.drop_event(event_id)
         return sum(len(batch) for batch in loaded.values())
 
     def update(self, meeting_id: int, **changes: Any) -> SimMeeting:
@@ -199,6 +200,7 @@ class MeetingStore:
         new = dataclasses.replace(candidate, updated_at=now, version=old.version + 1)
         self._meetings[meeting_id] = new
         self._events[new.event_id].replace(old, new)
+        self._results.on_change(old, new, self._parts)
         self._history[meeting_id].append(
             HistoryEntry(meeting_id, new.event_id, new.version, now, "updated", new)
         )
@@ -210,6 +212,7 @@ class MeetingStore:
         del self._meetings[meeting_id]
         self._heads.pop(meeting_id, None)
         self._events[old.event_id].remove(old)
+        self._results.on_change(old, None, self._parts)
         self._history[meeting_id].append(
             HistoryEntry(meeting_id, old.event_id, old.version + 1, self._now(), "deleted", None)
         )
@@ -224,26 +227,25 @@ class MeetingStore:
 
     def query(self, query: ExportQuery) -> Page:
         """One page of rows for ``query``, computed against the current data."""
-        rows = self.rows(query.filter)
-        start = query.offset
-        page = rows[start : start + query.per_page]
-        return Page(total=len(rows), rows=[head + tail for head, tail in page])
+        result = self.result(query.filter)
+        if result is None:
+            return Page(total=0, rows=[])
+        page = result.page(query.offset, query.per_page, query.filter.order)
+        return Page(total=len(result), rows=[head + tail for head, tail in page])
 
-    def rows(self, row_filter: RowFilter) -> list[RowParts]:
-        """Every row matching ``row_filter``, sorted; cached until the event changes."""
+    def result(self, row_filter: RowFilter) -> ResultSet | None:
+        """The (cached, always current) rows of ``row_filter``; None for an unknown event."""
         index = self._events.get(row_filter.event_id)
         if index is None:
-            return []
+            return None
         cached = self._results.get(row_filter)
-        if cached is not None and cached[0] == index.generation:
-            self._results.move_to_end(row_filter)
-            return cached[1]
-        rows = self._compute_rows(index, row_filter)
-        self._results[row_filter] = (index.generation, rows)
-        self._results.move_to_end(row_filter)
-        while len(self._results) > _RESULT_CACHE_SIZE:
-            self._results.popitem(last=False)
-        return rows
+        if cached is not None:
+            return cached
+        key = ResultCache.key(row_filter)
+        meetings = [self._meetings[mid] for mid in self._candidates(index, key)]
+        result = ResultSet(key, [m for m in meetings if matches(m, key)], self._parts)
+        self._results.put(result)
+        return result
 
     def _candidates(self, index: EventIndex, f: RowFilter) -> list[int]:
         """Meeting ids from the narrowest applicable index (a superset of the matches)."""
@@ -266,27 +268,6 @@ class MeetingStore:
         _, pairs, start, stop = best
         return pairs.ids(start, stop)
 
-    def _compute_rows(self, index: EventIndex, f: RowFilter) -> list[RowParts]:
-        meetings = [self._meetings[mid] for mid in self._candidates(index, f)]
-        meetings = [m for m in meetings if _matches(m, f)]
-        if f.order_by == "account_id":
-            keyed = [
-                (p.account_id, m.meeting_id, (head, tail))
-                for m in meetings
-                for p, head, tail in self._parts(m)
-            ]
-            keyed.sort(key=lambda item: (item[0], item[1]))
-            rows = [parts for _, _, parts in keyed]
-        else:
-            if f.order_by == "time":
-                meetings.sort(key=lambda m: (m.start, m.meeting_id))
-            else:
-                meetings.sort(key=lambda m: m.meeting_id)
-            rows = [(head, tail) for m in meetings for _, head, tail in self._parts(m)]
-        if f.order == "DESC":
-            rows.reverse()
-        return rows
-
     def _parts(self, meeting: SimMeeting) -> list[tuple[SimParticipant, str, str]]:
         """(participant, head, tail) per row of ``meeting``, rendering what is not cached."""
         cached = self._heads.get(meeting.meeting_id)
@@ -302,16 +283,3 @@ class MeetingStore:
                 tail = self._tails[participant] = compact_json(participant_fields(participant))[1:]
             parts.append((participant, head, tail))
         return parts
-
-
-def _matches(m: SimMeeting, f: RowFilter) -> bool:
-    """Whether meeting ``m`` passes every bound of ``f`` (all inclusive)."""
-    return (
-        (f.modified_from is None or m.updated_at >= f.modified_from)
-        and (f.modified_to is None or m.updated_at <= f.modified_to)
-        and (f.created_from is None or m.created_at >= f.created_from)
-        and (f.created_to is None or m.created_at <= f.created_to)
-        and (f.time_from is None or m.start >= f.time_from)
-        and (f.time_to is None or m.start <= f.time_to)
-        and (f.account_id is None or f.account_id in m.account_ids)
-    )

@@ -1,0 +1,135 @@
+"""Materialised export results: the sorted rows of a filter, kept current on every write.
+
+Paging through a large export must not recompute it for every page, and with background
+churn a cache invalidated by every write would recompute it anyway. So each cached
+:class:`ResultSet` holds its rows in ascending sort-key order and each write patches it in
+place (remove the old version's rows, insert the new one's, by bisect). Descending pages
+are read from the end of the same list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+
+from connector.simulator.model import SimMeeting, SimParticipant
+from connector.simulator.query import Order, OrderBy, RowFilter
+
+#: A row as the store keeps it: (meeting part, participant part) of its JSON text.
+RowParts = tuple[str, str]
+RowKey = tuple[int, ...]
+#: Renders a meeting: (participant, meeting part, participant part) per row.
+Renderer = Callable[[SimMeeting], list[tuple[SimParticipant, str, str]]]
+
+
+def matches(m: SimMeeting, f: RowFilter) -> bool:
+    """Whether meeting ``m`` passes every bound of ``f`` (all bounds inclusive)."""
+    return (
+        (f.modified_from is None or m.updated_at >= f.modified_from)
+        and (f.modified_to is None or m.updated_at <= f.modified_to)
+        and (f.created_from is None or m.created_at >= f.created_from)
+        and (f.created_to is None or m.created_at <= f.created_to)
+        and (f.time_from is None or m.start >= f.time_from)
+        and (f.time_to is None or m.start <= f.time_to)
+        and (f.account_id is None or f.account_id in m.account_ids)
+    )
+
+
+def row_key(order_by: OrderBy, m: SimMeeting, p: SimParticipant) -> RowKey:
+    """The ascending sort key of one row; unique, so the order is total and stable."""
+    if order_by == "account_id":
+        return (p.account_id, m.meeting_id)
+    if order_by == "time":
+        return (m.start, m.meeting_id, p.account_id)
+    return (m.meeting_id, p.account_id)
+
+
+class ResultSet:
+    """The rows matching one filter, ascending by :func:`row_key`."""
+
+    __slots__ = ("filter", "keys", "rows")
+
+    def __init__(self, row_filter: RowFilter, meetings: list[SimMeeting], render: Renderer):
+        self.filter = row_filter
+        order_by = row_filter.order_by
+        if order_by == "time":
+            meetings.sort(key=lambda m: (m.start, m.meeting_id))
+        else:
+            meetings.sort(key=lambda m: m.meeting_id)
+        keyed = [(row_key(order_by, m, p), (h, t)) for m in meetings for p, h, t in render(m)]
+        if order_by == "account_id":
+            keyed.sort(key=lambda item: item[0])
+        self.keys: list[RowKey] = [k for k, _ in keyed]
+        self.rows: list[RowParts] = [r for _, r in keyed]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def page(self, offset: int, per_page: int, order: Order) -> list[RowParts]:
+        """Rows ``offset .. offset+per_page-1`` in ``order``."""
+        if order == "ASC":
+            return self.rows[offset : offset + per_page]
+        stop = len(self.rows) - offset
+        if stop <= 0:
+            return []
+        return self.rows[max(0, stop - per_page) : stop][::-1]
+
+    def apply(self, old: SimMeeting | None, new: SimMeeting | None, render: Renderer) -> None:
+        """Replace ``old``'s rows (if it matched) with ``new``'s (if it matches)."""
+        f = self.filter
+        if old is not None and matches(old, f):
+            for p in old.participants:
+                key = row_key(f.order_by, old, p)
+                pos = bisect.bisect_left(self.keys, key)
+                if pos == len(self.keys) or self.keys[pos] != key:  # pragma: no cover
+                    raise RuntimeError(f"result set lost row {key}")
+                del self.keys[pos]
+                del self.rows[pos]
+        if new is not None and matches(new, f):
+            for p, head, tail in render(new):
+                key = row_key(f.order_by, new, p)
+                pos = bisect.bisect_left(self.keys, key)
+                self.keys.insert(pos, key)
+                self.rows.insert(pos, (head, tail))
+
+
+class ResultCache:
+    """The most recently used result sets (the sort direction is not part of the key)."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._sets: OrderedDict[RowFilter, ResultSet] = OrderedDict()
+
+    @staticmethod
+    def key(row_filter: RowFilter) -> RowFilter:
+        """The cache key of a filter: the filter in ascending order."""
+        return dataclasses.replace(row_filter, order="ASC")
+
+    def get(self, row_filter: RowFilter) -> ResultSet | None:
+        """The cached set of ``row_filter``, marked most recently used."""
+        key = self.key(row_filter)
+        found = self._sets.get(key)
+        if found is not None:
+            self._sets.move_to_end(key)
+        return found
+
+    def put(self, result: ResultSet) -> None:
+        """Cache ``result``, evicting the least recently used beyond capacity."""
+        self._sets[result.filter] = result
+        self._sets.move_to_end(result.filter)
+        while len(self._sets) > self.capacity:
+            self._sets.popitem(last=False)
+
+    def on_change(self, old: SimMeeting | None, new: SimMeeting | None, render: Renderer) -> None:
+        """Patch every cached set of the meeting's event."""
+        event_id = (new or old).event_id  # type: ignore[union-attr]
+        for result in self._sets.values():
+            if result.filter.event_id == event_id:
+                result.apply(old, new, render)
+
+    def drop_event(self, event_id: int) -> None:
+        """Forget every set of an event (after a bulk load)."""
+        for key in [k for k in self._sets if k.event_id == event_id]:
+            del self._sets[key]

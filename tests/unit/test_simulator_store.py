@@ -1,0 +1,226 @@
+"""Pure store logic: filters, ordering, paging, incremental result sets, history."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connector.simulator.errors import MeetingNotFound
+from connector.simulator.model import SimMeeting, SimParticipant
+from connector.simulator.query import ExportQuery, RowFilter
+from connector.simulator.render import ROW_KEYS, TimeFormatter
+from connector.simulator.store import MeetingStore
+
+T0 = 1_750_000_000
+
+
+@dataclass
+class FakeClock:
+    t: int = T0
+
+    def now(self) -> int:
+        return self.t
+
+
+def make_store(clock: FakeClock | None = None) -> tuple[MeetingStore, FakeClock]:
+    clock = clock or FakeClock()
+    return MeetingStore(clock.now, TimeFormatter(ZoneInfo("UTC"))), clock
+
+
+def people(*accounts: int) -> list[SimParticipant]:
+    return [
+        SimParticipant(a, "requester" if i == 0 else "invitee", "pending")
+        for i, a in enumerate(accounts)
+    ]
+
+
+def all_rows(store: MeetingStore, f: RowFilter, per_page: int = 7) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    page = 1
+    while True:
+        got = store.query(ExportQuery(f, page=page, per_page=per_page))
+        rows.extend(json.loads(r) for r in got.rows)
+        if not got.rows:
+            assert len(rows) == got.total
+            return rows
+        page += 1
+
+
+def test_create_stamps_created_and_updated_with_now() -> None:
+    store, _clock = make_store()
+    m = store.create(
+        event_id=1, start=T0 + 99, duration_minutes=30, status="pending", participants=people(5, 3)
+    )
+    assert (m.created_at, m.updated_at, m.version) == (T0, T0, 1)
+    assert m.account_ids == (3, 5)  # rows come by account id
+
+
+def test_update_bumps_updated_at_and_version_only_when_something_changes() -> None:
+    store, clock = make_store()
+    m = store.create(
+        event_id=1, start=T0, duration_minutes=30, status="pending", participants=people(1, 2)
+    )
+    clock.t += 5
+    same = store.update(m.meeting_id, status="pending", start=T0)
+    assert same is m
+    clock.t += 5
+    changed = store.update(m.meeting_id, status="confirmed")
+    assert (changed.updated_at, changed.version, changed.created_at) == (T0 + 10, 2, T0)
+
+
+def test_delete_removes_rows_and_leaves_a_tombstone() -> None:
+    store, clock = make_store()
+    m = store.create(
+        event_id=1, start=T0, duration_minutes=30, status="pending", participants=people(1, 2)
+    )
+    clock.t += 1
+    store.update(m.meeting_id, location="Hall A")
+    clock.t += 1
+    store.delete(m.meeting_id)
+    assert store.query(ExportQuery(RowFilter(event_id=1))).total == 0
+    with pytest.raises(MeetingNotFound):
+        store.get(m.meeting_id)
+    history = store.history(1)
+    assert [(h.version, h.kind, h.at) for h in history] == [
+        (1, "created", T0),
+        (2, "updated", T0 + 1),
+        (3, "deleted", T0 + 2),
+    ]
+    assert history[-1].meeting is None
+
+
+def test_rows_have_exactly_the_contract_keys_in_order() -> None:
+    store, _ = make_store()
+    store.create(
+        event_id=1,
+        start=T0,
+        duration_minutes=45,
+        status="pending",
+        participants=people(1, 2),
+        location=None,
+        notes=None,
+    )
+    rows = all_rows(store, RowFilter(event_id=1))
+    assert [list(r) for r in rows] == [list(ROW_KEYS)] * 2
+    assert rows[0]["start_time"] == "2025-06-15 15:06:40"
+    assert rows[0]["end_time"] == "2025-06-15 15:51:40"
+    assert rows[0]["duration"] == 45
+
+
+def test_unknown_event_is_empty() -> None:
+    store, _ = make_store()
+    assert store.query(ExportQuery(RowFilter(event_id=42))).total == 0
+
+
+# -- the reference model: filter and sort by brute force ---------------------------------------
+
+
+def reference(meetings: list[SimMeeting], f: RowFilter) -> list[tuple[int, int]]:
+    def ok(m: SimMeeting) -> bool:
+        return (
+            m.event_id == f.event_id
+            and (f.modified_from is None or m.updated_at >= f.modified_from)
+            and (f.modified_to is None or m.updated_at <= f.modified_to)
+            and (f.created_from is None or m.created_at >= f.created_from)
+            and (f.created_to is None or m.created_at <= f.created_to)
+            and (f.time_from is None or m.start >= f.time_from)
+            and (f.time_to is None or m.start <= f.time_to)
+            and (f.account_id is None or f.account_id in m.account_ids)
+        )
+
+    rows = [(m, p.account_id) for m in meetings if ok(m) for p in m.participants]
+    if f.order_by == "time":
+        rows.sort(key=lambda r: (r[0].start, r[0].meeting_id, r[1]))
+    elif f.order_by == "account_id":
+        rows.sort(key=lambda r: (r[1], r[0].meeting_id))
+    else:
+        rows.sort(key=lambda r: (r[0].meeting_id, r[1]))
+    if f.order == "DESC":
+        rows.reverse()
+    return [(m.meeting_id, a) for m, a in rows]
+
+
+bound = st.none() | st.integers(min_value=0, max_value=12)
+filters = st.builds(
+    RowFilter,
+    event_id=st.sampled_from([1, 2]),
+    account_id=st.none() | st.integers(min_value=1, max_value=6),
+    time_from=bound,
+    time_to=bound,
+    created_from=bound,
+    created_to=bound,
+    modified_from=bound,
+    modified_to=bound,
+    order=st.sampled_from(["ASC", "DESC"]),
+    order_by=st.sampled_from(["meeting_id", "account_id", "time"]),
+)
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["create", "start", "participants", "status", "delete", "tick"]),
+        st.integers(0, 1000),
+        st.integers(0, 1000),
+    ),
+    max_size=40,
+)
+
+
+def apply_ops(store: MeetingStore, clock: FakeClock, steps: list[tuple[str, int, int]]) -> None:
+    for op, a, b in steps:
+        rng = random.Random(a * 1001 + b)
+        live = [m for e in (1, 2) for m in store.meetings(e)]
+        if op == "tick":
+            clock.t += 1 + a % 3
+        elif op == "create" or not live:
+            store.create(
+                event_id=1 + a % 2,
+                start=b % 13,
+                duration_minutes=15,
+                status="pending",
+                participants=people(*rng.sample(range(1, 7), 1 + a % 3)),
+            )
+        else:
+            m = live[a % len(live)]
+            if op == "start":
+                store.update(m.meeting_id, start=b % 13)
+            elif op == "participants":
+                store.update(m.meeting_id, participants=people(*rng.sample(range(1, 7), 1 + b % 3)))
+            elif op == "status":
+                store.update(m.meeting_id, status=rng.choice(["confirmed", "cancelled"]))
+            else:
+                store.delete(m.meeting_id)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(before=ops, f=filters, after=ops, per_page=st.integers(1, 9))
+def test_query_matches_brute_force_reference_across_writes(
+    before: list[tuple[str, int, int]],
+    f: RowFilter,
+    after: list[tuple[str, int, int]],
+    per_page: int,
+) -> None:
+    """Pages equal the reference, also after writes patch the cached result sets."""
+    store, clock = make_store(FakeClock(t=0))
+    apply_ops(store, clock, before)
+    got = [(r["meeting_id"], r["account_id"]) for r in all_rows(store, f, per_page)]
+    assert got == reference([m for e in (1, 2) for m in store.meetings(e)], f)
+    apply_ops(store, clock, after)  # the result set of `f` is now cached and patched
+    got = [(r["meeting_id"], r["account_id"]) for r in all_rows(store, f, per_page)]
+    assert got == reference([m for e in (1, 2) for m in store.meetings(e)], f)
+
+
+@given(f=filters)
+def test_every_row_of_a_meeting_repeats_the_meeting_fields(f: RowFilter) -> None:
+    store, clock = make_store(FakeClock(t=0))
+    apply_ops(store, clock, [("create", i, i * 7) for i in range(8)])
+    rows = all_rows(store, f)
+    meeting_keys = ROW_KEYS[: ROW_KEYS.index("account_id")]
+    by_meeting: dict[object, set[tuple[object, ...]]] = {}
+    for row in rows:
+        by_meeting.setdefault(row["meeting_id"], set()).add(tuple(row[k] for k in meeting_keys))
+    assert all(len(v) == 1 for v in by_meeting.values())
