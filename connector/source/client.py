@@ -198,6 +198,11 @@ class ExportClient:
             return int(self._wall())
         return int(self._api_date + (self._clock() - self._api_date_at))
 
+    @property
+    def api_clock_known(self) -> bool:
+        """Whether a response has told the API's clock yet (else api_now() is local)."""
+        return self._api_date is not None
+
     def _observe_date(self, header: str | None) -> None:
         if not header:
             return

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +93,7 @@ class _Fetched:
 
     page: ExportPage
     per_page: int
-    started: int  # the API's clock (unix s) when the request was sent
+    started: int | None  # the API's clock (unix s) when the request was sent, if known
 
 
 @dataclass(slots=True)
@@ -133,6 +133,7 @@ class WindowReader:
         max_parts: int = MAX_PARTS,
         max_rereads: int = MAX_REREADS,
         malformed_rereads: int = MALFORMED_REREADS,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not 1 <= per_page <= 500:
             raise ValueError("per_page must be between 1 and 500")
@@ -143,6 +144,7 @@ class WindowReader:
         self.max_parts = max_parts
         self.max_rereads = max_rereads
         self.malformed_rereads = malformed_rereads
+        self._sleep = sleep
 
     async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
         """Yield ``window``'s leaf parts in ascending order, each read completely."""
@@ -206,6 +208,8 @@ class WindowReader:
         """Page through a one-second window, verifying that nothing moved meanwhile."""
         self._count("same_second_ties", ctx, window.kind)
         fetched: _Fetched | None = first
+        if first.started is None and window.kind is WindowKind.CREATED:
+            fetched = None  # sent before the API clock was known: "since" would be a guess
         for attempt in range(self.max_rereads + 1):
             if attempt:
                 self._count("window_rereads", ctx, window.kind)
@@ -228,8 +232,13 @@ class WindowReader:
             if stable and window.kind is WindowKind.CREATED:
                 # Rows enter a CREATED second only through a modification: none may have
                 # happened since the read began (conservatively, in that second too).
+                assert started is not None  # noqa: S101 - fetched after the clock was known
                 since = await self._fetch(ctx, window, 1, 1, {"last_modified_from": started})
                 stable = since.page.total == 0
+                if not stable and self.client.api_now() <= started:
+                    # The probe cannot tell a change made during the read from one made
+                    # earlier in the same second: read again once that second is over.
+                    await self._sleep(1.0)
             if stable:
                 return _Rows(rows, pages)
         raise RetriableSourceError(
@@ -347,7 +356,7 @@ class WindowReader:
         extra: dict[str, int | str] | None = None,
     ) -> _Fetched:
         ctx.requests += 1
-        started = self.client.api_now()
+        started = self.client.api_now() if self.client.api_clock_known else None
         result = await self.client.fetch_page(ctx.event_id, window, page, per_page, extra)
         return _Fetched(result, per_page, started)
 
