@@ -12,9 +12,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from connector.changes import ChangeEvent
+from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
 from connector.errors import SerializationError
-from connector.model import Meeting, Participant
+from connector.model import Meeting, Participant, freeze_extra
 from connector.progress import EventProgress
 
 MEETING = "meetings_cdc.Meeting"
@@ -154,3 +154,43 @@ def expect(datum: Any, field: str, what: str) -> Any:
     if value is None:
         raise SerializationError(f"state record is not {what}: its '{field}' is null")
     return value
+
+
+def self_check_events() -> list[ChangeEvent]:
+    """Events covering every branch of MeetingChange and StateValue: the reference data of
+    the fast encoder's start-up check."""
+    before = Meeting(
+        event_id=1,
+        meeting_id=-2,
+        status="pending",
+        start_at=1_767_261_600_000,
+        end_at=-1,
+        location=None,
+        created_at=0,
+        modified_at=2**62,
+        participants=(
+            Participant(7, "requester", "accepted", freeze_extra({"e": "é", "b": True})),
+            Participant(-9, "invitee", "declined", ()),
+        ),
+        extra=freeze_extra({"n": None, "i": -5, "f": 0.25, "s": "x", "t": False}),
+    )
+    after = Meeting(
+        event_id=1,
+        meeting_id=-2,
+        status="confirmed",
+        start_at=1,
+        end_at=2,
+        location="Hall Ω",
+        created_at=3,
+        modified_at=2**62 + 1,
+        participants=(),
+    )
+    source = SourceInfo("c", "0.1.0", "modified", -1, 2**40)
+    return [
+        ChangeEvent(1, -2, Change(kind, fields, b, a), 5, 6, version, source)
+        for kind, fields, b, a, version in (
+            (ChangeType.CONFIRMED, ("start_at", "status"), before, after, 300),
+            (ChangeType.CREATED, (), None, before, 1),
+            (ChangeType.DELETED, (), after, None, 2**40),
+        )
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,8 +22,12 @@ from connector.serde.catalog import (
     MEETING_KEY,
     STATE_KEY,
     STATE_VALUE,
+    RecordSchema,
 )
+from connector.serde.fastpath import FastEncoder, MeetingBodies, fastavro_bytes
 from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
+
+log = logging.getLogger(__name__)
 
 # fastavro reports a datum that does not fit the schema with these.
 _DATUM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
@@ -86,6 +91,7 @@ class Serdes:
         self._state_key = self._encoder(STATE_KEY)
         self._state_value = self._encoder(STATE_VALUE)
         self._dead_letter = self._encoder(DEAD_LETTER)
+        self._fast = _checked_fast_encoder(self._schemas)
 
     @property
     def description(self) -> str:
@@ -100,6 +106,8 @@ class Serdes:
 
     def encode_change(self, event: ChangeEvent) -> bytes:
         """The ``MeetingChange`` value of a change event."""
+        if self._fast is not None:
+            return self._headers[MEETING_CHANGE] + self._fast.change(event)
         return self._change(records.change_datum(event))
 
     def decode_change(self, data: bytes) -> dict[str, Any]:
@@ -131,15 +139,29 @@ class Serdes:
 
     def encode_meeting_state(self, meeting: Meeting, version: int) -> bytes:
         """The ``StateValue`` of a meeting: its last published version and version number."""
+        if self._fast is not None:
+            return self._headers[STATE_VALUE] + self._fast.meeting_state(meeting, version)
         return self._state_value(records.meeting_state_datum(meeting, version))
 
     def decode_meeting_state(self, data: bytes) -> tuple[Meeting, int]:
         """(meeting, version) of a meeting's ``StateValue``."""
-        state = records.expect(self._read_current(STATE_VALUE, data), "meeting", "a meeting")
+        header = self._headers[STATE_VALUE]
+        current = data[: len(header)] == header
+        if current:
+            datum = _read(data, len(header), self._schemas[STATE_VALUE].plain, None)
+        else:
+            datum = self._read_current(STATE_VALUE, data)
+        state = records.expect(datum, "meeting", "a meeting")
         try:
-            return records.meeting_from_datum(state["meeting"]), state["version"]
+            meeting = records.meeting_from_datum(state["meeting"])
         except _DATUM_ERRORS as exc:
             raise SerializationError(f"cannot rebuild a meeting from state: {exc}") from exc
+        version: int = state["version"]
+        if current and self._fast is not None:
+            # Its body is in ``data`` already: the next event's ``before`` reuses it.
+            body = self._fast.meeting_body_in_state(data[len(header) :], version)
+            self._fast.bodies.remember(meeting, body)
+        return meeting, version
 
     def encode_progress(self, progress: EventProgress) -> bytes:
         """The ``StateValue`` of an event's progress."""
@@ -202,6 +224,28 @@ class Serdes:
         if writer.fingerprint == current.fingerprint:
             return _read(data, offset, current.plain, None)
         return _read(data, offset, writer.plain, current.plain)
+
+
+def _checked_fast_encoder(schemas: dict[str, RecordSchema]) -> FastEncoder | None:
+    """The fast encoder, if it writes exactly fastavro's bytes for the current schemas
+    (a schema change it does not know about turns it off rather than corrupting data)."""
+    try:
+        fast = FastEncoder(MeetingBodies())
+        for event in records.self_check_events():
+            expected = fastavro_bytes(schemas[MEETING_CHANGE].plain, records.change_datum(event))
+            if fast.change(event) != expected:
+                raise ValueError("MeetingChange bytes differ")
+            after = event.change.after
+            if after is not None:
+                state = records.meeting_state_datum(after, event.version)
+                if fast.meeting_state(after, event.version) != fastavro_bytes(
+                    schemas[STATE_VALUE].plain, state
+                ):
+                    raise ValueError("StateValue bytes differ")
+    except (ValueError, KeyError, StopIteration, SerializationError) as exc:
+        log.warning("fast Avro encoder disabled, using fastavro for everything: %s", exc)
+        return None
+    return fast
 
 
 def _read(data: bytes, offset: int, writer: Any, reader: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -19,7 +20,14 @@ from connector.config import KafkaSettings
 from connector.errors import SerializationError
 from connector.model import Meeting, Participant, freeze_extra
 from connector.progress import EventProgress
-from connector.serde import Serdes, SingleObjectFraming, make_serdes, rabin_fingerprint
+from connector.serde import (
+    Serdes,
+    SingleObjectFraming,
+    fastpath,
+    make_serdes,
+    rabin_fingerprint,
+    records,
+)
 from connector.serde.catalog import TOP_LEVEL, current
 from connector.serde.records import jsonable
 from connector.source.rows import DeadLetter
@@ -28,6 +36,7 @@ from connector.source.windows import Window, WindowKind
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 LONG = st.integers(-(2**63), 2**63 - 1)
 MS = st.integers(-(10**12), 10**14)  # epoch ms within datetime's range
+SOURCE = SourceInfo("c", "0.1.0", "reconcile", 1, 2)
 
 scalars = st.one_of(
     st.none(), st.booleans(), LONG, st.floats(allow_nan=False), st.text(max_size=20)
@@ -323,3 +332,83 @@ def test_truncated_body_is_a_serialization_error(serdes: Serdes) -> None:
 def test_make_serdes_without_registry_uses_single_object_encoding() -> None:
     serdes = make_serdes(KafkaSettings(), "a", "b", "c")
     assert isinstance(serdes.framing, SingleObjectFraming)
+
+
+# --- the fast path writes exactly fastavro's bytes ---------------------------------------------
+
+
+def _fastavro_value(name: str, header: bytes, datum: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, current(name).plain, datum)
+    return header + buffer.getvalue()
+
+
+@settings(max_examples=200)
+@given(
+    st.none() | meetings,
+    st.none() | meetings,
+    st.sampled_from(ChangeType),
+    st.lists(st.text(max_size=12), max_size=4).map(tuple),
+    LONG,
+    LONG,
+    LONG,
+    st.text(max_size=10),
+)
+def test_fast_encoder_matches_fastavro(
+    serdes: Serdes,
+    before: Meeting | None,
+    after: Meeting | None,
+    kind: ChangeType,
+    fields: tuple[str, ...],
+    modified_at: int,
+    detected_at: int,
+    version: int,
+    window_kind: str,
+) -> None:
+    assert serdes._fast is not None
+    event = ChangeEvent(
+        -1,
+        2**63 - 1,
+        Change(kind, fields, before, after),
+        modified_at,
+        detected_at,
+        version,
+        SourceInfo("ç", "0.1.0", window_kind, -(2**63), version),
+    )
+    header = current("MeetingChange").single_object_header
+    assert serdes.encode_change(event) == _fastavro_value(
+        "MeetingChange", header, records.change_datum(event)
+    )
+    if after is not None:
+        state_header = current("StateValue").single_object_header
+        assert serdes.encode_meeting_state(after, version) == _fastavro_value(
+            "StateValue", state_header, records.meeting_state_datum(after, version)
+        )
+
+
+@given(meetings, st.integers(0, 2**62))
+def test_meeting_decoded_from_state_reuses_its_exact_body(
+    serdes: Serdes, meeting: Meeting, version: int
+) -> None:
+    decoded, _ = serdes.decode_meeting_state(serdes.encode_meeting_state(meeting, version))
+    event = ChangeEvent(1, 2, Change(ChangeType.DELETED, (), decoded, None), 3, 4, 5, SOURCE)
+    header = current("MeetingChange").single_object_header
+    assert serdes.encode_change(event) == _fastavro_value(
+        "MeetingChange", header, records.change_datum(event)
+    )
+
+
+def test_fast_encoder_turns_itself_off_when_it_disagrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath.FastEncoder, "change", lambda self, event: b"wrong")
+    serdes = Serdes(SingleObjectFraming())
+    assert serdes._fast is None
+    decoded = serdes.decode_change(serdes.encode_change(sample_event()))
+    assert decoded["change_type"] == "CONFIRMED"
+
+
+def test_fast_encoder_refuses_out_of_range_longs(serdes: Serdes) -> None:
+    event = dataclasses.replace(sample_event(), version=2**63)
+    with pytest.raises(SerializationError, match="long range"):
+        serdes.encode_change(event)
