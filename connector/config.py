@@ -235,9 +235,9 @@ class KafkaSettings(_Base):
                 )
         return self
 
-    def kafka_client_config(self) -> dict[str, str]:
+    def kafka_client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka properties shared by every Kafka client (contain secrets)."""
-        conf: dict[str, str] = {
+        conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
         }

@@ -118,7 +118,7 @@ class RestoreReport:
 
 
 def restore(
-    client_config: dict[str, str],
+    client_config: dict[str, str | int | float | bool],
     topic: str,
     partitions: Iterable[int],
     event_ids: Iterable[int],

@@ -1,0 +1,495 @@
+"""The per-event sync loop: plan windows, read them, classify, publish one transaction.
+
+One ``EventSync`` per configured event, all in one process, sharing the API client (and so
+its rate and concurrency limits). Each event moves through three kinds of cycle:
+
+- snapshot: the full export as CREATED windows up to a fixed upper bound, committed part
+  by part (resumable after a crash: progress records how far it got);
+- incremental: a CREATED and a MODIFIED window from the watermarks (minus the overlap) up
+  to the API's now minus the settle delay;
+- reconcile: every ``reconcile_interval_seconds`` a full pass that catches what polling
+  cannot see: hard deletes (DELETED + state tombstone) and anything incremental missed.
+
+Every write of a cycle (events, state, dead letters, watermarks) is one Kafka transaction.
+The in-memory view changes only after the commit; a failed cycle is simply redone from the
+committed state, and because classification compares content, re-reading never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from connector import __version__
+from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
+from connector.config import Settings
+from connector.errors import (
+    FatalPublishError,
+    FatalSourceError,
+    RetriablePublishError,
+    RetriableSourceError,
+)
+from connector.health import HealthState
+from connector.metrics import Metrics
+from connector.model import Meeting
+from connector.progress import EventProgress
+from connector.publisher import Record, TransactionalPublisher
+from connector.serde import Serdes
+from connector.source.client import ExportClient
+from connector.source.reader import WindowPart, WindowReader
+from connector.source.windows import Watermarks, Window, WindowKind, advance, plan_incremental
+from connector.state import EventState, Staging, Tracked
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_TRANSACTION = 10_000
+SNAPSHOT = "snapshot"
+STREAMING = "streaming"
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records and staged state of one transaction being assembled."""
+
+    staging: Staging
+    records: list[Record] = field(default_factory=list)
+    published: Counter[str] = field(default_factory=Counter)
+    caught: Counter[str] = field(default_factory=Counter)
+    modified_at: list[int] = field(default_factory=list)
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Collaborators:
+    """What every event's loop shares."""
+
+    settings: Settings
+    client: ExportClient
+    reader: WindowReader
+    serdes: Serdes
+    metrics: Metrics
+    health: HealthState
+    state_partitions: int
+    wall_clock: Callable[[], float] = time.time
+
+
+class EventSync:
+    """The sync loop of one event."""
+
+    def __init__(
+        self,
+        event_id: int,
+        state: EventState,
+        publisher: TransactionalPublisher,
+        deps: Collaborators,
+    ) -> None:
+        self.event_id = event_id
+        self.state = state
+        self.publisher = publisher
+        self.deps = deps
+        self.settings = deps.settings
+        self._label = str(event_id)
+        self._partition = event_id % deps.state_partitions
+        self._progress_key = deps.serdes.encode_state_key(event_id, None)
+
+    # --- the loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run cycles until ``stop`` is set. Fatal errors propagate to the supervisor."""
+        failures = 0
+        while not stop.is_set():
+            self.deps.health.beat()
+            phase = self._phase()
+            started = time.monotonic()
+            try:
+                more = await self.cycle()
+                failures = 0
+                self.deps.metrics.cycles.labels(self._label, phase, "ok").inc()
+            except (RetriableSourceError, RetriablePublishError) as exc:
+                failures += 1
+                self.deps.metrics.cycles.labels(self._label, phase, "error").inc()
+                self.deps.health.cycle_finished(
+                    self.event_id, phase=phase, ok=False, detail={"error": str(exc)}
+                )
+                delay = min(60.0, self.settings.poll_interval_seconds * 2 ** min(failures, 6))
+                log.warning(
+                    "cycle failed; the committed state is unchanged, retrying",
+                    extra={
+                        "event_id": self.event_id,
+                        "phase": phase,
+                        "error": str(exc),
+                        "retry_in_s": round(delay, 1),
+                    },
+                )
+                await _wait(stop, delay)
+                continue
+            finally:
+                self.deps.metrics.cycle_duration.labels(self._label, phase).observe(
+                    time.monotonic() - started
+                )
+            if not more:
+                await _wait(stop, self.settings.poll_interval_seconds)
+
+    async def cycle(self) -> bool:
+        """Run one cycle; return True when more work is waiting (no need to sleep)."""
+        await self._sync_clock()
+        progress = self.state.progress
+        if progress is None:
+            progress = self._begin()
+        if progress.phase == SNAPSHOT:
+            return await self._snapshot(progress)
+        if self._reconcile_due(progress):
+            await self._reconcile(progress)
+            return False
+        await self._incremental(progress)
+        return False
+
+    def _phase(self) -> str:
+        progress = self.state.progress
+        if progress is None or progress.phase == SNAPSHOT:
+            return SNAPSHOT
+        return "reconcile" if self._reconcile_due(progress) else "incremental"
+
+    async def _sync_clock(self) -> None:
+        # Window bounds come from the API's clock: learn it before the first plan.
+        if not self.deps.client.api_clock_known:
+            await self.deps.client.fetch_page(self.event_id, None, page=1, per_page=1)
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def _begin(self) -> EventProgress:
+        upper = self._upper_bound()
+        mode = self.settings.snapshot_mode
+        log.info(
+            "starting event",
+            extra={"event_id": self.event_id, "snapshot_mode": mode, "snapshot_upper": upper},
+        )
+        if mode == "never":
+            return self._progress(STREAMING, upper, upper, upper, last_reconcile_at=upper)
+        return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
+
+    async def _snapshot(self, progress: EventProgress) -> bool:
+        upper = progress.snapshot_upper
+        assert upper is not None  # noqa: S101 - set when the snapshot phase begins
+        emit = self.settings.snapshot_mode == "initial"
+        batch = self._new_batch()
+        window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
+        async for part in self.deps.reader.read(self.event_id, window):
+            for meeting in part.meetings:
+                self._stage(batch, meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit)
+            self._dead_letters(batch, part)
+            progress = replace(progress, created_through=part.window.end)
+            if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                await self._commit(batch, progress)
+                batch = self._new_batch()
+        done = replace(progress, phase=STREAMING, created_through=upper, last_reconcile_at=upper)
+        await self._commit(batch, done)
+        log.info(
+            "snapshot complete",
+            extra={"event_id": self.event_id, "meetings": len(self.state.meetings)},
+        )
+        return True
+
+    async def _incremental(self, progress: EventProgress) -> None:
+        marks = Watermarks(progress.created_through, progress.modified_through)
+        windows = plan_incremental(
+            marks,
+            self.deps.client.api_now(),
+            self.settings.settle_seconds,
+            self.settings.overlap_seconds,
+        )
+        batch = self._new_batch()
+        for window in windows:
+            async for part in self.deps.reader.read(self.event_id, window):
+                for meeting in part.meetings:
+                    self._stage(batch, meeting, part.window, kind=window.kind.value)
+                self._dead_letters(batch, part)
+                marks = advance(marks, part.window)
+                if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                    await self._commit(batch, self._with_marks(progress, marks))
+                    batch = self._new_batch()
+            marks = advance(marks, window)
+        await self._commit(batch, self._with_marks(progress, marks))
+
+    async def _reconcile(self, progress: EventProgress) -> None:
+        upper = self._upper_bound()
+        started = time.monotonic()
+        covered = progress.modified_through * 1000
+        seen: set[int] = set()
+        batch = self._new_batch()
+        window = Window(WindowKind.CREATED, 0, upper)
+        async for part in self.deps.reader.read(self.event_id, window):
+            seen.update(m.meeting_id for m in part.meetings)
+            seen.update(part.inconsistent)  # changed while read, or withheld for a bad row
+            for meeting in part.meetings:
+                if meeting.modified_at > covered or self._untracked_by_design(
+                    batch, meeting, progress
+                ):
+                    # Newer than the incremental watermark: the next incremental window
+                    # reads it. Reconciliation only judges what incremental claims to cover.
+                    continue
+                change = self._stage(batch, meeting, part.window, kind="reconcile")
+                if change is not None:
+                    batch.caught[change.change_type.value] += 1
+            self._dead_letters(batch, part)
+            if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                await self._commit(batch, progress)
+                batch = self._new_batch()
+        deleted = 0
+        for meeting_id in [m for m in batch.staging.tracked_ids() if m not in seen]:
+            tracked = batch.staging.get(meeting_id)
+            if tracked is None or tracked.meeting.created_at > upper * 1000:
+                continue  # created after this pass's bound: not expected in it
+            # Not counted as "caught": polling can never see a hard delete.
+            self._stage_delete(batch, tracked, Window(WindowKind.CREATED, 0, upper))
+            deleted += 1
+        await self._commit(batch, replace(progress, last_reconcile_at=upper))
+        log.info(
+            "reconciliation complete",
+            extra={
+                "event_id": self.event_id,
+                "seen": len(seen),
+                "deleted": deleted,
+                "caught": dict(batch.caught),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+
+    # --- staging ---------------------------------------------------------------------------
+
+    def _stage(
+        self,
+        batch: Batch,
+        meeting: Meeting,
+        window: Window,
+        *,
+        kind: str,
+        snapshot: bool = False,
+        emit: bool = True,
+    ) -> Change | None:
+        tracked = batch.staging.get(meeting.meeting_id)
+        before = tracked.meeting if tracked is not None else None
+        change = classify(before, meeting, snapshot=snapshot)
+        if change is None:
+            return None
+        previous = tracked.version if tracked is not None else 0
+        version = previous + 1 if emit else previous
+        encoded = self.deps.serdes.encode_meeting_state(meeting, version)
+        batch.staging.put(meeting.meeting_id, Tracked(meeting, version), encoded)
+        batch.records.append(
+            Record(
+                self.settings.state_topic,
+                self._state_key(meeting.meeting_id),
+                encoded,
+                self._partition,
+            )
+        )
+        if emit:
+            self._emit(
+                batch, change, meeting.meeting_id, meeting.modified_at, version, window, kind
+            )
+        return change
+
+    def _stage_delete(self, batch: Batch, tracked: Tracked, window: Window) -> None:
+        change = classify(tracked.meeting, None)
+        assert change is not None  # noqa: S101 - a deletion always classifies
+        meeting_id = tracked.meeting.meeting_id
+        batch.staging.put(meeting_id, None, None)
+        batch.records.append(
+            Record(self.settings.state_topic, self._state_key(meeting_id), None, self._partition)
+        )
+        detected = int(self.deps.client.api_now()) * 1000
+        self._emit(batch, change, meeting_id, detected, tracked.version + 1, window, "reconcile")
+
+    def _emit(
+        self,
+        batch: Batch,
+        change: Change,
+        meeting_id: int,
+        modified_at: int,
+        version: int,
+        window: Window,
+        kind: str,
+    ) -> None:
+        event = ChangeEvent(
+            event_id=self.event_id,
+            meeting_id=meeting_id,
+            change=change,
+            modified_at=modified_at,
+            detected_at=int(self.deps.wall_clock() * 1000),
+            version=version,
+            source=SourceInfo(
+                connector=self.settings.connector_name,
+                connector_version=__version__,
+                window_kind=kind,
+                window_start=window.start * 1000,
+                window_end=window.end * 1000,
+            ),
+        )
+        serdes = self.deps.serdes
+        batch.records.append(
+            Record(
+                self.settings.changes_topic,
+                serdes.encode_change_key(self.event_id, meeting_id),
+                serdes.encode_change(event),
+            )
+        )
+        batch.published[change.change_type.value] += 1
+        if change.change_type is not ChangeType.SNAPSHOT:
+            batch.modified_at.append(modified_at)
+
+    def _dead_letters(self, batch: Batch, part: WindowPart) -> None:
+        for letter in part.dead_letters:
+            batch.records.append(
+                Record(
+                    self.settings.dlq_topic,
+                    None,
+                    self.deps.serdes.encode_dead_letter(
+                        letter,
+                        detected_at=int(self.deps.wall_clock() * 1000),
+                        connector=self.settings.connector_name,
+                    ),
+                )
+            )
+            batch.dead_letters += 1
+
+    def _untracked_by_design(self, batch: Batch, meeting: Meeting, progress: EventProgress) -> bool:
+        # snapshot_mode=never: meetings that existed before the connector started are not
+        # captured until they change; reconciliation must not "discover" them either.
+        if self.settings.snapshot_mode != "never" or progress.snapshot_upper is None:
+            return False
+        return (
+            meeting.created_at <= progress.snapshot_upper * 1000
+            and batch.staging.get(meeting.meeting_id) is None
+        )
+
+    # --- committing -------------------------------------------------------------------------
+
+    async def _commit(self, batch: Batch, progress: EventProgress) -> None:
+        progress = replace(progress, updated_at=int(self.deps.wall_clock() * 1000))
+        batch.records.append(
+            Record(
+                self.settings.state_topic,
+                self._progress_key,
+                self.deps.serdes.encode_progress(progress),
+                self._partition,
+            )
+        )
+        batch.staging.progress = progress
+        try:
+            await self.publisher.publish(batch.records)
+        except RetriablePublishError:
+            self.deps.metrics.transactions.labels(self._label, "aborted").inc()
+            raise
+        except FatalPublishError as exc:
+            if exc.code is not None and "fenced" in str(exc):
+                self.deps.metrics.producer_fenced.labels(self._label).inc()
+            raise
+        self.state.apply(batch.staging)
+        self._observe_commit(batch, progress)
+
+    def _observe_commit(self, batch: Batch, progress: EventProgress) -> None:
+        m = self.deps.metrics
+        label = self._label
+        now = self.deps.wall_clock()
+        api_now = self.deps.client.api_now()
+        m.transactions.labels(label, "committed").inc()
+        for change_type, count in batch.published.items():
+            m.events_published.labels(label, change_type).inc(count)
+        for change_type, count in batch.caught.items():
+            m.reconcile_caught.labels(label, change_type).inc(count)
+        if batch.dead_letters:
+            m.dead_letters.labels(label).inc(batch.dead_letters)
+        offset = api_now - now
+        for modified_at in batch.modified_at:
+            m.end_to_end_latency.labels(label).observe(max(0.0, now + offset - modified_at / 1000))
+        m.last_success.labels(label).set(now)
+        m.tracked_meetings.labels(label).set(len(self.state.meetings))
+        m.watermark.labels(label, "created").set(max(0, progress.created_through))
+        m.watermark.labels(label, "modified").set(max(0, progress.modified_through))
+        if progress.phase == STREAMING:
+            m.source_lag.labels(label).set(max(0, api_now - progress.modified_through))
+        self.deps.health.cycle_finished(
+            self.event_id,
+            phase=progress.phase,
+            ok=True,
+            detail={
+                "phase": progress.phase,
+                "created_through": progress.created_through,
+                "modified_through": progress.modified_through,
+                "last_reconcile_at": progress.last_reconcile_at,
+                "lag_seconds": max(0, api_now - progress.modified_through),
+                "published": dict(batch.published),
+                "dead_letters": batch.dead_letters,
+                "tracked_meetings": len(self.state.meetings),
+            },
+        )
+        if batch.published or batch.dead_letters:
+            log.info(
+                "cycle committed",
+                extra={
+                    "event_id": self.event_id,
+                    "phase": progress.phase,
+                    "published": dict(batch.published),
+                    "dead_letters": batch.dead_letters,
+                    "created_through": progress.created_through,
+                    "modified_through": progress.modified_through,
+                },
+            )
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _new_batch(self) -> Batch:
+        return Batch(Staging(self.state, self.deps.serdes))
+
+    def _state_key(self, meeting_id: int) -> bytes:
+        return self.deps.serdes.encode_state_key(self.event_id, meeting_id)
+
+    def _upper_bound(self) -> int:
+        return self.deps.client.api_now() - self.settings.settle_seconds
+
+    def _reconcile_due(self, progress: EventProgress) -> bool:
+        interval = self.settings.reconcile_interval_seconds
+        if interval <= 0 or progress.last_reconcile_at is None:
+            return False
+        return self.deps.client.api_now() - progress.last_reconcile_at >= interval
+
+    def _progress(
+        self,
+        phase: str,
+        snapshot_upper: int,
+        created_through: int,
+        modified_through: int,
+        *,
+        last_reconcile_at: int | None,
+    ) -> EventProgress:
+        return EventProgress(
+            event_id=self.event_id,
+            phase=phase,
+            snapshot_upper=snapshot_upper,
+            created_through=created_through,
+            modified_through=modified_through,
+            last_reconcile_at=last_reconcile_at,
+            updated_at=int(self.deps.wall_clock() * 1000),
+        )
+
+    @staticmethod
+    def _with_marks(progress: EventProgress, marks: Watermarks) -> EventProgress:
+        return replace(
+            progress,
+            created_through=marks.created_through,
+            modified_through=marks.modified_through,
+        )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+__all__ = ["Collaborators", "EventSync", "FatalPublishError", "FatalSourceError"]
