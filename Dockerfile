@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # meetings-cdc container image.
 #   docker build -t meetings-cdc:local .
+#     (optional: --build-arg REVISION=$(git rev-parse HEAD) CREATED=... SOURCE=<repo URL>)
 #   docker run --rm meetings-cdc:local --help
 # The builder stage installs the package and its dependencies (all published as wheels) into a
 # virtualenv; the final stage copies only that virtualenv onto a slim Python: no compilers, no
@@ -18,6 +19,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY connector ./connector
+# connector/schemas is a symlink to ../schemas: the wheel packages the .avsc files from it.
 COPY schemas ./schemas
 # A wheel of the project, then the wheel installed with its dependencies into the venv.
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
@@ -27,13 +29,14 @@ FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="meetings-cdc" \
       org.opencontainers.image.description="Change-data-capture connector: ExpoPlatform meetings export API to Avro change events in Kafka, exactly once." \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/meetings-cdc/meetings-cdc" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # A fixed numeric UID/GID, so that Kubernetes' runAsNonRoot can verify it without a passwd file.
@@ -41,7 +44,6 @@ RUN groupadd --system --gid 10001 cdc \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin cdc
 COPY --from=builder /opt/venv /opt/venv
-COPY --chown=root:root schemas /app/schemas
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -449,6 +449,11 @@ def dockerfile_problems(path: Path) -> list[str]:
     for run in by.get("RUN", []):
         if any(word in run + " " for word in COMPILERS):
             problems.append(f"final stage installs a compiler: {run!r}")
+    builder_copies = " ".join(i["value"] for i in stages[0] if i["instruction"] == "COPY")
+    for link in sorted((REPO / "connector").rglob("*")):
+        target = link.readlink().parts[-1] if link.is_symlink() else None
+        if target and target not in builder_copies.split():
+            problems.append(f"builder must COPY {target}: connector/{link.name} links to it")
     if not any("--from=" in v for v in by.get("COPY", [])):
         problems.append("final stage must copy the built environment from the builder")
     user = (by.get("USER") or [""])[-1]
@@ -474,3 +479,22 @@ def dockerfile_problems(path: Path) -> list[str]:
     if missing:
         problems.append(f"OCI labels missing: {missing}")
     return problems
+
+
+# --- commands given to the image ------------------------------------------------------------
+
+
+def command_problems(args: list[str]) -> list[str]:
+    """The arguments parse with the real ``meetings-cdc`` command line (exit 2 otherwise)."""
+    import contextlib
+    import io
+
+    from connector.cli import build_parser
+
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            build_parser().parse_args(args)
+    except SystemExit as exc:
+        return [f"meetings-cdc {' '.join(args)}: exit {exc.code}: {stderr.getvalue().strip()}"]
+    return []

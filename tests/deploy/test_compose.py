@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from tests.deploy.structure import compose_problems, settings_problems
+from tests.deploy.structure import command_problems, compose_problems, settings_problems
 from tests.deploy.tools import COMPOSE_FILE, REPO, deploycheck
 
 
@@ -39,3 +39,9 @@ def test_readme_documents_every_published_port() -> None:
             default = re.search(r":-(\d+)\}", port) or re.match(r"(\d+):", port)
             assert default, port
             assert default.group(1) in deploy, f"README Deploy lacks port of {name}"
+
+
+def test_commands_given_to_the_image_parse() -> None:
+    services = load()["services"]
+    for name in ("simulator", "connector"):
+        assert command_problems([str(a) for a in services[name]["command"]]) == [], name

@@ -10,6 +10,7 @@ import yaml
 
 from tests.deploy.conftest import KUSTOMIZATIONS
 from tests.deploy.structure import (
+    command_problems,
     config_env,
     connector_workload,
     kafka_security_problems,
@@ -115,3 +116,18 @@ def test_prometheusrule_is_generated_from_the_alert_rules(rendered_docs) -> None
     for docs in rendered_docs.values():
         (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
         assert rule["spec"]["groups"] == alerts["groups"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_container_args_parse(rendered_docs, name: str) -> None:
+    _, container = connector_workload(rendered_docs[name])
+    assert command_problems(container.get("args", [])) == []
+
+
+def test_image_tag_and_label_follow_the_package_version(rendered_docs) -> None:
+    import tomllib
+
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    _, container = connector_workload(rendered_docs["base"])
+    assert container["image"] == f"meetings-cdc:{version}"
+    assert f"ARG VERSION={version}\n" in (REPO / "Dockerfile").read_text()

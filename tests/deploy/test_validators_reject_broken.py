@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.deploy.structure import (
+    command_problems,
     compose_problems,
     dockerfile_problems,
     kafka_security_problems,
@@ -334,6 +335,7 @@ def test_hadolint_rejects_a_broken_dockerfile(tmp_path, old, new, rule) -> None:
          "compiler"),
         ("FROM ${PYTHON_IMAGE}\nARG VERSION", "FROM python:3.12\nARG VERSION", "slim Python 3.11"),
         ('org.opencontainers.image.revision="${REVISION}" \\\n', "", "OCI labels missing"),
+        ("COPY schemas ./schemas\n", "", "builder must COPY schemas"),
     ],
 )  # fmt: skip
 def test_dockerfile_structure_check_rejects_a_broken_dockerfile(tmp_path, old, new, message):
@@ -354,3 +356,14 @@ def test_prometheusrule_check_detects_changed_alert_rules() -> None:
     assert changed != rules
     assert generator.render(changed) != generator.OUTPUT.read_text(encoding="utf-8")
     assert generator.main(["--check"]) == 0
+
+
+# --- commands: the real command line parser -------------------------------------------------
+
+
+def test_command_check_rejects_a_misspelt_flag(repo_copy) -> None:
+    replace(repo_copy / "docker-compose.yml", "--churn-per-second=5", "--churn-per-secnd=5")
+    compose = yaml.safe_load((repo_copy / "docker-compose.yml").read_text())
+    problems = command_problems(compose["services"]["simulator"]["command"])
+    assert problems
+    assert "unrecognized arguments: --churn-per-secnd=5" in problems[0]
