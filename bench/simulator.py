@@ -5,7 +5,7 @@ pages sequentially through the whole export of the event and parses every page, 
 connector does. One cold pass (rows rendered for the first time) is reported apart; the
 figure is the median of the warm passes, with min-max spread.
 
-    python -m bench.simulator [--meetings N] [--runs N]
+    python -m bench.simulator [--meetings N] [--runs N] [--churn-per-second X]
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ async def _pass(session: aiohttp.ClientSession, base_url: str) -> tuple[int, flo
         page += 1
 
 
-async def measure(meetings: int = MEETINGS, runs: int = RUNS) -> dict[str, Any]:
+async def measure(meetings: int = MEETINGS, runs: int = RUNS, churn: float = 0.0) -> dict[str, Any]:
     """Start a simulator subprocess, time one cold and ``runs`` warm passes."""
     args = ["--meetings", str(meetings), "--event-id", str(EVENT_ID), "--seed", "1"]
+    args += ["--churn-per-second", str(churn)]
     started = time.perf_counter()
     async with SimulatorProcess(args) as sim, aiohttp.ClientSession() as session:
         startup = time.perf_counter() - started
@@ -86,8 +87,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meetings", type=int, default=MEETINGS)
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--churn-per-second", type=float, default=0.0)
     args = parser.parse_args()
-    print(_line(asyncio.run(measure(args.meetings, args.runs)), args.meetings), flush=True)
+    measured = asyncio.run(measure(args.meetings, args.runs, args.churn_per_second))
+    print(_line(measured, args.meetings), f"churn {args.churn_per_second}/s", flush=True)
 
 
 if __name__ == "__main__":

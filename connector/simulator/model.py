@@ -12,7 +12,6 @@ from typing import Final
 MEETING_STATUSES: Final = ("pending", "confirmed", "cancelled", "declined")
 PARTICIPANT_ROLES: Final = ("requester", "invitee")
 PARTICIPANT_STATUSES: Final = ("accepted", "pending", "declined")
-MEETING_TYPES: Final = ("one-to-one", "group", "hosted-buyer", "speed-networking")
 
 
 @dataclass(frozen=True, slots=True)

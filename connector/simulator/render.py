@@ -60,11 +60,6 @@ class TimeFormatter:
             self._minutes[minute] = prefix
         return f"{prefix}:{second:02d}"
 
-    def parse(self, text: str) -> int:
-        """The inverse of :meth:`format` (for tests and tools)."""
-        naive = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
-        return int(naive.replace(tzinfo=self.tz).timestamp())
-
 
 def meeting_fields(meeting: SimMeeting, fmt: TimeFormatter) -> dict[str, Any]:
     """The meeting-level keys of a row, in row order."""
@@ -97,13 +92,6 @@ def participant_fields(participant: SimParticipant) -> dict[str, Any]:
         "company": person.company,
         "job_title": person.job_title,
     }
-
-
-def row_dict(
-    meeting: SimMeeting, participant: SimParticipant, fmt: TimeFormatter
-) -> dict[str, Any]:
-    """One export row as a dict (used for rows the fault injector corrupts)."""
-    return meeting_fields(meeting, fmt) | participant_fields(participant)
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
