@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +116,7 @@ class _Overflow:
 class _Context:
     event_id: int
     label: str
+    filters: dict[str, int | str]
     requests: int = 0
     reported: int = 0
 
@@ -146,9 +147,15 @@ class WindowReader:
         self.malformed_rereads = malformed_rereads
         self._sleep = sleep
 
-    async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
-        """Yield ``window``'s leaf parts in ascending order, each read completely."""
-        ctx = _Context(event_id, str(event_id))
+    async def read(
+        self, event_id: int, window: Window, filters: Mapping[str, int | str] | None = None
+    ) -> AsyncIterator[WindowPart]:
+        """Yield ``window``'s leaf parts in ascending order, each read completely.
+
+        ``filters`` (other export parameters, e.g. ``created_from`` on a MODIFIED window)
+        narrow every request of the read.
+        """
+        ctx = _Context(event_id, str(event_id), dict(filters or {}))
         first = await self._fetch(ctx, window, 1, self.per_page)
         async for part in self._read(ctx, window, first):
             yield part
@@ -357,7 +364,8 @@ class WindowReader:
     ) -> _Fetched:
         ctx.requests += 1
         started = self.client.api_now() if self.client.api_clock_known else None
-        result = await self.client.fetch_page(ctx.event_id, window, page, per_page, extra)
+        params = {**ctx.filters, **(extra or {})}
+        result = await self.client.fetch_page(ctx.event_id, window, page, per_page, params)
         return _Fetched(result, per_page, started)
 
     def _sample(self, rows: list[Any], kind: WindowKind) -> list[int]:
