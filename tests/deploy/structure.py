@@ -326,6 +326,16 @@ def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
     ):
         if str(kenv.get(key)) != "1":
             problems.append(f"single-broker Kafka needs {key}=1 (transactions)")
+    cluster_id = str(kenv.get("CLUSTER_ID", ""))
+    try:
+        cluster_id_ok = len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    except ValueError:
+        cluster_id_ok = False
+    if len(cluster_id) != 22 or not cluster_id_ok:
+        problems.append("Kafka CLUSTER_ID must be 16 bytes in URL-safe base64 (22 characters)")
+    volumes = {str(v).split(":")[1] for v in kafka.get("volumes", [])}
+    if kenv.get("KAFKA_LOG_DIRS") not in volumes:
+        problems.append("KAFKA_LOG_DIRS must be the mounted data volume")
     if "broker,controller" not in str(kenv.get("KAFKA_PROCESS_ROLES", "")):
         problems.append("Kafka must run in KRaft combined mode")
 

@@ -286,6 +286,8 @@ def test_compose_validator_rejects_a_broken_compose_file(repo_copy, old, new, me
         ("MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS: kafka:9092",
          "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS: kafka:29092", "not an advertised"),
         ("      - --churn-per-second=5\n", "", "with churn"),
+        ('CLUSTER_ID: "bWVldGluZ3MtY2RjLWRlbQ"', 'CLUSTER_ID: "meetings-cdc-demo"', "CLUSTER_ID"),
+        ("      KAFKA_LOG_DIRS: /var/lib/kafka/data\n", "", "KAFKA_LOG_DIRS"),
     ],
 )  # fmt: skip
 def test_compose_structure_check_rejects_a_broken_stack(repo_copy, old, new, message) -> None:
