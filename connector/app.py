@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -109,6 +110,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         for event_id, state in states.items():
             metrics.tracked_meetings.labels(str(event_id)).set(len(state.meetings))
         health.set_ready("state", True)
+        # The restored state is long-lived: keep the garbage collector from rescanning it.
+        gc.collect()
+        gc.freeze()
 
         async with aiohttp.ClientSession() as session:
             client = ExportClient(

@@ -1,0 +1,179 @@
+"""Driving ``meetings-cdc run`` as a real process and reading what it committed.
+
+Blocking Kafka calls run in worker threads: the in-process simulator shares the test's
+event loop and must keep answering the connector meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+
+from connector.serde import Serdes, SingleObjectFraming
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def connector_env(
+    *,
+    api_base_url: str,
+    event_ids: str,
+    bootstrap: str,
+    name: str,
+    **overrides: str,
+) -> dict[str, str]:
+    """Environment of a connector under test: unique topics, fast polling."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
+    env.update(
+        {
+            "MEETINGS_CDC_API_BASE_URL": api_base_url,
+            "MEETINGS_CDC_EVENT_IDS": event_ids,
+            "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "MEETINGS_CDC_CONNECTOR_NAME": name,
+            "MEETINGS_CDC_CHANGES_TOPIC": f"{name}.changes",
+            "MEETINGS_CDC_STATE_TOPIC": f"{name}.state",
+            "MEETINGS_CDC_DLQ_TOPIC": f"{name}.dlq",
+            "MEETINGS_CDC_STATE_TOPIC_PARTITIONS": "3",
+            "MEETINGS_CDC_CHANGES_TOPIC_PARTITIONS": "3",
+            "MEETINGS_CDC_POLL_INTERVAL_SECONDS": "0.5",
+            "MEETINGS_CDC_SETTLE_SECONDS": "1",
+            "MEETINGS_CDC_OVERLAP_SECONDS": "3",
+            "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "0",
+            "MEETINGS_CDC_METRICS_PORT": "0",
+            "MEETINGS_CDC_LOG_LEVEL": "INFO",
+            "MEETINGS_CDC_API_BACKOFF_INITIAL_SECONDS": "0.05",
+            "MEETINGS_CDC_API_BACKOFF_MAX_SECONDS": "0.5",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class ConnectorProcess:
+    """``python -m connector run`` with ``env``; stderr collected for assertions."""
+
+    env: Mapping[str, str]
+    process: asyncio.subprocess.Process | None = None
+    stderr: bytearray = field(default_factory=bytearray)
+    _reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> ConnectorProcess:
+        self.stderr.clear()
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "connector",
+            "run",
+            env=dict(self.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._reader = asyncio.create_task(self._collect())
+        return self
+
+    async def _collect(self) -> None:
+        assert self.process is not None
+        assert self.process.stderr is not None
+        while chunk := await self.process.stderr.read(65536):
+            self.stderr.extend(chunk)
+
+    @property
+    def log(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+    async def wait(self, within: float) -> int:
+        assert self.process is not None
+        async with asyncio.timeout(within):
+            code = await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def terminate(self, within: float = 30) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.wait(within)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGKILL)
+        await self.wait(10)
+
+    async def stop_quietly(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            await self.kill()
+
+
+class ChangeLog:
+    """Every change event a read_committed consumer sees on ``topic``, decoded."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.events: list[dict[str, Any]] = []
+        self._serdes = Serdes(SingleObjectFraming())
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"test-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 500,
+            }
+        )
+        self._consumer.subscribe([topic])
+
+    def _poll(self, seconds: float) -> None:
+        for msg in self._consumer.consume(num_messages=5000, timeout=seconds):
+            error = msg.error()
+            if error is not None:
+                if error.code() in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                    continue
+                raise RuntimeError(error.str())
+            self.events.append(self._serdes.decode_change(msg.value()))
+
+    async def poll(self, seconds: float = 0.5) -> None:
+        await asyncio.to_thread(self._poll, seconds)
+
+    async def wait_for(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], within: float, what: str
+    ) -> None:
+        try:
+            async with asyncio.timeout(within):
+                while not predicate(self.events):
+                    await self.poll(0.3)
+        except TimeoutError:
+            summary = [(e["meeting_id"], e["change_type"], e["version"]) for e in self.events]
+            raise AssertionError(f"timed out waiting for {what}; events: {summary}") from None
+
+    async def settle(self, seconds: float) -> None:
+        """Keep reading for ``seconds``: what arrives now was not expected."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            await self.poll(0.3)
+
+    def of(self, meeting_id: int) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["meeting_id"] == meeting_id]
+
+    def close(self) -> None:
+        self._consumer.close()
