@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit when no record arrived for this long",
     )
     parser.add_argument(
+        "--format",
+        choices=("json", "summary"),
+        default="json",
+        help="json: the whole decoded record per line (default); summary: one short line "
+        "per change event (type, meeting, version, changed fields)",
+    )
+    parser.add_argument(
         "--group",
         default=None,
         help="consumer group id (commits offsets); default: a new group per run",
@@ -118,7 +125,8 @@ def _loop(
             continue
         if line is None:
             continue
-        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        text = summary(line) if args.format == "summary" else json.dumps(line, ensure_ascii=False)
+        out.write(text + "\n")
         out.flush()
         printed += 1
     return 0
@@ -197,3 +205,17 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
+
+
+def summary(line: dict[str, Any]) -> str:
+    """One human line of a decoded change event (falls back to JSON for other records)."""
+    if "change_type" not in line:
+        return json.dumps(line, ensure_ascii=False)
+    after = line.get("after") or line.get("before") or {}
+    fields = ",".join(line.get("changed_fields") or []) or "-"
+    start = str(after.get("start_at", ""))[:16].replace("T", " ")
+    return (
+        f"{line['change_type']:<20} event {line['event_id']} meeting {line['meeting_id']:<7} "
+        f"v{line['version']:<3} {after.get('status', ''):<9} {start}  "
+        f"{after.get('location') or ''}  changed: {fields}"
+    )

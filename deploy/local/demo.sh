@@ -54,4 +54,4 @@ demo: simulator  http://127.0.0.1:$SIM_PORT/api/v2/meetings/export?event_id=$EVE
 demo: connector  http://127.0.0.1:$METRICS_PORT/status  (metrics: /metrics, logs: /tmp/meetings-cdc-demo-connector.log)
 demo: change events of $MEETINGS_CDC_CHANGES_TOPIC follow (200 SNAPSHOT events first, then live changes). Ctrl-C stops.
 MSG
-"$BIN" tail --topic "$MEETINGS_CDC_CHANGES_TOPIC" --from-beginning
+"$BIN" tail --topic "$MEETINGS_CDC_CHANGES_TOPIC" --from-beginning --format summary
