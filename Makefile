@@ -9,7 +9,7 @@ KAFKA := PYTHON=$(abspath $(PY)) deploy/local/kafka.sh
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools
+.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools system-packages
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,7 +35,10 @@ demo: venv ## broker + simulator with churn + connector + tail: watch events str
 tools: ## build the offline deploy validators (kustomize, deploycheck) into ~/.cache
 	.ci/install-tools
 
-test: venv tools ## unit + integration tests against a real broker and the simulator
+system-packages: ## Debian's prometheus + promtool for the monitoring tests (apt, once)
+	.ci/install-system-packages
+
+test: venv tools system-packages ## unit + integration tests against a real broker and the simulator
 	@started=0; \
 	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
 	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -49,12 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the connector until SIGTERM/SIGINT."""
     settings = load_settings(Settings)
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    redactor = configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     try:
         return asyncio.run(run(settings))
     except (FatalPublishError, FatalSourceError, ConnectorError) as exc:
         log.error("connector stopped: %s", exc)
-        print(f"meetings-cdc run: {exc}", file=sys.stderr)
+        print(f"meetings-cdc run: {redactor.redact(str(exc))}", file=sys.stderr)
         return 1
 
 
@@ -78,6 +78,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         info={"connector": settings.connector_name, "version": __version__},
     )
     runner = await start_server(settings.metrics_host, settings.metrics_port, metrics, health)
+    heartbeat = asyncio.create_task(_heartbeat(health))
     publishers: dict[int, TransactionalPublisher] = {}
     try:
         admin = AdminClient(settings.kafka_client_config())
@@ -134,10 +135,22 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             ]
             return await _supervise(syncs, stop, settings.shutdown_timeout_seconds)
     finally:
+        heartbeat.cancel()
         for publisher in publishers.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher.close(), timeout=5)
         await runner.cleanup()
+
+
+async def _heartbeat(health: HealthState, every: float = 1.0) -> None:
+    """Liveness means "the event loop runs": beat while restores and long cycles work.
+
+    Progress is judged by readiness (recent cycles) and the stalled alert, never by liveness,
+    so a large restore or reconciliation cannot get the pod restarted in a loop.
+    """
+    while True:
+        health.beat()
+        await asyncio.sleep(every)
 
 
 async def _supervise(syncs: list[EventSync], stop: asyncio.Event, grace: float) -> int:

@@ -96,6 +96,7 @@ class EventSync:
         self._label = str(event_id)
         self._partition = event_id % deps.state_partitions
         self._progress_key = deps.serdes.encode_state_key(event_id, None)
+        self._cycle_phase = SNAPSHOT
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class EventSync:
         failures = 0
         while not stop.is_set():
             self.deps.health.beat()
-            phase = self._phase()
+            phase = self._cycle_phase = self._phase()
             started = time.monotonic()
             try:
                 more = await self.cycle()
@@ -416,7 +417,7 @@ class EventSync:
             m.source_lag.labels(label).set(max(0, api_now - progress.modified_through))
         self.deps.health.cycle_finished(
             self.event_id,
-            phase=progress.phase,
+            phase=self._cycle_phase,
             ok=True,
             detail={
                 "phase": progress.phase,

@@ -3,8 +3,9 @@
 # classified change events as they are committed. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-PY="$(realpath "${PY:-.venv/bin/python}")"
-BIN="$(dirname "$PY")/meetings-cdc"
+PY="${PY:-.venv/bin/python}"
+BIN="$(cd "$(dirname "$PY")" && pwd)/meetings-cdc"
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 SIM_PORT="${DEMO_SIMULATOR_PORT:-18080}"
 METRICS_PORT="${DEMO_METRICS_PORT:-9400}"
 EVENT_ID=42
