@@ -47,6 +47,8 @@ from connector.source.windows import (
 
 #: Reads of one drifting one-second window before the cycle gives up (and retries later).
 MAX_REREADS = 5
+#: Splits below the first may cut into this many times more parts.
+DEEP_FAN_OUT = 4
 #: Extra reads of a part that held malformed rows, hoping they were transient.
 MALFORMED_REREADS = 2
 
@@ -157,19 +159,22 @@ class WindowReader:
         """
         ctx = _Context(event_id, str(event_id), dict(filters or {}))
         first = await self._fetch(ctx, window, 1, self.per_page)
-        async for part in self._read(ctx, window, first):
+        async for part in self._read(ctx, window, first, 0):
             yield part
 
     # --- recursion ----------------------------------------------------------------------------
 
     async def _read(
-        self, ctx: _Context, window: Window, first: _Fetched | None
+        self, ctx: _Context, window: Window, first: _Fetched | None, depth: int
     ) -> AsyncIterator[WindowPart]:
         collected = await self._collect(ctx, window, first)
         if isinstance(collected, _Rows):
             yield await self._leaf(ctx, window, collected)
             return
-        parts = split(window, collected.total, self.per_page, collected.sample, self.max_parts)
+        # The first split may face mostly empty seconds (a full export from 0): few parts.
+        # Below it, rows were seen to be dense, and more parts save a level of requests.
+        fan_out = self.max_parts if depth == 0 else self.max_parts * DEEP_FAN_OUT
+        parts = split(window, collected.total, self.per_page, collected.sample, fan_out)
         self._count("window_splits", ctx, window.kind)
         estimates = expected_rows(parts, collected.total, collected.sample)
         # First pages of every part in flight together (the limiter bounds concurrency); a
@@ -183,7 +188,7 @@ class WindowReader:
         try:
             for part, task in zip(parts, tasks, strict=True):
                 fetched = await task
-                async for leaf in self._read(ctx, part, fetched):
+                async for leaf in self._read(ctx, part, fetched, depth + 1):
                     yield leaf
         finally:
             for task in tasks:

@@ -149,6 +149,79 @@ class RowParser:
 
     def parse(self, raw: object, expected_event_id: int | None = None) -> ParsedRow:
         """Map ``raw``; raise :class:`RowError` naming every bad field."""
+        if type(raw) is dict:
+            try:
+                return self._parse_fast(raw, expected_event_id)
+            except (_NotFast, KeyError, TypeError, ValueError):
+                pass  # the careful path below says what exactly is wrong
+        return self._parse_careful(raw, expected_event_id)
+
+    def _parse_fast(self, raw: dict[str, Any], expected_event_id: int | None) -> ParsedRow:
+        """The common case, a valid row, with few checks per field; raises on anything else."""
+        m = self.mapping
+        meeting_id = raw[m.meeting_id]
+        event_id = raw[m.event_id]
+        account_id = raw[m.account_id]
+        status = raw[m.status]
+        role = raw[m.role]
+        participant_status = raw[m.participant_status]
+        location = raw[m.location]
+        if (
+            type(meeting_id) is not int
+            or type(event_id) is not int
+            or type(account_id) is not int
+            or not (0 < meeting_id <= _MAX_ID and 0 < event_id <= _MAX_ID)
+            or not 0 < account_id <= _MAX_ID
+            or (expected_event_id is not None and event_id != expected_event_id)
+            or type(status) is not str
+            or type(role) is not str
+            or type(participant_status) is not str
+            or not (status and role and participant_status)
+            or (location is not None and type(location) is not str)
+        ):
+            raise _NotFast
+        times = self._times
+        start_at = times.get(raw[m.start_at])
+        if start_at is None:
+            start_at = self._millis(raw[m.start_at])
+        end_at = times.get(raw[m.end_at])
+        if end_at is None:
+            end_at = self._millis(raw[m.end_at])
+        created_at = times.get(raw[m.created_at])
+        if created_at is None:
+            created_at = self._millis(raw[m.created_at])
+        modified_at = times.get(raw[m.modified_at])
+        if modified_at is None:
+            modified_at = self._millis(raw[m.modified_at])
+        meeting_extra: list[tuple[str, Any]] = []
+        participant_extra: list[tuple[str, Any]] = []
+        modelled, meeting_keys = self._modelled, m.meeting_extra_keys
+        for key, value in raw.items():
+            if key in modelled:
+                continue
+            if type(key) is not str or (value is not None and type(value) not in _SCALARS):
+                raise _NotFast  # nested values are kept as JSON text by the careful path
+            if key in meeting_keys:
+                meeting_extra.append((key, value))
+            else:
+                participant_extra.append((key, value))
+        meeting_extra.sort()
+        participant_extra.sort()
+        return ParsedRow(
+            meeting_id,
+            event_id,
+            status,
+            start_at,
+            end_at,
+            location,
+            created_at,
+            modified_at,
+            tuple(meeting_extra),
+            Participant(account_id, role, participant_status, tuple(participant_extra)),
+        )
+
+    def _parse_careful(self, raw: object, expected_event_id: int | None) -> ParsedRow:
+        """Every field checked, every problem collected into one :class:`RowError`."""
         if not isinstance(raw, dict):
             raise RowError(f"row is not a JSON object (got {_type_name(raw)})", None, {})
         m = self.mapping
@@ -274,6 +347,13 @@ class RowParser:
         if not 0 <= millis <= _MAX_SECONDS * 1000:
             raise _FieldError(f"date-time out of range: {_show(text)}")
         return millis
+
+
+_SCALARS = (str, int, float, bool)
+
+
+class _NotFast(Exception):
+    """The fast path does not handle this row (it may still be valid)."""
 
 
 class _FieldError(ValueError):

@@ -207,3 +207,21 @@ def _parse_or_fail(raw: object) -> None:
         else:
             assert isinstance(row, ParsedRow)
             hash(row)  # a value: hashable all the way down
+
+
+@given(st.data())
+def test_the_fast_path_agrees_with_the_careful_one(data: st.DataObject) -> None:
+    raw: dict[Any, Any] = sim_row()
+    for key in data.draw(st.lists(st.sampled_from(sorted(raw)), max_size=3)):
+        raw[key] = data.draw(json_values)
+    if data.draw(st.booleans()):
+        raw[data.draw(st.integers() | st.text(max_size=5))] = data.draw(json_values)
+    try:
+        careful: ParsedRow | str = UTC_PARSER._parse_careful(raw, 3)
+    except RowError as error:
+        careful = error.reason
+    try:
+        fast: ParsedRow | str = UTC_PARSER.parse(raw, 3)
+    except RowError as error:
+        fast = error.reason
+    assert fast == careful
