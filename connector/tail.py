@@ -96,6 +96,7 @@ def _loop(
     out: TextIO,
 ) -> int:
     printed = 0
+    waiting = False
     last_activity = time.monotonic()
     while not stopper.stopped:
         if args.max_messages is not None and printed >= args.max_messages:
@@ -110,7 +111,11 @@ def _loop(
             if error.fatal():
                 print(f"meetings-cdc tail: fatal Kafka error: {error}", file=sys.stderr)
                 return 1
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                if not waiting:  # the connector creates its topics on start: wait for it
+                    print(f"meetings-cdc tail: waiting for topic {msg.topic()}", file=sys.stderr)
+                    waiting = True
+            elif error.code() != KafkaError._PARTITION_EOF:
                 print(f"meetings-cdc tail: {error}", file=sys.stderr)
             continue
         last_activity = time.monotonic()
