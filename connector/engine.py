@@ -31,6 +31,7 @@ from connector.config import Settings
 from connector.errors import (
     FatalPublishError,
     FatalSourceError,
+    ProducerFencedError,
     RetriablePublishError,
     RetriableSourceError,
 )
@@ -387,9 +388,8 @@ class EventSync:
         except RetriablePublishError:
             self.deps.metrics.transactions.labels(self._label, "aborted").inc()
             raise
-        except FatalPublishError as exc:
-            if exc.code is not None and "fenced" in str(exc):
-                self.deps.metrics.producer_fenced.labels(self._label).inc()
+        except ProducerFencedError:
+            self.deps.metrics.producer_fenced.labels(self._label).inc()
             raise
         self.state.apply(batch.staging)
         self._observe_commit(batch, progress)

@@ -59,3 +59,7 @@ class RetriablePublishError(PublishError):
 
 class FatalPublishError(PublishError):
     """The producer cannot continue (fenced by another instance, or a fatal error)."""
+
+
+class ProducerFencedError(FatalPublishError):
+    """Another instance with the same connector name took over this event's producer."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,12 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from connector.config import KafkaSettings
-from connector.errors import ConfigError, FatalPublishError, RetriablePublishError
+from connector.errors import (
+    ConfigError,
+    FatalPublishError,
+    ProducerFencedError,
+    RetriablePublishError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +110,14 @@ def ensure_topics(
                         code=exc.args[0].code(),
                     ) from exc
         existing = _describe_topics(admin, timeout)
+        # A created topic can take a moment to show in the metadata a broker answers with.
+        deadline = time.monotonic() + timeout
+        while not set(wanted) <= set(existing) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            existing = _describe_topics(admin, timeout)
+        absent = sorted(set(wanted) - set(existing))
+        if absent:
+            raise RetriablePublishError(f"created topics not in the metadata yet: {absent}")
     _check_compacted(admin, settings.state_topic, timeout)
     return {name: existing[name] for name in wanted}
 
@@ -242,7 +256,7 @@ class TransactionalPublisher:
         error: KafkaError = exc.args[0]
         code = error.code()
         if code in _FENCED_CODES:
-            return FatalPublishError(
+            return ProducerFencedError(
                 f"producer {self.txn_id!r} was fenced: another instance with the same "
                 "MEETINGS_CDC_CONNECTOR_NAME took over; stop one of them",
                 code=code,

@@ -263,3 +263,37 @@ def _converged(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -
         ):
             return False
     return True
+
+
+async def test_several_events_sync_concurrently_in_one_process(
+    simulator_factory, kafka_bootstrap, unique_name
+):
+    from connector.simulator.app import SimulatorConfig
+
+    sim = await simulator_factory(SimulatorConfig(event_ids=(11, 12)))
+    first = await sim.create(event_id=11, start=T0, participants=[1, 2])
+    second = await sim.create(event_id=12, start=T0, participants=[3, 4])
+    env = connector_env(
+        api_base_url=sim.base_url,
+        event_ids="11,12",
+        bootstrap=kafka_bootstrap,
+        name=unique_name("multi"),
+        MEETINGS_CDC_API_RATE_LIMIT_PER_SECOND="50",
+    )
+    connector = await ConnectorProcess(env).start()
+    log = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    try:
+        await log.wait_for(lambda ev: len(ev) == 2, 60, "both snapshots")
+        await sim.patch(second, status="confirmed")
+        await sim.patch(first, location="Room 1")
+        await log.wait_for(lambda ev: len(ev) == 4, 30, "a change in each event")
+        assert sorted((e["event_id"], e["change_type"]) for e in log.events) == [
+            (11, "SNAPSHOT"),
+            (11, "UPDATED"),
+            (12, "CONFIRMED"),
+            (12, "SNAPSHOT"),
+        ]
+        assert await connector.terminate() == 0
+    finally:
+        await connector.stop_quietly()
+        log.close()

@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka import Producer
 
 from connector.config import KafkaSettings
-from connector.errors import ConfigError, FatalPublishError
+from connector.errors import ConfigError, ProducerFencedError
 from connector.model import Meeting
 from connector.progress import EventProgress
 from connector.publisher import Record, TransactionalPublisher, ensure_topics, state_partition
@@ -84,7 +84,7 @@ async def test_second_instance_fences_the_first(kafka_bootstrap, topic_factory):
 
     await second.start()
 
-    with pytest.raises(FatalPublishError, match="fenced"):
+    with pytest.raises(ProducerFencedError, match="MEETINGS_CDC_CONNECTOR_NAME"):
         await first.publish([Record(topic, b"k", b"zombie")])
     await second.publish([Record(topic, b"k", b"from-second")])
 
