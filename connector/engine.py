@@ -222,12 +222,14 @@ class EventSync:
         upper = self._upper_bound()
         started = time.monotonic()
         covered = progress.modified_through * 1000
+        unattributed = 0
         seen: set[int] = set()
         batch = self._new_batch()
         window = Window(WindowKind.CREATED, 0, upper)
         async for part in self.deps.reader.read(self.event_id, window):
             seen.update(m.meeting_id for m in part.meetings)
             seen.update(part.inconsistent)  # changed while read, or withheld for a bad row
+            unattributed += sum(1 for d in part.dead_letters if d.meeting_id is None)
             for meeting in part.meetings:
                 if meeting.modified_at > covered or self._untracked_by_design(
                     batch, meeting, progress
@@ -243,7 +245,20 @@ class EventSync:
                 await self._commit(batch, progress)
                 batch = self._new_batch()
         deleted = 0
-        for meeting_id in [m for m in batch.staging.tracked_ids() if m not in seen]:
+        vanished = [m for m in batch.staging.tracked_ids() if m not in seen]
+        if unattributed:
+            # A malformed row that names no readable meeting may belong to any of them:
+            # deleting now could delete a meeting that still exists. Wait for a clean pass.
+            log.warning(
+                "reconciliation skips deletes: malformed rows without a meeting id",
+                extra={
+                    "event_id": self.event_id,
+                    "rows": unattributed,
+                    "candidates": len(vanished),
+                },
+            )
+            vanished = []
+        for meeting_id in vanished:
             tracked = batch.staging.get(meeting_id)
             if tracked is None or tracked.meeting.created_at > upper * 1000:
                 continue  # created after this pass's bound: not expected in it

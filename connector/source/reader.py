@@ -312,7 +312,7 @@ class WindowReader:
         max_modified: int | None,
     ) -> WindowPart:
         letters = [
-            DeadLetter(ctx.event_id, raw_text(raw), error.reason, window)
+            DeadLetter(ctx.event_id, raw_text(raw), error.reason, window, error.meeting_id)
             for error, raw in zip(errors, raws, strict=True)
             if error.meeting_id is None or error.meeting_id not in resolved
         ]

@@ -125,6 +125,7 @@ class DeadLetter:
     raw: str
     reason: str
     window: Window
+    meeting_id: int | None = None  # when the row still named its meeting readably
 
 
 def raw_text(raw: object) -> str:

@@ -1,0 +1,206 @@
+"""The engine's cycle logic with in-process stand-ins for the API reader and Kafka.
+
+The real thing is tested end to end in tests/integration/test_connector_e2e.py; these tests
+pin down decisions that are hard to provoke there (a malformed row that names no meeting,
+versions newer than the watermark during reconciliation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from connector.config import Settings
+from connector.engine import Collaborators, EventSync
+from connector.health import HealthState
+from connector.metrics import Metrics
+from connector.model import Meeting, Participant
+from connector.progress import EventProgress
+from connector.publisher import Record
+from connector.serde import Serdes, SingleObjectFraming
+from connector.source.reader import WindowPart
+from connector.source.rows import DeadLetter
+from connector.source.windows import Window
+from connector.state import EventState
+
+EVENT = 5
+NOW = 1_800_000_000
+
+
+def meeting(meeting_id: int, modified: int, status: str = "pending") -> Meeting:
+    return Meeting(
+        event_id=EVENT,
+        meeting_id=meeting_id,
+        status=status,
+        start_at=1_900_000_000_000,
+        end_at=1_900_001_800_000,
+        location="Hall A",
+        created_at=(NOW - 3600) * 1000,
+        modified_at=modified * 1000,
+        participants=(Participant(1, "requester", "accepted"), Participant(2, "invitee", status)),
+    )
+
+
+@dataclass
+class FakeClient:
+    now: int = NOW
+    api_clock_known: bool = True
+
+    def api_now(self) -> int:
+        return self.now
+
+
+@dataclass
+class FakeReader:
+    """Serves what the API would: the given meetings and dead letters, in one part."""
+
+    meetings: list[Meeting]
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    reads: list[Window] = field(default_factory=list)
+
+    async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+        self.reads.append(window)
+        yield WindowPart(
+            window=window,
+            meetings=[m for m in self.meetings if _in(m, window)],
+            dead_letters=self.dead_letters,
+            inconsistent=frozenset(),
+            rows=0,
+            pages=1,
+            requests=1,
+            max_modified_at=None,
+        )
+
+
+def _in(m: Meeting, window: Window) -> bool:
+    second = (m.created_at if window.kind == "created" else m.modified_at) // 1000
+    return window.start <= second <= window.end
+
+
+@dataclass
+class FakePublisher:
+    transactions: list[list[Record]] = field(default_factory=list)
+
+    async def publish(self, records: list[Record]) -> None:
+        self.transactions.append(list(records))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        api_base_url="http://api.invalid",
+        event_ids=(EVENT,),
+        reconcile_interval_seconds=60,
+        changes_topic="changes",
+        state_topic="state",
+        dlq_topic="dlq",
+    )
+
+
+def make_sync(settings: Settings, reader: FakeReader, state: EventState):
+    serdes = Serdes(SingleObjectFraming())
+    publisher = FakePublisher()
+    deps = Collaborators(
+        settings=settings,
+        client=FakeClient(),  # type: ignore[arg-type]
+        reader=reader,  # type: ignore[arg-type]
+        serdes=serdes,
+        metrics=Metrics(),
+        health=HealthState([EVENT], poll_interval_seconds=1),
+        state_partitions=3,
+        wall_clock=lambda: float(NOW),
+    )
+    return EventSync(EVENT, state, publisher, deps), publisher, serdes  # type: ignore[arg-type]
+
+
+def tracked_state(serdes: Serdes, *meetings: Meeting, last_reconcile: int) -> EventState:
+    state = EventState(EVENT)
+    for m in meetings:
+        state.meetings[m.meeting_id] = serdes.encode_meeting_state(m, 1)
+    state.progress = EventProgress(
+        event_id=EVENT,
+        phase="streaming",
+        snapshot_upper=NOW - 7200,
+        created_through=NOW - 10,
+        modified_through=NOW - 10,
+        last_reconcile_at=last_reconcile,
+        updated_at=0,
+    )
+    return state
+
+
+def change_events(publisher: FakePublisher, serdes: Serdes) -> list[dict[str, Any]]:
+    return [
+        serdes.decode_change(r.value)
+        for txn in publisher.transactions
+        for r in txn
+        if r.topic == "changes" and r.value is not None
+    ]
+
+
+async def test_reconciliation_deletes_what_vanished_with_a_tombstone(settings):
+    serdes = Serdes(SingleObjectFraming())
+    kept, gone = meeting(1, NOW - 100), meeting(2, NOW - 100)
+    state = tracked_state(serdes, kept, gone, last_reconcile=NOW - 3600)
+    sync, publisher, _ = make_sync(settings, FakeReader([kept]), state)
+
+    await sync.cycle()
+
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"], e["version"]) for e in events] == [
+        (2, "DELETED", 2)
+    ]
+    tombstones = [r for r in publisher.transactions[-1] if r.topic == "state" and r.value is None]
+    assert len(tombstones) == 1
+    assert sorted(state.meetings) == [1]
+    assert state.progress is not None
+    assert state.progress.last_reconcile_at == NOW - settings.settle_seconds
+
+
+async def test_a_malformed_row_without_a_meeting_id_holds_deletes_back(settings):
+    serdes = Serdes(SingleObjectFraming())
+    kept, maybe_gone = meeting(1, NOW - 100), meeting(2, NOW - 100)
+    state = tracked_state(serdes, kept, maybe_gone, last_reconcile=NOW - 3600)
+    window = Window("created", 0, NOW)  # type: ignore[arg-type]
+    letter = DeadLetter(EVENT, '{"meeting_id": "two"}', "meeting_id: not an integer", window)
+    sync, publisher, _ = make_sync(settings, FakeReader([kept], [letter]), state)
+
+    await sync.cycle()
+
+    assert change_events(publisher, serdes) == []
+    assert sorted(state.meetings) == [1, 2]
+    dlq = [r for r in publisher.transactions[-1] if r.topic == "dlq"]
+    assert len(dlq) == 1
+
+
+async def test_reconciliation_leaves_versions_newer_than_the_watermark_to_incremental(settings):
+    serdes = Serdes(SingleObjectFraming())
+    old = meeting(1, NOW - 100)
+    state = tracked_state(serdes, old, last_reconcile=NOW - 3600)
+    changed_just_now = meeting(1, NOW - 5, status="confirmed")  # after modified_through
+    sync, publisher, _ = make_sync(settings, FakeReader([changed_just_now]), state)
+
+    await sync.cycle()  # the reconciliation
+    assert change_events(publisher, serdes) == []
+
+    await sync.cycle()  # the next incremental cycle publishes it, once
+    events = change_events(publisher, serdes)
+    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
+    assert sync.deps.metrics.reconcile_caught.labels(str(EVENT), "CONFIRMED")._value.get() == 0
+
+
+async def test_an_unchanged_meeting_seen_again_publishes_nothing(settings):
+    serdes = Serdes(SingleObjectFraming())
+    same = meeting(1, NOW - 8)
+    state = tracked_state(serdes, same, last_reconcile=NOW)
+    sync, publisher, _ = make_sync(settings, FakeReader([same]), state)
+
+    for _ in range(3):
+        await sync.cycle()
+
+    assert change_events(publisher, serdes) == []
+    # but every cycle commits its watermarks
+    assert len(publisher.transactions) == 3
