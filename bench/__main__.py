@@ -1,0 +1,170 @@
+"""``make bench``: every benchmark against the real local broker; a table and a JSON file.
+
+    python -m bench [--quick] [--only NAME ...] [--out FILE]
+
+Each benchmark is a module of this package with ``run(results, quick)``: it measures
+(medians of several runs, with min-max spread), prints its own lines, and adds its figures
+to ``results``. ``--quick`` runs small versions (minutes, not figures to quote);
+``--only`` picks benchmarks by name. The broker is ``$MEETINGS_CDC_BENCH_BOOTSTRAP``
+(default 127.0.0.1:19092).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import initial_export, latency, state_scale
+from bench.common import bootstrap
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _simulator(results: dict[str, Any], quick: bool) -> None:
+    from bench import simulator
+
+    if not quick:
+        simulator.run(results)
+        return
+    m = asyncio.run(simulator.measure(meetings=10_000, runs=2))
+    results["simulator_export_rows_per_s"] = round(m["median"])
+    results["simulator_export_rows_per_s_spread"] = [round(m["min"]), round(m["max"])]
+
+
+def _export(results: dict[str, Any], quick: bool) -> None:
+    try:
+        from bench import export
+    except ImportError:  # the source side's benchmark is not there (yet)
+        print("export: bench/export.py not present, skipped", flush=True)
+        return
+    if not quick:
+        export.run(results)
+        return
+    m = asyncio.run(export.measure(meetings=10_000, runs=2))
+    results["export_rows_per_s"] = round(m["rows_per_s"]["median"])
+    results["export_rows_per_s_spread"] = [
+        round(m["rows_per_s"]["min"]),
+        round(m["rows_per_s"]["max"]),
+    ]
+    results["export_cpu_us_per_row"] = round(m["cpu_us_per_row"]["median"], 2)
+
+
+BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
+    "simulator": _simulator,
+    "export": _export,
+    "initial_export": lambda r, q: initial_export.run(r, quick=q),
+    "latency": lambda r, q: latency.run(r, quick=q),
+    "state": lambda r, q: state_scale.run(r, quick=q),
+}
+
+# figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
+# simulator); ``connector_vs_raw_slowdown`` is raw_produce / initial_export.
+TARGETS: dict[str, tuple[str, float | None, bool]] = {
+    "simulator_export_rows_per_s": ("rows/s", 50_000, True),
+    "export_rows_per_s": ("rows/s", None, True),
+    "export_cpu_us_per_row": ("us", None, False),
+    "initial_export_rows_per_s": ("rows/s", 30_000, True),
+    "cpu_us_per_row": ("us", None, False),
+    "raw_produce_rows_per_s": ("rows/s", None, True),
+    "connector_vs_raw_slowdown": ("x", 3.0, False),
+    "incremental_latency_p50_ms": ("ms", None, False),
+    "incremental_latency_p99_ms": ("ms", 2_000, False),  # poll interval 1 s + 1 s
+    "incremental_cycle_ms_1k": ("ms", None, False),
+    "incremental_cycle_ms_1m": ("ms", None, False),
+    "state_restore_meetings_per_s": ("meetings/s", 100_000, True),
+    "rss_bytes_per_meeting": ("bytes", 500, False),
+}
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+            model = next(names, "")
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "commit": commit,
+    }
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':<32} {'median':>14} {'spread (min-max)':>24} {'target':>12}  ok"]
+    for key, (unit, target, higher) in TARGETS.items():
+        if key not in results:
+            continue
+        value = results[key]
+        spread = results.get(f"{key}_spread")
+        spread_text = f"{spread[0]:,}-{spread[1]:,}" if spread else ""
+        if target is None:
+            target_text, ok = "", ""
+        else:
+            target_text = f"{'>=' if higher else '<='} {target:,g}"
+            ok = "yes" if (value >= target if higher else value <= target) else "NO"
+        lines.append(f"{key:<32} {value:>14,} {spread_text:>24} {target_text:>12}  {ok}  {unit}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small, fast versions")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file (default %(default)s)")
+    args = parser.parse_args(argv)
+    chosen = args.only or list(BENCHMARKS)
+    results: dict[str, Any] = {}
+    meta: dict[str, Any] = {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "benchmarks": chosen,
+        "bootstrap": bootstrap(),
+        "machine": _machine(),
+        "seconds": {},
+    }
+    print(
+        f"bench against {bootstrap()}: {', '.join(chosen)}{' (quick)' if args.quick else ''}",
+        flush=True,
+    )
+    for name in chosen:
+        started = time.monotonic()
+        BENCHMARKS[name](results, args.quick)
+        meta["seconds"][name] = round(time.monotonic() - started, 1)
+    runs = results.pop("_runs", {})
+    out = {**results, "runs": runs, "meta": meta}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print("\n" + _table(results) + f"\n\nwritten to {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Scale: an incremental cycle at 1,000 and 1,000,000 tracked meetings; restore; memory.
+
+``incremental_cycle_ms_1k`` / ``_1m``: an in-process engine with the real collaborators
+(``EventSync`` with the ``ExportClient`` and ``WindowReader`` over HTTP to a simulator
+process, the real ``Serdes``, ``TransactionalPublisher`` and state restored from Kafka)
+tracks the 1,000 meetings of the simulator, plus 999,000 more for ``_1m``. Those are
+written straight to the state topic before the engine starts: copies of the real state
+records of the simulator's meetings (encoded by the real serde) under other meeting ids.
+Then, per run, 10 meetings are modified through the admin API and, once their second is
+past the settle delay, one ``cycle()`` is timed: plan, read both windows over HTTP,
+classify, encode, commit one transaction (checked to hold the 10 events).
+
+``state_restore_meetings_per_s`` and ``rss_bytes_per_meeting``: a fresh child process
+(``python -m bench.state_scale --restore-child``) imports the connector, notes its RSS,
+runs ``connector.state.restore`` over the 1M-meeting state topic, collects garbage, and
+notes its RSS again (consumer closed): the delta over the meetings restored.
+
+    python -m bench.state_scale [--runs N] [--meetings N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from bench.common import (
+    bootstrap,
+    delete_topics,
+    fmt,
+    record,
+    rss_bytes,
+    summary,
+    unique_name,
+)
+from bench.connector_process import topics_of
+from connector.config import Settings
+from connector.engine import Collaborators, EventSync
+from connector.health import HealthState
+from connector.metrics import Metrics
+from connector.publisher import Record, TransactionalPublisher, ensure_topics, transactional_id
+from connector.serde import Serdes, SingleObjectFraming
+from connector.serde.fastpath import long_bytes
+from connector.simulator.testing import SimulatorProcess
+from connector.source.client import ExportClient, RequestLimiter
+from connector.source.reader import WindowReader
+from connector.state import EventState, restore
+
+EVENT_ID = 1
+SIM_MEETINGS = 1_000
+LARGE = 1_000_000
+CHANGES = 10
+RUNS = 5
+SETTLE = 1
+SYNTHETIC_BASE = 10_000_000  # synthetic meeting ids start here, far from the simulator's
+
+
+def _settings(base_url: str, name: str) -> Settings:
+    return Settings(
+        api_base_url=base_url,
+        event_ids=(EVENT_ID,),
+        api_rate_limit_per_second=0,
+        kafka_bootstrap_servers=bootstrap(),
+        connector_name=name,
+        changes_topic=f"{name}.changes",
+        state_topic=f"{name}.state",
+        dlq_topic=f"{name}.dlq",
+        poll_interval_seconds=1,
+        settle_seconds=SETTLE,
+        snapshot_mode="no_data",
+        reconcile_interval_seconds=0,
+    )
+
+
+def prefill(settings: Settings, templates: list[bytes], count: int) -> float:
+    """Write ``count`` meeting state records of ``EVENT_ID`` to the state topic: copies of
+    ``templates`` (real encoded states) under synthetic meeting ids. Returns seconds."""
+    started = time.perf_counter()
+    partitions = ensure_topics(AdminClient(settings.kafka_client_config()), settings)
+    partition = EVENT_ID % partitions[settings.state_topic]
+    serdes = Serdes(SingleObjectFraming())
+    # A meeting StateValue: header, union branch, then the Meeting body, which starts with
+    # meeting_id. Swap the meeting id, keep the rest.
+    pieces = []
+    for value in templates:
+        meeting, _ = serdes.decode_meeting_state(value)
+        prefix = value[:11]
+        rest = value[len(prefix) + len(long_bytes(meeting.meeting_id)) :]
+        pieces.append((prefix, rest))
+    key_prefix = serdes.encode_state_key(EVENT_ID, 0)[:-1]
+    check_id = SYNTHETIC_BASE + 12_345
+    assert key_prefix + long_bytes(check_id) == serdes.encode_state_key(EVENT_ID, check_id)
+    prefix, rest = pieces[0]
+    assert serdes.decode_meeting_state(prefix + long_bytes(check_id) + rest)[0].meeting_id == (
+        check_id
+    )
+    producer = Producer(
+        {
+            **settings.kafka_client_config(),
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "zstd",
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1024 * 1024,
+        }
+    )
+    for i in range(count):
+        meeting_id = SYNTHETIC_BASE + i
+        prefix, rest = pieces[i % len(pieces)]
+        mid = long_bytes(meeting_id)
+        while True:
+            try:
+                producer.produce(
+                    settings.state_topic,
+                    key=key_prefix + mid,
+                    value=prefix + mid + rest,
+                    partition=partition,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120):
+        raise RuntimeError("prefill: records left undelivered")
+    return time.perf_counter() - started
+
+
+class _Counting:
+    """Wraps a publisher: remembers how many records the last transaction held."""
+
+    def __init__(self, inner: TransactionalPublisher) -> None:
+        self.inner = inner
+        self.last = 0
+
+    async def publish(self, records: list[Record]) -> None:
+        self.last = len(records)
+        await self.inner.publish(records)
+
+
+async def _engine(
+    settings: Settings, sim: SimulatorProcess, runs: int, changes: int
+) -> tuple[list[float], EventState]:
+    """Restore, snapshot the simulator's meetings (no events), then ``runs`` timed cycles
+    of ``changes`` modifications each. Returns cycle milliseconds and the state."""
+    admin = AdminClient(settings.kafka_client_config())
+    partitions = ensure_topics(admin, settings)
+    serdes = Serdes(SingleObjectFraming())
+    publisher = TransactionalPublisher(settings, transactional_id(settings.connector_name, 1))
+    await publisher.start()
+    try:
+        state_partitions = partitions[settings.state_topic]
+        states, _ = await asyncio.to_thread(
+            restore,
+            settings.kafka_client_config(),
+            settings.state_topic,
+            {EVENT_ID % state_partitions},
+            (EVENT_ID,),
+            serdes,
+        )
+        gc.collect()
+        gc.freeze()
+        counting = _Counting(publisher)
+        async with aiohttp.ClientSession() as session:
+            client = ExportClient(session, settings, limiter=RequestLimiter.from_settings(settings))
+            deps = Collaborators(
+                settings=settings,
+                client=client,
+                reader=WindowReader(client, settings.api_per_page),
+                serdes=serdes,
+                metrics=Metrics(),
+                health=HealthState((EVENT_ID,), poll_interval_seconds=1),
+                state_partitions=state_partitions,
+            )
+            sync = EventSync(EVENT_ID, states[EVENT_ID], counting, deps)  # type: ignore[arg-type]
+            while await sync.cycle():  # the snapshot, until done
+                pass
+            await sync.cycle()  # one ordinary incremental cycle
+            ids = sorted(m for m in sync.state.meetings if m < SYNTHETIC_BASE)
+            timings = []
+            for r in range(runs):
+                for i in range(changes):
+                    note = f"cycle {settings.connector_name} {r}-{i}"
+                    await sim.patch(ids[(r * changes + i) % len(ids)], notes=note)
+                # past the settle delay of the second of these changes, in the API's clock
+                await asyncio.sleep(SETTLE + 1.05 - time.time() % 1)
+                started = time.perf_counter()
+                await sync.cycle()
+                timings.append((time.perf_counter() - started) * 1000)
+                if counting.last != 2 * changes + 1:
+                    raise RuntimeError(
+                        f"cycle wrote {counting.last} records, expected {2 * changes + 1}"
+                    )
+            return timings, sync.state
+    finally:
+        await publisher.close()
+
+
+def restore_child(topic: str) -> None:
+    """In a fresh process: restore ``topic`` and print records, seconds and RSS growth."""
+    serdes = Serdes(SingleObjectFraming())
+    config: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap()}
+    partitions = AdminClient(config).list_topics(topic, timeout=30).topics[topic].partitions
+    gc.collect()
+    before = rss_bytes()
+    started = time.perf_counter()
+    states, report = restore(config, topic, {EVENT_ID % len(partitions)}, (EVENT_ID,), serdes)
+    seconds = time.perf_counter() - started
+    gc.collect()
+    after = rss_bytes()
+    meetings = len(states[EVENT_ID].meetings)
+    print(
+        json.dumps(
+            {
+                "records": report.records,
+                "meetings": meetings,
+                "seconds": seconds,
+                "rss_delta": after - before,
+            }
+        )
+    )
+
+
+def _restore_in_child(topic: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.state_scale", "--restore-child", topic],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+async def measure(runs: int = RUNS, large: int = LARGE) -> dict[str, Any]:
+    args = ["--meetings", str(SIM_MEETINGS), "--event-id", str(EVENT_ID), "--seed", "3"]
+    small_name, big_name = unique_name("cycle1k"), unique_name("cycle1m")
+    try:
+        async with SimulatorProcess(args) as sim:
+            small = _settings(sim.base_url, small_name)
+            small_ms, state = await _engine(small, sim, runs, CHANGES)
+            print(
+                f"  cycle at {len(state.meetings):,} meetings: "
+                + ", ".join(f"{t:.0f}" for t in small_ms)
+                + " ms",
+                flush=True,
+            )
+            templates = list(state.meetings.values())
+            del state
+            big = _settings(sim.base_url, big_name)
+            prefill_s = await asyncio.to_thread(prefill, big, templates, large - SIM_MEETINGS)
+            print(
+                f"  prefilled {large - SIM_MEETINGS:,} state records in {prefill_s:.1f} s",
+                flush=True,
+            )
+            big_ms, state = await _engine(big, sim, runs, CHANGES)
+            tracked = len(state.meetings)
+            print(
+                f"  cycle at {tracked:,} meetings: "
+                + ", ".join(f"{t:.0f}" for t in big_ms)
+                + " ms",
+                flush=True,
+            )
+            del state
+            gc.unfreeze()
+            gc.collect()
+        restores = []
+        for i in range(max(1, min(runs, 3))):
+            restores.append(await asyncio.to_thread(_restore_in_child, f"{big_name}.state"))
+            r = restores[-1]
+            print(
+                f"  restore {i + 1}: {r['meetings']:,} meetings in {r['seconds']:.2f} s, "
+                f"RSS +{r['rss_delta'] / 2**20:,.0f} MiB",
+                flush=True,
+            )
+    finally:
+        await asyncio.to_thread(delete_topics, topics_of(small_name) + topics_of(big_name))
+    return {
+        "cycle_1k": summary(small_ms),
+        "cycle_1m": summary(big_ms),
+        "tracked_large": tracked,
+        "restore": summary([r["meetings"] / r["seconds"] for r in restores]),
+        "rss_per_meeting": summary([r["rss_delta"] / r["meetings"] for r in restores]),
+        "restored_meetings": restores[0]["meetings"],
+    }
+
+
+def report(m: dict[str, Any], results: dict[str, Any]) -> None:
+    record(results, "incremental_cycle_ms_1k", m["cycle_1k"]["runs"], digits=1)
+    record(results, "incremental_cycle_ms_1m", m["cycle_1m"]["runs"], digits=1)
+    record(results, "state_restore_meetings_per_s", m["restore"]["runs"])
+    record(results, "rss_bytes_per_meeting", m["rss_per_meeting"]["runs"])
+    results["state_restored_meetings"] = m["restored_meetings"]
+    print(
+        f"incremental cycle, {CHANGES} changes (in-process engine): "
+        f"{fmt(m['cycle_1k'], ' ms', 1)} at 1,000 tracked; "
+        f"{fmt(m['cycle_1m'], ' ms', 1)} at {m['tracked_large']:,} tracked\n"
+        f"state restore ({m['restored_meetings']:,} meetings, fresh process): "
+        f"{fmt(m['restore'], ' meetings/s')}; RSS {fmt(m['rss_per_meeting'], ' bytes/meeting')}",
+        flush=True,
+    )
+
+
+def run(results: dict[str, Any], quick: bool = False) -> None:
+    """``make bench`` hook."""
+    m = asyncio.run(measure(2 if quick else RUNS, 100_000 if quick else LARGE))
+    report(m, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--meetings", type=int, default=LARGE)
+    parser.add_argument("--restore-child", metavar="TOPIC", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.restore_child:
+        restore_child(args.restore_child)
+        return
+    report(asyncio.run(measure(args.runs, args.meetings)), {})
+
+
+if __name__ == "__main__":
+    main()
