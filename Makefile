@@ -40,7 +40,7 @@ system-packages: ## Debian's prometheus + promtool for the monitoring tests (apt
 
 test: venv tools system-packages ## unit + integration tests against a real broker and the simulator
 	@started=0; \
-	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
+	if ! $(KAFKA) status >/dev/null; then $(KAFKA) up && started=1; fi; \
 	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
@@ -59,7 +59,7 @@ format: venv ## apply ruff format and safe fixes
 
 bench: venv ## benchmarks: prints a table, writes bench/results/latest.json
 	@started=0; \
-	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
+	if ! $(KAFKA) status >/dev/null; then $(KAFKA) up && started=1; fi; \
 	$(PY) -m bench $(BENCH_ARGS); rc=$$?; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc

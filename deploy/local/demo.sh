@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 started_kafka=0
-if ! PYTHON="$PY" deploy/local/kafka.sh status | grep -q running; then
+if ! PYTHON="$PY" deploy/local/kafka.sh status >/dev/null; then
   PYTHON="$PY" deploy/local/kafka.sh up
   started_kafka=1
 fi

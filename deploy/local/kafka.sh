@@ -5,7 +5,7 @@
 #
 #   deploy/local/kafka.sh up     start (no-op when already running); returns when it answers
 #   deploy/local/kafka.sh down   stop the broker this script started (by its pid file)
-#   deploy/local/kafka.sh status
+#   deploy/local/kafka.sh status   exit 0 when running, 3 when not
 #
 # KAFKA_PORT (default 19092) picks the client port; the controller uses KAFKA_PORT+1.
 set -euo pipefail
@@ -143,8 +143,14 @@ down() {
   log "stopped broker $pid"
 }
 
+# Exit status 0 when running, 3 when not (as LSB init scripts do).
 status() {
-  if is_running; then echo "running on 127.0.0.1:$port (pid $(cat "$pid_file"))"; else echo "not running"; fi
+  if is_running; then
+    echo "running on 127.0.0.1:$port (pid $(cat "$pid_file"))"
+  else
+    echo "stopped"
+    return 3
+  fi
 }
 
 case "${1:-}" in
