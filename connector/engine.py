@@ -29,7 +29,6 @@ from connector import __version__
 from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
 from connector.config import Settings
 from connector.errors import (
-    FatalPublishError,
     FatalSourceError,
     ProducerFencedError,
     RetriablePublishError,
@@ -102,7 +101,11 @@ class EventSync:
     # --- the loop -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run cycles until ``stop`` is set. Fatal errors propagate to the supervisor."""
+        """Run cycles until ``stop`` is set.
+
+        Only errors that make the process unusable (a fenced or broken producer) propagate
+        to the supervisor; API failures are retried, each kind at its own pace.
+        """
         failures = 0
         while not stop.is_set():
             self.deps.health.beat()
@@ -112,14 +115,19 @@ class EventSync:
                 more = await self.cycle()
                 failures = 0
                 self.deps.metrics.cycles.labels(self._label, phase, "ok").inc()
-            except (RetriableSourceError, RetriablePublishError) as exc:
+            except (RetriableSourceError, RetriablePublishError, FatalSourceError) as exc:
+                # Nothing of the cycle was committed: the state and watermarks are as before.
+                # A fatal *source* error (rejected key, unknown event) is not retried soon,
+                # but neither does it stop the other events: readiness and the Stalled alert
+                # report it, and the event recovers by itself once the API is fixed.
                 failures += 1
                 self.deps.metrics.cycles.labels(self._label, phase, "error").inc()
                 self.deps.health.cycle_finished(
                     self.event_id, phase=phase, ok=False, detail={"error": str(exc)}
                 )
-                delay = min(60.0, self.settings.poll_interval_seconds * 2 ** min(failures, 6))
-                log.warning(
+                fatal = isinstance(exc, FatalSourceError)
+                delay = 60.0 if fatal else self._backoff(failures)
+                (log.error if fatal else log.warning)(
                     "cycle failed; the committed state is unchanged, retrying",
                     extra={
                         "event_id": self.event_id,
@@ -136,6 +144,9 @@ class EventSync:
                 )
             if not more:
                 await _wait(stop, self.settings.poll_interval_seconds)
+
+    def _backoff(self, failures: int) -> float:
+        return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))
 
     async def cycle(self) -> bool:
         """Run one cycle; return True when more work is waiting (no need to sleep)."""
@@ -508,4 +519,4 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-__all__ = ["Collaborators", "EventSync", "FatalPublishError", "FatalSourceError"]
+__all__ = ["Collaborators", "EventSync"]

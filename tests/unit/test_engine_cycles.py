@@ -204,3 +204,37 @@ async def test_an_unchanged_meeting_seen_again_publishes_nothing(settings):
     assert change_events(publisher, serdes) == []
     # but every cycle commits its watermarks
     assert len(publisher.transactions) == 3
+
+
+async def test_a_fatal_api_error_fails_the_cycle_but_not_the_loop(settings):
+    import asyncio
+
+    from connector.errors import FatalSourceError
+
+    class RejectingReader(FakeReader):
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            raise FatalSourceError("401 Unauthorized: check MEETINGS_CDC_API_KEY")
+            yield  # pragma: no cover - makes this an async generator
+
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 100), last_reconcile=NOW)
+    sync, publisher, _ = make_sync(settings, RejectingReader([]), state)
+    stop = asyncio.Event()
+
+    health = sync.deps.health
+    failed_once = asyncio.Event()
+    reported = health.cycle_finished
+
+    def report(*args: Any, **kwargs: Any) -> None:
+        reported(*args, **kwargs)
+        failed_once.set()
+
+    health.cycle_finished = report  # type: ignore[method-assign]
+    loop = asyncio.create_task(sync.run(stop))
+    await asyncio.wait_for(failed_once.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(loop, 5)  # returns normally: the error did not escape
+
+    assert publisher.transactions == []
+    failed = sync.deps.metrics.cycles.labels(str(EVENT), "incremental", "error")._value.get()
+    assert failed == 1
