@@ -64,5 +64,13 @@ bench: venv ## benchmarks: prints a table, writes bench/results/latest.json
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
 
+CHAOS_ARGS ?= --profile long
+chaos: venv ## fault injection judged by a ground-truth oracle (long run; CHAOS_ARGS="--profile short")
+	@started=0; \
+	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
+	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m tests.chaos $(CHAOS_ARGS); rc=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$rc
+
 clean: ## remove caches (keeps .venv and the Kafka jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info

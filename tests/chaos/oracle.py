@@ -10,9 +10,11 @@ what a healthy connector must have seen:
 
 - the final version of every live meeting must be the ``after`` of its last event, and a
   deleted meeting that was ever published must end with DELETED (reconciliation ran);
-- every other version must have an event if it stayed current, while the connector was
-  polling healthily (``Timing.observed``), for longer than the settle delay plus
-  ``Timing.reach`` (a poll interval, a cycle and a margin);
+- every other version must have an event if a whole incremental cycle ran while it was
+  current and after it had settled: ``Timing.cycles`` holds (A, B), the commit times of two
+  consecutive committed cycles of one connector process; the second began after A, so it read
+  every window up to A minus the settle delay (and one second for the ``Date`` header's
+  resolution) while the version was current, if that was the case until B;
 - versions of one meeting are numbered 1..n without gap (a gap is a lost event).
 
 "duplicated": the same version number twice, or two events whose ``after`` is the same
@@ -45,9 +47,8 @@ class Timing:
     """What the oracle needs to know about the run's timing (API-clock unix seconds)."""
 
     settle: float
-    reach: float
     end: float
-    observed: tuple[tuple[float, float], ...] = ()
+    cycles: tuple[tuple[float, float], ...] = ()
     snapshot_before: float | None = None
 
 
@@ -228,13 +229,10 @@ def _judge_meeting(
 
 
 def _must_observe(at: int, until: float, timing: Timing) -> bool:
-    # Current surely from at + 1 until ``until`` (whole seconds); readable by a window once
-    # the API's clock passed at + settle; then a healthy connector reads it within ``reach``.
-    for start, end in timing.observed:
-        ready = max(at + 1 + timing.settle, start)
-        if ready + timing.reach <= min(until, end):
-            return True
-    return False
+    # Current from within second ``at`` until second ``until`` began. A cycle that began after
+    # A read up to its api_now - settle, and its api_now (the Date header, whole seconds, plus
+    # time since) lags the API's clock by less than a second: A >= at + settle + 2 suffices.
+    return any(start >= at + timing.settle + 2 and end < until for start, end in timing.cycles)
 
 
 def _check_numbering(verdict: Verdict, where: str, events: list[Json]) -> None:

@@ -102,7 +102,9 @@ def publish(versions: list[dict[str, Any] | None], *, snapshot: bool = True) -> 
     return events
 
 
-TIMING = Timing(settle=1, reach=2, end=T + 1000, observed=((T, T + 1000),), snapshot_before=T + 5)
+#: A committed cycle every 2 s from T to T + 1000.
+CYCLES = tuple((float(t), float(t + 2)) for t in range(T, T + 1000, 2))
+TIMING = Timing(settle=1, end=T + 1000, cycles=CYCLES, snapshot_before=T + 5)
 
 
 def world() -> tuple[list[dict], list[dict], list[dict]]:
@@ -170,7 +172,8 @@ def test_a_version_current_only_while_the_connector_was_down_may_be_merged() -> 
     events = publish([m1[0], m1[3], m1[4]])  # CONFIRMED (T+100..T+200) never seen
     m2 = [e["meeting"] for e in history if e["meeting_id"] == 2]
     events += publish([m2[0], m2[1], None], snapshot=False)
-    down = dataclasses.replace(TIMING, observed=((T, T + 90), (T + 210, T + 1000)))
+    up = tuple((a, b) for a, b in CYCLES if not T + 90 <= b <= T + 210)  # down meanwhile
+    down = dataclasses.replace(TIMING, cycles=up)
     assert judge(history, events, truth, down).ok
     assert not judge(history, events, truth, TIMING).ok  # while up, it must be seen
 

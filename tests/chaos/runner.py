@@ -1,0 +1,451 @@
+"""Running one chaos scenario: a real ``meetings-cdc run`` process under faults, then the oracle.
+
+Every scenario: seed an in-process simulator, start the connector (``python -m connector
+run``, fast settings), churn the meetings while the chaos happens (SIGKILLs, broker outages,
+API fault phases, clock skew, small pages), then stop the churn, clear the faults and wait
+(bounded) until a reconciliation ran and every meeting's last event matches the ground truth.
+Finally read everything a read_committed consumer sees and let :mod:`tests.chaos.oracle`
+judge it against ``GET /admin/history``.
+
+Times are recorded on the wall clock and handed to the oracle on the API's clock (wall plus
+the scenario's skew). The connector's own JSON log tells when it was polling healthily:
+from "state restored" (or "snapshot complete") until it was killed or stopped, minus fault
+phases, broker outages and the back-off after each failed cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connector.simulator.app import SimulatorConfig
+from connector.simulator.testing import EmbeddedSimulator
+from tests.chaos.broker import OwnBroker
+from tests.chaos.oracle import (
+    Timing,
+    Verdict,
+    content_of_admin_meeting,
+    content_of_event_meeting,
+    dead_letter_problems,
+    judge,
+)
+from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+
+EVENT = 1
+POLL_SECONDS = 0.5
+SETTLE_SECONDS = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """A period with one fault set of the simulator (``PUT /admin/faults`` body)."""
+
+    name: str
+    seconds: float
+    faults: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One chaos run. The chaos lasts ``seconds`` or until ``kills`` kills are done."""
+
+    name: str
+    meetings: int = 200
+    churn: float = 20.0
+    seconds: float = 15.0
+    kills: int = 0
+    kill_after: tuple[float, float] = (0.5, 5.0)
+    phases: tuple[Phase, ...] = ()
+    broker_outages: int = 0
+    outage_seconds: tuple[float, float] = (2.0, 6.0)
+    skew: float = 0.0
+    env: tuple[tuple[str, str], ...] = ()
+    seed: int = 1
+    converge_within: float = 150.0
+
+
+@dataclass(slots=True)
+class Run:
+    """One connector process's life."""
+
+    started: float
+    ended: float | None = None
+    how: str = ""
+    log: str = ""
+
+
+@dataclass(slots=True)
+class Result:
+    """What a scenario did and what the oracle found."""
+
+    scenario: str
+    verdict: Verdict
+    kills: int = 0
+    exits: list[str] = field(default_factory=list)
+    outages: int = 0
+    dead_letters: int = 0
+    bad_rows: int = 0
+    injected: dict[str, int] = field(default_factory=dict)
+    reconciled: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    exits_allowed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """No oracle violation, no unexplained dead letter, no crash, converged."""
+        return (
+            self.verdict.ok
+            and not self.problems
+            and (self.exits_allowed or not self.exits)
+            and self.verdict.published > 0
+        )
+
+    def report(self) -> str:
+        """Everything wrong, for an assertion message."""
+        lines = [f"scenario {self.scenario}: {'ok' if self.ok else 'FAILED'}"]
+        if not self.verdict.ok:
+            lines.append(self.verdict.summary())
+        lines += [f"problem: {p}" for p in self.problems]
+        if not self.exits_allowed:
+            lines += [f"unexpected exit: {e}" for e in self.exits]
+        if self.verdict.published == 0:
+            lines.append("nothing was published: the scenario did not run")
+        return "\n".join(lines)
+
+
+class Supervisor:
+    """Keeps one connector process running (like a Deployment); records every run."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.runs: list[Run] = []
+        self.exits: list[str] = []
+        self.current: ConnectorProcess | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # a kill is not an unexpected exit
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Start the first process and watch for unexpected exits."""
+        await self._spawn()
+        self._watch = asyncio.create_task(self._watch_exits())
+
+    async def _spawn(self) -> None:
+        self.current = await ConnectorProcess(self.env).start()
+        self.runs.append(Run(time.time()))
+
+    def _finish(self, how: str) -> None:
+        run = self.runs[-1]
+        run.ended, run.how = time.time(), how
+        assert self.current is not None
+        run.log = self.current.log
+
+    async def _watch_exits(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            async with self._lock:
+                process = self.current.process if self.current else None
+                if process is None or process.returncode is None:
+                    continue
+                assert self.current is not None
+                await self.current.wait(10)
+                self._finish(f"exited {process.returncode}")
+                tail = " | ".join(self.current.log.strip().splitlines()[-3:])
+                self.exits.append(f"exit {process.returncode}: {tail[-600:]}")
+                await self._spawn()
+
+    async def kill(self) -> None:
+        """SIGKILL the running process and start the next one at once."""
+        async with self._lock:
+            assert self.current is not None
+            await self.current.kill()
+            self._finish("killed")
+            await self._spawn()
+
+    def log(self) -> str:
+        """The running process's log so far."""
+        return self.current.log if self.current else ""
+
+    async def stop(self) -> None:
+        """SIGTERM the running process (SIGKILL if it hangs); stop watching."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        if self.current is None or self._stopped:
+            return
+        self._stopped = True
+        try:
+            code = await self.current.terminate(within=40)
+        except TimeoutError:
+            await self.current.kill()
+            code = -9
+        if self.runs[-1].ended is None:
+            self._finish(f"stopped {code}")
+        if code != 0:
+            self.exits.append(f"SIGTERM gave exit {code}")
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of a connector's stderr (others skipped)."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
+    return lines
+
+
+def _ts(line: Mapping[str, Any]) -> float:
+    return datetime.fromisoformat(line["ts"]).timestamp()
+
+
+def committed_cycles(
+    runs: list[Run], excluded: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """(A, B) wall times of consecutive cycle commits of one process, B an incremental cycle.
+
+    From each run's JSON log: "cycle committed" (phase streaming; logged when a cycle
+    published something), "reconciliation complete" (which follows the commit of a
+    reconciliation: such a cycle does not read recent changes, so it is never a B). Pairs
+    overlapping ``excluded`` (bad-row phases: a withheld version is legitimately skipped)
+    are dropped.
+    """
+    pairs: list[tuple[float, float]] = []
+    for run in runs:
+        last: float | None = None
+        pending: float | None = None  # a commit not yet known to be incremental
+        for line in log_lines(run.log):
+            message = line.get("msg")
+            if message == "cycle committed" and line.get("phase") == "streaming":
+                if pending is not None:
+                    if last is not None:
+                        pairs.append((last, pending))
+                    last = pending
+                pending = _ts(line)
+            elif message == "reconciliation complete":
+                pending, last = None, _ts(line)
+            elif message == "starting event":
+                pending = last = None
+        # A last commit not followed by anything may have been a reconciliation's: dropped.
+    return [
+        (a, b)
+        for a, b in pairs
+        if not any(a < hole_end and b > hole_start for hole_start, hole_end in excluded)
+    ]
+
+
+def converged(truth: list[dict[str, Any]], deleted: set[int]) -> Callable[[list[dict]], bool]:
+    """Whether every meeting's last event is its final version (or DELETED)."""
+    final = {m["meeting_id"]: content_of_admin_meeting(m) for m in truth}
+
+    def check(events: list[dict[str, Any]]) -> bool:
+        last: dict[int, dict[str, Any]] = {}
+        for event in events:
+            last[event["meeting_id"]] = event
+        for meeting_id, content in final.items():
+            event = last.get(meeting_id)
+            if event is None or event["after"] is None:
+                return False
+            if content_of_event_meeting(event["after"]) != content:
+                return False
+        return all(
+            last[m]["change_type"] == "DELETED" for m in deleted if m in last and m not in final
+        )
+
+    return check
+
+
+async def run_scenario(
+    scenario: Scenario, bootstrap: str, *, say: Callable[[str], None] = lambda _: None
+) -> Result:
+    """Run ``scenario`` against ``bootstrap`` (its own broker when it has outages)."""
+    started = time.monotonic()
+    broker = OwnBroker() if scenario.broker_outages else None
+    if broker is not None:
+        await broker.up()
+        bootstrap = broker.bootstrap
+    try:
+        config = SimulatorConfig(
+            meetings=scenario.meetings, seed=scenario.seed, clock_skew_seconds=scenario.skew
+        )
+        async with EmbeddedSimulator(config) as sim:
+            result = await _run(scenario, sim, bootstrap, broker, say)
+    finally:
+        if broker is not None:
+            await broker.down()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _run(
+    scenario: Scenario,
+    sim: EmbeddedSimulator,
+    bootstrap: str,
+    broker: OwnBroker | None,
+    say: Callable[[str], None],
+) -> Result:
+    rng = random.Random(scenario.seed)
+    name = f"chaos.{scenario.name}.{uuid.uuid4().hex[:8]}"
+    settings = {
+        "MEETINGS_CDC_POLL_INTERVAL_SECONDS": str(POLL_SECONDS),
+        "MEETINGS_CDC_SETTLE_SECONDS": str(SETTLE_SECONDS),
+        "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "4",
+        "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS": "10",
+        **dict(scenario.env),
+    }
+    env = connector_env(
+        api_base_url=sim.base_url, event_ids=str(EVENT), bootstrap=bootstrap, name=name, **settings
+    )
+    churn = sim.server.sim.churn
+    assert churn is not None
+    excluded: list[tuple[float, float]] = []
+    supervisor = Supervisor(env)
+    result = Result(scenario.name, Verdict(), exits_allowed=scenario.broker_outages > 0)
+    churning = asyncio.create_task(churn.run(scenario.churn))
+    first_start = time.time()
+    try:
+        await supervisor.start()
+        chaos_ends = time.monotonic() + scenario.seconds
+        if scenario.broker_outages:
+            assert broker is not None
+            result.outages = await _broker_outages(scenario, broker, supervisor, rng, say)
+        for phase in scenario.phases:
+            say(f"{scenario.name}: phase {phase.name} ({phase.seconds:.0f} s)")
+            begun = time.time()
+            await sim.set_faults(**phase.faults)
+            await asyncio.sleep(phase.seconds)
+            await sim.clear_faults()
+            if phase.faults.get("bad_row_rate"):
+                excluded.append((begun - 1, time.time() + 1))
+        for number in range(scenario.kills):
+            await asyncio.sleep(rng.uniform(*scenario.kill_after))
+            await supervisor.kill()
+            result.kills += 1
+            if number % 10 == 9:
+                say(f"{scenario.name}: {number + 1} kills")
+        await asyncio.sleep(max(0.0, chaos_ends - time.monotonic()))
+    finally:
+        churning.cancel()
+        await asyncio.gather(churning, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await sim.clear_faults()
+    # Consumers only now: during broker outages they would only log connection errors.
+    changes = ChangeLog(bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    dead = ChangeLog(bootstrap, env["MEETINGS_CDC_DLQ_TOPIC"])
+    try:
+        await _quiet(scenario, sim, supervisor, changes, result, say)
+        await supervisor.stop()
+        await changes.settle(2)
+        await dead.settle(2)
+        history = await sim.history(EVENT)
+        truth = await sim.truth(EVENT)
+        faults = await sim.get_faults()
+        end = time.time()
+    finally:
+        await supervisor.stop()
+        changes.close()
+        dead.close()
+    skew = scenario.skew
+    cycles = tuple((a + skew, b + skew) for a, b in committed_cycles(supervisor.runs, excluded))
+    timing = Timing(
+        settle=SETTLE_SECONDS,
+        end=end + skew,
+        cycles=cycles,
+        snapshot_before=first_start + skew - SETTLE_SECONDS - 1,
+    )
+    result.verdict = judge(history, changes.events, truth, timing)
+    result.exits = supervisor.exits
+    result.injected = dict(faults.get("injected", {}))
+    result.bad_rows = result.injected.get("bad_row", 0)
+    result.dead_letters = len(dead.events)
+    result.problems += dead_letter_problems(dead.events, result.bad_rows)
+    result.reconciled = sum(
+        1
+        for e in changes.events
+        if e["source"]["window_kind"] == "reconcile" and e["change_type"] != "DELETED"
+    )
+    withheld = any(phase.faults.get("bad_row_rate") for phase in scenario.phases)
+    if result.reconciled and not withheld:
+        # Reconciliation exists for deletes and for versions withheld for bad rows; any other
+        # version it had to publish is one the incremental cycles missed.
+        result.problems.append(
+            f"{result.reconciled} versions were published only by reconciliation: "
+            "incremental polling missed them"
+        )
+    return result
+
+
+async def _quiet(
+    scenario: Scenario,
+    sim: EmbeddedSimulator,
+    supervisor: Supervisor,
+    changes: ChangeLog,
+    result: Result,
+    say: Callable[[str], None],
+) -> None:
+    """No churn, no faults: wait for a reconciliation and the final state of every meeting."""
+    quiet = time.time()
+    truth = await sim.truth(EVENT)
+    deleted = {h["meeting_id"] for h in await sim.history(EVENT) if h["kind"] == "deleted"}
+    done = converged(truth, deleted)
+    say(f"{scenario.name}: quiet, waiting for the final state of {len(truth)} meetings")
+
+    def reconciled_since_quiet() -> bool:
+        return any(
+            line.get("msg") == "reconciliation complete" and _ts(line) > quiet + SETTLE_SECONDS + 1
+            for line in log_lines(supervisor.log())
+        )
+
+    try:
+        async with asyncio.timeout(scenario.converge_within):
+            while not (reconciled_since_quiet() and done(changes.events)):
+                await changes.poll(0.5)
+    except TimeoutError:
+        result.problems.append(
+            f"no convergence within {scenario.converge_within:.0f} s of quiet "
+            f"(reconciled: {reconciled_since_quiet()})"
+        )
+    await changes.settle(3)  # what arrives now would be a duplicate
+
+
+async def _broker_outages(
+    scenario: Scenario,
+    broker: OwnBroker,
+    supervisor: Supervisor,
+    rng: random.Random,
+    say: Callable[[str], None],
+) -> int:
+    """Stop the broker (SIGKILL, or a clean stop every other time) and restart it.
+
+    The first outage hits the snapshot's big transaction, the others random cycles.
+    """
+    outages = 0
+    for number in range(scenario.broker_outages):
+        if number == 0:
+            await _wait_for_log(supervisor, "starting event", within=60)
+            await asyncio.sleep(rng.uniform(0.05, 0.6))
+        else:
+            await asyncio.sleep(rng.uniform(2.0, 6.0))
+        hard = number % 2 == 0
+        say(f"{scenario.name}: broker {'SIGKILL' if hard else 'stop'} #{number + 1}")
+        await (broker.kill() if hard else broker.down())
+        await asyncio.sleep(rng.uniform(*scenario.outage_seconds))
+        await broker.up()
+        outages += 1
+    return outages
+
+
+async def _wait_for_log(supervisor: Supervisor, message: str, within: float) -> None:
+    for _ in range(int(within / 0.05)):
+        if any(line.get("msg") == message for line in log_lines(supervisor.log())):
+            return
+        await asyncio.sleep(0.05)
