@@ -192,14 +192,33 @@ class EventSync:
         emit = self.settings.snapshot_mode == "initial"
         batch = self._new_batch()
         window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
-        async for part in self.deps.reader.read(self.event_id, window):
-            for meeting in part.meetings:
-                self._stage(batch, meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit)
-            self._dead_letters(batch, part)
-            progress = replace(progress, created_through=part.window.end)
-            if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
-                await self._commit(batch, progress)
-                batch = self._new_batch()
+        # A full transaction commits in the background while the next one is read and
+        # staged (transactions stay one at a time and in order; the next one starts only
+        # after the previous one committed). A failed commit fails the cycle as before.
+        committing: asyncio.Task[None] | None = None
+        try:
+            async for part in self.deps.reader.read(self.event_id, window):
+                for meeting in part.meetings:
+                    self._stage(
+                        batch, meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit
+                    )
+                self._dead_letters(batch, part)
+                progress = replace(progress, created_through=part.window.end)
+                if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                    if committing is not None:
+                        await committing
+                    committing = asyncio.create_task(self._commit(batch, progress))
+                    batch = self._new_batch(after=batch)
+            if committing is not None:
+                await committing
+        finally:
+            if committing is not None and not committing.done():
+                # The cycle failed while a commit was in flight: let it end (its outcome
+                # no longer matters: the cycle is redone from whatever was committed).
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(committing)
+            elif committing is not None and not committing.cancelled():
+                committing.exception()  # retrieved here if the loop failed before awaiting it
         done = replace(progress, phase=STREAMING, created_through=upper, last_reconcile_at=upper)
         await self._commit(batch, done)
         log.info(
@@ -471,8 +490,13 @@ class EventSync:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _new_batch(self) -> Batch:
-        return Batch(Staging(self.state, self.deps.serdes))
+    def _new_batch(self, after: Batch | None = None) -> Batch:
+        staging = Staging(self.state, self.deps.serdes)
+        if after is not None:
+            # ``after`` may still be committing: see its versions until the state has them
+            # (only its own: what it carried from before was committed before it began).
+            staging.tracked.update((m, after.staging.tracked[m]) for m in after.staging.encoded)
+        return Batch(staging)
 
     def _state_key(self, meeting_id: int) -> bytes:
         return self.deps.serdes.encode_state_key(self.event_id, meeting_id)

@@ -26,10 +26,13 @@ _LONG_MAX = 2**63 - 1
 _NULL_BRANCH = b"\x00"
 _SECOND_BRANCH = b"\x02"  # zigzag(1): the non-null branch of ["null", T]
 _EMPTY_ARRAY = b"\x00"
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
 
 
 def long_bytes(value: int) -> bytes:
     """Avro ``long``: zigzag varint."""
+    if -64 <= value < 64:  # one byte: versions, small ids
+        return _ONE_BYTE[(value << 1) ^ (value >> 63)]
     if not _LONG_MIN <= value <= _LONG_MAX:
         raise SerializationError(f"cannot encode {value}: out of the Avro long range")
     n = (value << 1) ^ (value >> 63)
@@ -89,6 +92,18 @@ class FastEncoder:
         change = json.loads(catalog.current(catalog.MEETING_CHANGE).text)
         enum = next(f for f in change["fields"] if f["name"] == "change_type")["type"]
         self._symbols = {s: long_bytes(i) for i, s in enumerate(enum["symbols"])}
+
+    @staticmethod
+    def change_key(event_id: int, meeting_id: int) -> bytes:
+        """The MeetingKey body: two longs."""
+        return long_bytes(event_id) + long_bytes(meeting_id)
+
+    @staticmethod
+    def state_key(event_id: int, meeting_id: int | None) -> bytes:
+        """The StateKey body: a long and an optional long (null for an event's progress)."""
+        if meeting_id is None:
+            return long_bytes(event_id) + _NULL_BRANCH
+        return long_bytes(event_id) + _SECOND_BRANCH + long_bytes(meeting_id)
 
     def _optional(self, meeting: Meeting | None) -> bytes:
         return _NULL_BRANCH if meeting is None else _SECOND_BRANCH + self.bodies.body(meeting)

@@ -102,6 +102,8 @@ class Serdes:
 
     def encode_change_key(self, event_id: int, meeting_id: int) -> bytes:
         """The ``MeetingKey`` of a change event."""
+        if self._fast is not None:
+            return self._headers[MEETING_KEY] + self._fast.change_key(event_id, meeting_id)
         return self._change_key({"event_id": event_id, "meeting_id": meeting_id})
 
     def encode_change(self, event: ChangeEvent) -> bytes:
@@ -130,6 +132,8 @@ class Serdes:
 
     def encode_state_key(self, event_id: int, meeting_id: int | None) -> bytes:
         """The ``StateKey`` of a meeting's state, or of an event's progress (meeting None)."""
+        if self._fast is not None:
+            return self._headers[STATE_KEY] + self._fast.state_key(event_id, meeting_id)
         return self._state_key({"event_id": event_id, "meeting_id": meeting_id})
 
     def decode_state_key(self, data: bytes) -> tuple[int, int | None]:
@@ -231,6 +235,16 @@ def _checked_fast_encoder(schemas: dict[str, RecordSchema]) -> FastEncoder | Non
     (a schema change it does not know about turns it off rather than corrupting data)."""
     try:
         fast = FastEncoder(MeetingBodies())
+        for event_id, meeting_id in ((1, -2), (0, 2**40), (-(2**63), 2**63 - 1), (7, None)):
+            key = {"event_id": event_id, "meeting_id": meeting_id}
+            if fast.state_key(event_id, meeting_id) != fastavro_bytes(
+                schemas[STATE_KEY].plain, key
+            ):
+                raise ValueError("StateKey bytes differ")
+            if meeting_id is not None and fast.change_key(event_id, meeting_id) != fastavro_bytes(
+                schemas[MEETING_KEY].plain, key
+            ):
+                raise ValueError("MeetingKey bytes differ")
         for event in records.self_check_events():
             expected = fastavro_bytes(schemas[MEETING_CHANGE].plain, records.change_datum(event))
             if fast.change(event) != expected:
