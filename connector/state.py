@@ -29,6 +29,13 @@ from connector.progress import EventProgress
 
 log = logging.getLogger(__name__)
 
+_OFFSET_ATTEMPTS = 10
+_NO_LEADER_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
 
 class StateCodec(Protocol):
     """Decoding of state records (implemented by ``connector.serde.Serdes``)."""
@@ -195,14 +202,22 @@ def _partitions_to_read(
     """End offset (the last stable offset, for read_committed) of each non-empty partition."""
     ends: dict[int, int] = {}
     for partition in set(partitions):
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=30, cached=False
-            )
-        except KafkaException as exc:
-            raise FatalPublishError(
-                f"cannot read offsets of {topic}[{partition}]: {exc.args[0].str()}"
-            ) from exc
+        for attempt in range(1, _OFFSET_ATTEMPTS + 1):
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=30, cached=False
+                )
+                break
+            except KafkaException as exc:
+                # A topic created a moment ago may not have a partition leader yet.
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in _NO_LEADER_YET
+                if transient and attempt < _OFFSET_ATTEMPTS:
+                    time.sleep(0.5)
+                    continue
+                raise FatalPublishError(
+                    f"cannot read offsets of {topic}[{partition}]: {error.str()}"
+                ) from exc
         if high > low:
             ends[partition] = high
     return ends

@@ -1,0 +1,38 @@
+"""The benchmark harness itself runs and writes its JSON (never a speed assertion)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "MEETINGS_CDC_BENCH_BOOTSTRAP": kafka_bootstrap}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "initial_export", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    for key in (
+        "initial_export_rows_per_s",
+        "cpu_us_per_row",
+        "raw_produce_rows_per_s",
+        "connector_vs_raw_slowdown",
+    ):
+        assert results[key] > 0, key
+        assert key == "connector_vs_raw_slowdown" or len(results[f"{key}_spread"]) == 2
+    assert results["meta"]["quick"] is True
+    assert results["meta"]["benchmarks"] == ["initial_export"]
+    assert "initial_export_rows_per_s" in done.stdout  # the table
