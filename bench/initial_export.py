@@ -14,6 +14,7 @@ the cost of Kafka alone, so ``initial_export_rows_per_s / raw_produce_rows_per_s
 connector's overhead. Both rates are per export row, over the same row count.
 
     python -m bench.initial_export [--meetings N] [--runs N]
+    python -m bench.initial_export --profile [--meetings N]   # in-process engine, cProfile
 """
 
 from __future__ import annotations
@@ -171,11 +172,40 @@ def run(results: dict[str, Any], quick: bool = False) -> None:
     report(m, results)
 
 
+async def profile(meetings: int, top: int = 40) -> None:
+    """The same snapshot in an in-process engine (real collaborators) under cProfile."""
+    import cProfile
+    import pstats
+
+    from bench.state_scale import run_engine, settings_for
+
+    args = ["--meetings", str(meetings), "--event-id", str(EVENT_ID), "--seed", "1"]
+    name = unique_name("profile")
+    try:
+        async with SimulatorProcess(args) as sim:
+            settings = settings_for(sim.base_url, name, snapshot_mode="initial")
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            await run_engine(settings, sim, runs=0, changes=0, profiler=profiler)
+            seconds = time.perf_counter() - started
+            rows = int((await sim.export_page(EVENT_ID, per_page=1))["total"])
+    finally:
+        await asyncio.to_thread(delete_topics, topics_of(name))
+    print(f"{rows:,} rows in {seconds:.1f} s under cProfile: {rows / seconds:,.0f} rows/s")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meetings", type=int, default=MEETINGS)
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--profile", action="store_true", help="cProfile an in-process engine")
     args = parser.parse_args()
+    if args.profile:
+        asyncio.run(profile(args.meetings))
+        return
     report(asyncio.run(measure(args.meetings, args.runs)), {})
 
 

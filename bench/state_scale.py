@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import subprocess
@@ -64,7 +65,8 @@ SETTLE = 1
 SYNTHETIC_BASE = 10_000_000  # synthetic meeting ids start here, far from the simulator's
 
 
-def _settings(base_url: str, name: str) -> Settings:
+def settings_for(base_url: str, name: str, snapshot_mode: str = "no_data") -> Settings:
+    """Settings of an in-process engine on topics named after ``name``."""
     return Settings(
         api_base_url=base_url,
         event_ids=(EVENT_ID,),
@@ -76,7 +78,7 @@ def _settings(base_url: str, name: str) -> Settings:
         dlq_topic=f"{name}.dlq",
         poll_interval_seconds=1,
         settle_seconds=SETTLE,
-        snapshot_mode="no_data",
+        snapshot_mode=snapshot_mode,
         reconcile_interval_seconds=0,
     )
 
@@ -145,8 +147,12 @@ class _Counting:
         await self.inner.publish(records)
 
 
-async def _engine(
-    settings: Settings, sim: SimulatorProcess, runs: int, changes: int
+async def run_engine(
+    settings: Settings,
+    sim: SimulatorProcess,
+    runs: int,
+    changes: int,
+    profiler: cProfile.Profile | None = None,
 ) -> tuple[list[float], EventState]:
     """Restore, snapshot the simulator's meetings (no events), then ``runs`` timed cycles
     of ``changes`` modifications each. Returns cycle milliseconds and the state."""
@@ -180,8 +186,12 @@ async def _engine(
                 state_partitions=state_partitions,
             )
             sync = EventSync(EVENT_ID, states[EVENT_ID], counting, deps)  # type: ignore[arg-type]
+            if profiler is not None:
+                profiler.enable()
             while await sync.cycle():  # the snapshot, until done
                 pass
+            if profiler is not None:
+                profiler.disable()
             await sync.cycle()  # one ordinary incremental cycle
             ids = sorted(m for m in sync.state.meetings if m < SYNTHETIC_BASE)
             timings = []
@@ -245,8 +255,8 @@ async def measure(runs: int = RUNS, large: int = LARGE) -> dict[str, Any]:
     small_name, big_name = unique_name("cycle1k"), unique_name("cycle1m")
     try:
         async with SimulatorProcess(args) as sim:
-            small = _settings(sim.base_url, small_name)
-            small_ms, state = await _engine(small, sim, runs, CHANGES)
+            small = settings_for(sim.base_url, small_name)
+            small_ms, state = await run_engine(small, sim, runs, CHANGES)
             print(
                 f"  cycle at {len(state.meetings):,} meetings: "
                 + ", ".join(f"{t:.0f}" for t in small_ms)
@@ -255,13 +265,13 @@ async def measure(runs: int = RUNS, large: int = LARGE) -> dict[str, Any]:
             )
             templates = list(state.meetings.values())
             del state
-            big = _settings(sim.base_url, big_name)
+            big = settings_for(sim.base_url, big_name)
             prefill_s = await asyncio.to_thread(prefill, big, templates, large - SIM_MEETINGS)
             print(
                 f"  prefilled {large - SIM_MEETINGS:,} state records in {prefill_s:.1f} s",
                 flush=True,
             )
-            big_ms, state = await _engine(big, sim, runs, CHANGES)
+            big_ms, state = await run_engine(big, sim, runs, CHANGES)
             tracked = len(state.meetings)
             print(
                 f"  cycle at {tracked:,} meetings: "
