@@ -96,6 +96,9 @@ class EventSync:
         self._label = str(event_id)
         self._partition = event_id % deps.state_partitions
         self._progress_key = deps.serdes.encode_state_key(event_id, None)
+        # A pass longer than the reconcile interval leaves the next one due at once: after
+        # each pass one incremental cycle runs first, so polling is never starved.
+        self._reconciled_last = False
         self._cycle_phase = SNAPSHOT
 
     # --- the loop -----------------------------------------------------------------------
@@ -156,17 +159,20 @@ class EventSync:
             progress = self._begin()
         if progress.phase == SNAPSHOT:
             return await self._snapshot(progress)
-        if self._reconcile_due(progress):
+        if self._reconcile_due(progress) and not self._reconciled_last:
             await self._reconcile(progress)
+            self._reconciled_last = True
             return False
         await self._incremental(progress)
+        self._reconciled_last = False
         return False
 
     def _phase(self) -> str:
         progress = self.state.progress
         if progress is None or progress.phase == SNAPSHOT:
             return SNAPSHOT
-        return "reconcile" if self._reconcile_due(progress) else "incremental"
+        due = self._reconcile_due(progress) and not self._reconciled_last
+        return "reconcile" if due else "incremental"
 
     async def _sync_clock(self) -> None:
         # Window bounds come from the API's clock: learn it before the first plan.

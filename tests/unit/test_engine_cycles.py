@@ -238,3 +238,29 @@ async def test_a_fatal_api_error_fails_the_cycle_but_not_the_loop(settings):
     assert publisher.transactions == []
     failed = sync.deps.metrics.cycles.labels(str(EVENT), "incremental", "error")._value.get()
     assert failed == 1
+
+
+async def test_a_reconciliation_longer_than_the_interval_does_not_starve_incremental(settings):
+    # Found by the chaos suite (broker-restart): a pass that takes longer than the interval
+    # left the next one due at once, so reconciliations ran back to back and changes waited.
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 100), last_reconcile=NOW - 3600)
+
+    class SlowReader(FakeReader):
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            async for part in super().read(event_id, window):
+                client.now += 90  # longer than the 60 s interval
+                yield part
+
+    sync, _, _ = make_sync(settings, SlowReader([meeting(1, NOW - 100)]), state)
+    client = sync.deps.client
+    reader = sync.deps.reader
+
+    await sync.cycle()  # the due reconciliation
+    assert [w.kind.value for w in reader.reads] == ["created"]
+    assert sync._phase() == "incremental"
+    await sync.cycle()  # due again already, but incremental polling gets its turn first
+    assert "modified" in [w.kind.value for w in reader.reads[1:]]
+    await sync.cycle()  # and then the next reconciliation
+    last = reader.reads[-1]
+    assert (last.kind.value, last.start) == ("created", 0)
