@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -70,6 +72,10 @@ class Scenario:
     env: tuple[tuple[str, str], ...] = ()
     seed: int = 1
     converge_within: float = 150.0
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise ValueError(f"scenario name {self.name!r}: it names topics and the connector")
 
 
 @dataclass(slots=True)
@@ -161,12 +167,16 @@ class Supervisor:
                 self._finish(f"exited {process.returncode}")
                 tail = " | ".join(self.current.log.strip().splitlines()[-3:])
                 self.exits.append(f"exit {process.returncode}: {tail[-600:]}")
+                if process.returncode == 2:  # bad configuration: restarting cannot help
+                    return
                 await self._spawn()
 
     async def kill(self) -> None:
         """SIGKILL the running process and start the next one at once."""
         async with self._lock:
             assert self.current is not None
+            if self._watch is not None and self._watch.done():
+                return  # gave up after a configuration error
             await self.current.kill()
             self._finish("killed")
             await self._spawn()
@@ -241,6 +251,25 @@ def committed_cycles(
         for a, b in pairs
         if not any(a < hole_end and b > hole_start for hole_start, hole_end in excluded)
     ]
+
+
+def back_to_back_reconciliations(runs: list[Run]) -> int:
+    """Reconciliations that began right after the previous one ended: no incremental cycle
+    (which takes at least a request and a poll interval's wait) can have run in between."""
+    count = 0
+    for run in runs:
+        previous: float | None = None
+        for line in log_lines(run.log):
+            if line.get("msg") == "starting event":
+                previous = None
+            if line.get("msg") != "reconciliation complete":
+                continue
+            ended = _ts(line)
+            began = ended - float(line.get("seconds", 0))
+            if previous is not None and began - previous < POLL_SECONDS + 0.3:
+                count += 1
+            previous = ended
+    return count
 
 
 def converged(truth: list[dict[str, Any]], deleted: set[int]) -> Callable[[list[dict]], bool]:
@@ -354,6 +383,7 @@ async def _run(
         await supervisor.stop()
         changes.close()
         dead.close()
+    _keep_logs(scenario.name, supervisor.runs)
     skew = scenario.skew
     cycles = tuple((a + skew, b + skew) for a, b in committed_cycles(supervisor.runs, excluded))
     timing = Timing(
@@ -373,6 +403,12 @@ async def _run(
         for e in changes.events
         if e["source"]["window_kind"] == "reconcile" and e["change_type"] != "DELETED"
     )
+    starved = back_to_back_reconciliations(supervisor.runs)
+    if starved:
+        result.problems.append(
+            f"{starved} reconciliations began right after the previous one: no incremental "
+            "cycle ran in between (changes waited)"
+        )
     withheld = any(phase.faults.get("bad_row_rate") for phase in scenario.phases)
     if result.reconciled and not withheld:
         # Reconciliation exists for deletes and for versions withheld for bad rows; any other
@@ -382,6 +418,17 @@ async def _run(
             "incremental polling missed them"
         )
     return result
+
+
+def _keep_logs(name: str, runs: list[Run]) -> None:
+    """Write every run's log to ``$MEETINGS_CDC_CHAOS_LOGS/<scenario>.<n>.log`` if set."""
+    directory = os.environ.get("MEETINGS_CDC_CHAOS_LOGS")
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    for number, run in enumerate(runs, 1):
+        with open(os.path.join(directory, f"{name}.{number}.log"), "w") as out:
+            out.write(f"# {run.how}\n{run.log}")
 
 
 async def _quiet(

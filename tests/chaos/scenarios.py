@@ -39,8 +39,8 @@ LONG: tuple[Scenario, ...] = (
     Scenario("api-malformed", phases=MALFORMED, env=_FAST_API, seed=106),
     Scenario("api-truncated", phases=TRUNCATED, env=_FAST_API, seed=107),
     Scenario("bad-rows", phases=BAD_ROWS, env=_FAST_API, seed=108),
-    Scenario("skew+30", skew=30, kills=5, seed=109),
-    Scenario("skew-30", skew=-30, kills=5, seed=110),
+    Scenario("skew-ahead-30s", skew=30, kills=5, seed=109),
+    Scenario("skew-behind-30s", skew=-30, kills=5, seed=110),
     Scenario("churn-paging", meetings=2000, churn=120, seconds=40, kills=8, env=_PAGING, seed=111),
 )
 
