@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,6 +49,8 @@ from connector.state import EventState, Staging, Tracked
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 10_000
+#: Polls start this long after a second ends on the API's clock (estimate error, late writes).
+TICK_MARGIN_SECONDS = 0.15
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
 
@@ -114,6 +117,7 @@ class EventSync:
             self.deps.health.beat()
             phase = self._cycle_phase = self._phase()
             started = time.monotonic()
+            started_api = self.deps.client.api_time()
             try:
                 more = await self.cycle()
                 failures = 0
@@ -146,7 +150,18 @@ class EventSync:
                     time.monotonic() - started
                 )
             if not more:
-                await _wait(stop, self.settings.poll_interval_seconds)
+                await _wait(stop, self._until_next_poll(started_api))
+
+    def _until_next_poll(self, started_api: float) -> float:
+        """Seconds to sleep so the next cycle starts a poll interval after this one began,
+        just after a second ends on the API's clock: a window can include a second only
+        once it is over, so a poll right after the tick publishes its changes soonest."""
+        interval = self.settings.poll_interval_seconds
+        target = started_api + interval
+        if interval >= 1:
+            # the tick nearest the target (the interval may shrink or grow by half a second)
+            target = math.ceil(target - TICK_MARGIN_SECONDS - 0.5) + TICK_MARGIN_SECONDS
+        return max(0.0, target - self.deps.client.api_time())
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))

@@ -18,6 +18,7 @@ message (error text from the API is redacted too) and never part of a repr.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -43,6 +44,10 @@ _ERROR_TEXT_LIMIT = 300
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+#: Date headers remembered for the API clock estimate (see ExportClient.api_now).
+CLOCK_SAMPLES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +168,11 @@ class ExportClient:
         self._headers = {"Accept": "application/json", **settings.auth_headers()}
         self._secrets = [s for s in settings.secret_values() if s]
         self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_seconds)
-        self._api_date: float | None = None  # Date of the latest response, unix seconds
-        self._api_date_at = 0.0  # local monotonic time it was received
+        # The API's clock as an offset from our monotonic clock: each response's Date (whole
+        # seconds, truncated) minus when it arrived is a lower bound of the true offset; the
+        # largest of the recent ones is within a round trip of it (see api_now()).
+        self._offsets: collections.deque[float] = collections.deque(maxlen=CLOCK_SAMPLES)
+        self._offset: float | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -190,18 +198,27 @@ class ExportClient:
     # --- the API clock ------------------------------------------------------------------------
 
     def api_now(self) -> int:
-        """The API's clock in unix seconds: the latest HTTP ``Date`` plus local time since.
+        """The API's clock in unix seconds (whole seconds that have begun there).
 
-        Falls back to the local clock before the first response.
+        A ``Date`` header says only which second the response was sent in, so one sample
+        lags the API's clock by up to a second. Each sample (Date minus our monotonic time
+        at arrival) is a lower bound of the true offset; the largest of the last
+        ``CLOCK_SAMPLES`` is within a round trip of it. An estimate a little early is
+        harmless (window overlaps re-read); old samples age out, so a clock that steps back
+        is followed. Before the first response this is the local clock.
         """
-        if self._api_date is None:
-            return int(self._wall())
-        return int(self._api_date + (self._clock() - self._api_date_at))
+        return int(self.api_time())
+
+    def api_time(self) -> float:
+        """The API's clock in fractional unix seconds (estimate; see :meth:`api_now`)."""
+        if self._offset is None:
+            return self._wall()
+        return self._clock() + self._offset
 
     @property
     def api_clock_known(self) -> bool:
         """Whether a response has told the API's clock yet (else api_now() is local)."""
-        return self._api_date is not None
+        return self._offset is not None
 
     def _observe_date(self, header: str | None) -> None:
         if not header:
@@ -210,10 +227,10 @@ class ExportClient:
             api_time = parsedate_to_datetime(header).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return
-        self._api_date = api_time
-        self._api_date_at = self._clock()
+        self._offsets.append(api_time - self._clock())
+        self._offset = max(self._offsets)
         if self._metrics is not None:
-            self._metrics.api_clock_offset.set(api_time - self._wall())
+            self._metrics.api_clock_offset.set(self.api_time() - self._wall())
 
     # --- pages --------------------------------------------------------------------------------
 

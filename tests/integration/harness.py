@@ -22,6 +22,12 @@ from confluent_kafka import Consumer, KafkaError
 from connector.serde import Serdes, SingleObjectFraming
 
 
+async def past_settle(seconds: float = 2.2) -> None:
+    """Let the current second end and the settle delay pass: what exists now is then part of
+    a snapshot that starts afterwards (the snapshot is a cut at the API's now - settle)."""
+    await asyncio.sleep(seconds)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,6 +102,10 @@ class ConnectorProcess:
     @property
     def log(self) -> str:
         return self.stderr.decode(errors="replace")
+
+    def dump(self, path: str) -> None:
+        with open(path, "w") as out:
+            out.write(self.log)
 
     async def wait(self, within: float) -> int:
         assert self.process is not None

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, past_settle
 
 EVENT = 1
 T0 = 1_900_000_000  # a scheduled start, far from "now"
@@ -63,6 +63,7 @@ async def test_scripted_life_of_meetings_yields_exactly_the_expected_events(simu
         status="pending",
         participants=[101, 102],
     )
+    await past_settle()
     _, log = await running(MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="3")
     await log.wait_for(_has(a, "SNAPSHOT"), 60, "the snapshot of a")
 
@@ -273,6 +274,7 @@ async def test_several_events_sync_concurrently_in_one_process(
     sim = await simulator_factory(SimulatorConfig(event_ids=(11, 12)))
     first = await sim.create(event_id=11, start=T0, participants=[1, 2])
     second = await sim.create(event_id=12, start=T0, participants=[3, 4])
+    await past_settle()
     env = connector_env(
         api_base_url=sim.base_url,
         event_ids="11,12",

@@ -52,6 +52,9 @@ class FakeClient:
     def api_now(self) -> int:
         return self.now
 
+    def api_time(self) -> float:
+        return float(self.now)
+
 
 @dataclass
 class FakeReader:
@@ -264,3 +267,27 @@ async def test_a_reconciliation_longer_than_the_interval_does_not_starve_increme
     await sync.cycle()  # and then the next reconciliation
     last = reader.reads[-1]
     assert (last.kind.value, last.start) == ("created", 0)
+
+
+@pytest.mark.parametrize(
+    ("interval", "started", "now", "expected"),
+    [
+        (1.0, 100.15, 100.20, 0.95),  # next poll just after the next tick
+        (1.0, 100.16, 100.30, 0.85),  # a little drift does not skip a second
+        (1.0, 100.90, 101.40, 0.75),  # a late start re-aligns on the next tick
+        (5.0, 100.15, 100.25, 4.90),
+        (1.0, 100.15, 103.00, 0.0),  # a long cycle: start again at once
+        (0.5, 100.15, 100.20, 0.45),  # below a second: plain interval
+    ],
+)
+def test_polls_start_just_after_a_second_ends_on_the_api_clock(
+    settings, interval, started, now, expected
+):
+    sync, _, _ = make_sync(
+        settings.model_copy(update={"poll_interval_seconds": interval}),
+        FakeReader([]),
+        EventState(EVENT),
+    )
+    sync.deps.client.api_time = lambda: now  # type: ignore[method-assign]
+
+    assert sync._until_next_poll(started) == pytest.approx(expected)
