@@ -116,12 +116,12 @@ def classify(
         return Change(ChangeType.DELETED, (), before, None)
     if before.key != after.key:
         raise ValueError(f"classify: versions of different meetings {before.key} != {after.key}")
-    if before.content_hash == after.content_hash and before == after:
+    if before == after:
         return None
     if after.modified_at < before.modified_at:
         return None
     fields = changed_fields(before, after)
-    if not fields:  # a 64-bit hash collision of equal content: nothing changed
+    if not fields:  # defensive: every field that can differ is named by changed_fields
         return None
     return Change(_change_type(before, after, fields), fields, before, after)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Scalar = str | int | float | bool | None
 Extra = tuple[tuple[str, Scalar], ...]
@@ -53,13 +53,19 @@ class Meeting:
     modified_at: int
     participants: tuple[Participant, ...]
     extra: Extra = ()
-    content_hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.participants, key=lambda p: p.account_id))
         if ordered != self.participants:
             object.__setattr__(self, "participants", ordered)
-        object.__setattr__(self, "content_hash", _content_hash(self))
+
+    @property
+    def content_hash(self) -> int:
+        """A stable 64-bit hash of every field, equal across processes for equal content.
+
+        Computed on demand: comparing two versions uses plain equality, which is cheaper.
+        """
+        return _content_hash(self)
 
     @property
     def key(self) -> tuple[int, int]:
