@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import random
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ Clock = Callable[[], float]
 
 #: Date headers remembered for the API clock estimate (see ExportClient.api_now).
 CLOCK_SAMPLES = 64
+#: A Date this far above the median of the remembered ones is ignored as an outlier.
+CLOCK_OUTLIER_SECONDS = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,9 @@ class ExportClient:
         at arrival) is a lower bound of the true offset; the largest of the last
         ``CLOCK_SAMPLES`` is within a round trip of it. An estimate a little early is
         harmless (window overlaps re-read); old samples age out, so a clock that steps back
-        is followed. Before the first response this is the local clock.
+        is followed; a lone sample far ahead of the others is ignored, since it would move
+        windows and watermarks past seconds the API has not lived yet. Before the first
+        response this is the local clock.
         """
         return int(self.api_time())
 
@@ -228,7 +233,11 @@ class ExportClient:
         except (TypeError, ValueError, IndexError, OverflowError):
             return
         self._offsets.append(api_time - self._clock())
-        self._offset = max(self._offsets)
+        # Genuine samples lie within a second (plus a round trip) of each other; one far
+        # off the median (a stray server, a bogus header) must not move the windows: it
+        # counts only once most recent samples agree with it (a real step of the clock).
+        median = statistics.median_high(self._offsets)
+        self._offset = max(s for s in self._offsets if s <= median + CLOCK_OUTLIER_SECONDS)
         if self._metrics is not None:
             self._metrics.api_clock_offset.set(self.api_time() - self._wall())
 

@@ -68,3 +68,29 @@ def test_a_clock_that_steps_back_is_followed_once_old_samples_age_out():
         client._observe_date(formatdate(math.floor(clock.now + 2e9 - 10), usegmt=True))
 
     assert abs(client.api_time() - (clock.now + 2e9 - 10)) < 1.0
+
+
+def test_a_lone_date_far_in_the_future_does_not_move_the_clock():
+    clock = Clock()
+    client = client_with(clock)
+    base = 1.8e9
+    for i in range(20):
+        clock.now += 0.4
+        header = base + 3600 if i == 10 else clock.now + base  # one stray server, an hour ahead
+        client._observe_date(formatdate(math.floor(header), usegmt=True))
+
+    assert client.api_time() - (clock.now + base) < 0.01
+
+
+def test_a_real_step_forward_is_followed_once_most_samples_agree():
+    clock = Clock()
+    client = client_with(clock)
+    base = 1.8e9
+    for _ in range(64):
+        clock.now += 0.4
+        client._observe_date(formatdate(math.floor(clock.now + base), usegmt=True))
+    for _ in range(40):  # the API's clock is corrected 120 s forward
+        clock.now += 0.4
+        client._observe_date(formatdate(math.floor(clock.now + base + 120), usegmt=True))
+
+    assert abs(client.api_time() - (clock.now + base + 120)) < 1.0
