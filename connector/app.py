@@ -29,7 +29,12 @@ from connector.errors import ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
 from connector.logs import RedactingFilter, configure_logging
 from connector.metrics import Metrics
-from connector.publisher import TransactionalPublisher, ensure_topics, transactional_id
+from connector.publisher import (
+    TransactionalPublisher,
+    ensure_topics,
+    state_partition,
+    transactional_id,
+)
 from connector.serde import make_serdes
 from connector.server import start_server
 from connector.source.client import ExportClient, RequestLimiter
@@ -103,7 +108,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             restore,
             settings.kafka_client_config(),
             settings.state_topic,
-            {event_id % state_partitions for event_id in settings.event_ids},
+            {state_partition(e, state_partitions) for e in settings.event_ids},
             settings.event_ids,
             serdes,
         )

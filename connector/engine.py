@@ -22,12 +22,10 @@ import contextlib
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from connector import __version__
-from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
+from connector.batch import Batch, Destination
 from connector.config import Settings
 from connector.errors import (
     FatalSourceError,
@@ -39,12 +37,12 @@ from connector.health import HealthState
 from connector.metrics import Metrics
 from connector.model import Meeting
 from connector.progress import EventProgress
-from connector.publisher import Record, TransactionalPublisher
+from connector.publisher import TransactionalPublisher, state_partition
 from connector.serde import Serdes
 from connector.source.client import ExportClient
-from connector.source.reader import WindowPart, WindowReader
+from connector.source.reader import WindowReader
 from connector.source.windows import Watermarks, Window, WindowKind, advance, plan_incremental
-from connector.state import EventState, Staging, Tracked
+from connector.state import EventState
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +51,6 @@ MAX_RECORDS_PER_TRANSACTION = 10_000
 TICK_MARGIN_SECONDS = 0.15
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
-
-
-@dataclass(slots=True)
-class Batch:
-    """Records and staged state of one transaction being assembled."""
-
-    staging: Staging
-    records: list[Record] = field(default_factory=list)
-    published: Counter[str] = field(default_factory=Counter)
-    caught: Counter[str] = field(default_factory=Counter)
-    modified_at: list[int] = field(default_factory=list)
-    dead_letters: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +83,14 @@ class EventSync:
         self.deps = deps
         self.settings = deps.settings
         self._label = str(event_id)
-        self._partition = event_id % deps.state_partitions
-        self._progress_key = deps.serdes.encode_state_key(event_id, None)
+        self._destination = Destination(
+            event_id=event_id,
+            state_partition=state_partition(event_id, deps.state_partitions),
+            changes_topic=self.settings.changes_topic,
+            state_topic=self.settings.state_topic,
+            dlq_topic=self.settings.dlq_topic,
+            connector_name=self.settings.connector_name,
+        )
         # A pass longer than the reconcile interval leaves the next one due at once: after
         # each pass one incremental cycle runs first, so polling is never starved.
         self._reconciled_last = False
@@ -220,12 +212,10 @@ class EventSync:
         try:
             async for part in self.deps.reader.read(self.event_id, window):
                 for meeting in part.meetings:
-                    self._stage(
-                        batch, meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit
-                    )
-                self._dead_letters(batch, part)
+                    batch.stage(meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit)
+                batch.add_dead_letters(part)
                 progress = replace(progress, created_through=part.window.end)
-                if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
                     if committing is not None:
                         await committing
                     committing = asyncio.create_task(self._commit(batch, progress))
@@ -260,10 +250,10 @@ class EventSync:
         for window in windows:
             async for part in self.deps.reader.read(self.event_id, window):
                 for meeting in part.meetings:
-                    self._stage(batch, meeting, part.window, kind=window.kind.value)
-                self._dead_letters(batch, part)
+                    batch.stage(meeting, part.window, kind=window.kind.value)
+                batch.add_dead_letters(part)
                 marks = advance(marks, part.window)
-                if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
                     await self._commit(batch, self._with_marks(progress, marks))
                     batch = self._new_batch()
             marks = advance(marks, window)
@@ -288,11 +278,11 @@ class EventSync:
                     # Newer than the incremental watermark: the next incremental window
                     # reads it. Reconciliation only judges what incremental claims to cover.
                     continue
-                change = self._stage(batch, meeting, part.window, kind="reconcile")
+                change = batch.stage(meeting, part.window, kind="reconcile")
                 if change is not None:
                     batch.caught[change.change_type.value] += 1
-            self._dead_letters(batch, part)
-            if len(batch.records) >= MAX_RECORDS_PER_TRANSACTION:
+            batch.add_dead_letters(part)
+            if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
                 await self._commit(batch, progress)
                 batch = self._new_batch()
         deleted = 0
@@ -314,7 +304,8 @@ class EventSync:
             if tracked is None or tracked.meeting.created_at > upper * 1000:
                 continue  # created after this pass's bound: not expected in it
             # Not counted as "caught": polling can never see a hard delete.
-            self._stage_delete(batch, tracked, Window(WindowKind.CREATED, 0, upper))
+            detected = self.deps.client.api_now() * 1000
+            batch.stage_delete(tracked, Window(WindowKind.CREATED, 0, upper), detected)
             deleted += 1
         await self._commit(batch, replace(progress, last_reconcile_at=upper))
         log.info(
@@ -328,103 +319,7 @@ class EventSync:
             },
         )
 
-    # --- staging ---------------------------------------------------------------------------
-
-    def _stage(
-        self,
-        batch: Batch,
-        meeting: Meeting,
-        window: Window,
-        *,
-        kind: str,
-        snapshot: bool = False,
-        emit: bool = True,
-    ) -> Change | None:
-        tracked = batch.staging.get(meeting.meeting_id)
-        before = tracked.meeting if tracked is not None else None
-        change = classify(before, meeting, snapshot=snapshot)
-        if change is None:
-            return None
-        previous = tracked.version if tracked is not None else 0
-        version = previous + 1 if emit else previous
-        encoded = self.deps.serdes.encode_meeting_state(meeting, version)
-        batch.staging.put(meeting.meeting_id, Tracked(meeting, version), encoded)
-        batch.records.append(
-            Record(
-                self.settings.state_topic,
-                self._state_key(meeting.meeting_id),
-                encoded,
-                self._partition,
-            )
-        )
-        if emit:
-            self._emit(
-                batch, change, meeting.meeting_id, meeting.modified_at, version, window, kind
-            )
-        return change
-
-    def _stage_delete(self, batch: Batch, tracked: Tracked, window: Window) -> None:
-        change = classify(tracked.meeting, None)
-        assert change is not None  # noqa: S101 - a deletion always classifies
-        meeting_id = tracked.meeting.meeting_id
-        batch.staging.put(meeting_id, None, None)
-        batch.records.append(
-            Record(self.settings.state_topic, self._state_key(meeting_id), None, self._partition)
-        )
-        detected = int(self.deps.client.api_now()) * 1000
-        self._emit(batch, change, meeting_id, detected, tracked.version + 1, window, "reconcile")
-
-    def _emit(
-        self,
-        batch: Batch,
-        change: Change,
-        meeting_id: int,
-        modified_at: int,
-        version: int,
-        window: Window,
-        kind: str,
-    ) -> None:
-        event = ChangeEvent(
-            event_id=self.event_id,
-            meeting_id=meeting_id,
-            change=change,
-            modified_at=modified_at,
-            detected_at=int(self.deps.wall_clock() * 1000),
-            version=version,
-            source=SourceInfo(
-                connector=self.settings.connector_name,
-                connector_version=__version__,
-                window_kind=kind,
-                window_start=window.start * 1000,
-                window_end=window.end * 1000,
-            ),
-        )
-        serdes = self.deps.serdes
-        batch.records.append(
-            Record(
-                self.settings.changes_topic,
-                serdes.encode_change_key(self.event_id, meeting_id),
-                serdes.encode_change(event),
-            )
-        )
-        batch.published[change.change_type.value] += 1
-        if change.change_type is not ChangeType.SNAPSHOT:
-            batch.modified_at.append(modified_at)
-
-    def _dead_letters(self, batch: Batch, part: WindowPart) -> None:
-        for letter in part.dead_letters:
-            batch.records.append(
-                Record(
-                    self.settings.dlq_topic,
-                    None,
-                    self.deps.serdes.encode_dead_letter(
-                        letter,
-                        detected_at=int(self.deps.wall_clock() * 1000),
-                        connector=self.settings.connector_name,
-                    ),
-                )
-            )
-            batch.dead_letters += 1
+    # --- policy ----------------------------------------------------------------------------
 
     def _untracked_by_design(self, batch: Batch, meeting: Meeting, progress: EventProgress) -> bool:
         # snapshot_mode=never: meetings that existed before the connector started are not
@@ -440,15 +335,7 @@ class EventSync:
 
     async def _commit(self, batch: Batch, progress: EventProgress) -> None:
         progress = replace(progress, updated_at=int(self.deps.wall_clock() * 1000))
-        batch.records.append(
-            Record(
-                self.settings.state_topic,
-                self._progress_key,
-                self.deps.serdes.encode_progress(progress),
-                self._partition,
-            )
-        )
-        batch.staging.progress = progress
+        batch.close(progress)
         try:
             await self.publisher.publish(batch.records)
         except RetriablePublishError:
@@ -512,15 +399,9 @@ class EventSync:
     # --- helpers ----------------------------------------------------------------------------
 
     def _new_batch(self, after: Batch | None = None) -> Batch:
-        staging = Staging(self.state, self.deps.serdes)
-        if after is not None:
-            # ``after`` may still be committing: see its versions until the state has them
-            # (only its own: what it carried from before was committed before it began).
-            staging.tracked.update((m, after.staging.tracked[m]) for m in after.staging.encoded)
-        return Batch(staging)
-
-    def _state_key(self, meeting_id: int) -> bytes:
-        return self.deps.serdes.encode_state_key(self.event_id, meeting_id)
+        return Batch.start(
+            self._destination, self.state, self.deps.serdes, self.deps.wall_clock, after
+        )
 
     def _upper_bound(self) -> int:
         return self.deps.client.api_now() - self.settings.settle_seconds
