@@ -95,6 +95,7 @@ class EventSync:
         # each pass one incremental cycle runs first, so polling is never starved.
         self._reconciled_last = False
         self._cycle_phase = SNAPSHOT
+        self._cycle_started = time.monotonic()
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class EventSync:
         while not stop.is_set():
             self.deps.health.beat()
             phase = self._cycle_phase = self._phase()
-            started = time.monotonic()
+            started = self._cycle_started = time.monotonic()
             started_api = self.deps.client.api_time()
             try:
                 more = await self.cycle()
@@ -383,18 +384,23 @@ class EventSync:
                 "tracked_meetings": len(self.state.meetings),
             },
         )
-        if batch.published or batch.dead_letters:
-            log.info(
-                "cycle committed",
-                extra={
-                    "event_id": self.event_id,
-                    "phase": progress.phase,
-                    "published": dict(batch.published),
-                    "dead_letters": batch.dead_letters,
-                    "created_through": progress.created_through,
-                    "modified_through": progress.modified_through,
-                },
-            )
+        # One line per transaction that carried something; quiet cycles only at DEBUG.
+        log.log(
+            logging.INFO if batch.published or batch.dead_letters else logging.DEBUG,
+            "cycle committed",
+            extra={
+                "event_id": self.event_id,
+                "phase": progress.phase,  # snapshot | streaming (what the event is in)
+                "cycle": self._cycle_phase,  # snapshot | incremental | reconcile
+                "published": dict(batch.published),
+                "dead_letters": batch.dead_letters,
+                "records": len(batch),
+                "created_through": progress.created_through,
+                "modified_through": progress.modified_through,
+                "lag_seconds": max(0, api_now - progress.modified_through),
+                "seconds": round(time.monotonic() - self._cycle_started, 3),
+            },
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 
