@@ -1,26 +1,36 @@
 """Hand-assembled Avro bodies for the hot path: change events and meeting state.
 
 An Avro record body is the concatenation of its fields' encodings, so a ``Meeting`` body,
-encoded once by fastavro, can be reused wherever the meeting appears: the ``after`` of an
-event, the state record written with it, the ``before`` of the next event (taken from the
-state record it was decoded from). Only the few scalars around it are encoded here.
-``Serdes`` checks at start-up that this produces exactly fastavro's bytes for the current
-schemas and falls back to fastavro otherwise; tests check it over generated events.
+encoded once, can be reused wherever the meeting appears: the ``after`` of an event, the
+state record written with it, the ``before`` of the next event (taken from the state record
+it was decoded from). Only the few scalars around it are encoded here.
+
+The ``Meeting`` body itself is hand-encoded too (``MeetingEncoder``) for the values it
+knows exactly (plain ``int`` in the long range, ``str``, ``float``, ``bool``, ``None``);
+anything else (an int beyond the long range, a str subclass...) goes to fastavro, so what
+fastavro writes or raises stays the behaviour. ``MeetingBodies`` checks the hand encoder
+against fastavro for the current schema at start-up and uses fastavro alone if they differ;
+``Serdes`` checks the whole fast path likewise; tests check both over generated values.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import math
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
 
 from connector.changes import ChangeEvent
 from connector.errors import SerializationError
-from connector.model import Meeting
+from connector.model import Meeting, Participant, freeze_extra
 from connector.serde import catalog, records
 
+log = logging.getLogger(__name__)
 _LONG_MIN = -(2**63)
 _LONG_MAX = 2**63 - 1
 _NULL_BRANCH = b"\x00"
@@ -50,6 +60,195 @@ def string_bytes(value: str) -> bytes:
     return long_bytes(len(data)) + data
 
 
+class _Unsupported(Exception):
+    """A value the hand encoder leaves to fastavro."""
+
+
+_pack_double = struct.Struct("<d").pack
+# Branches of the extra maps' union ["null", "string", "long", "double", "boolean"], as
+# zigzag longs; a schema that differs fails the start-up check.
+_NULL_VALUE = b"\x00"
+_STRING_BRANCH = b"\x02"
+_LONG_BRANCH = b"\x04"
+_DOUBLE_BRANCH = b"\x06"
+_TRUE_VALUE = b"\x08\x01"
+_FALSE_VALUE = b"\x08\x00"
+_UNION_STRINGS = tuple(_STRING_BRANCH + _ONE_BYTE[size << 1] for size in range(64))
+
+
+# The first two bytes of a varint of at least three, by its low 14 bits (32 KiB).
+_LOW_PAIRS = b"".join(bytes(((c & 0x7F) | 0x80, (c >> 7) | 0x80)) for c in range(1 << 14))
+# The rest of such a varint, by its high bits: timestamps near each other share them.
+_HIGH_CAPACITY = 4096
+_high_varints: dict[int, bytes] = {}
+
+
+def _strict_long(value: object) -> bytes:
+    """``long_bytes`` of a plain ``int`` in the long range; anything else is unsupported
+    (fastavro decides: a bool, a float, an out-of-range int)."""
+    if type(value) is not int:
+        raise _Unsupported
+    if -64 <= value < 64:
+        return _ONE_BYTE[(value << 1) ^ (value >> 63)]
+    if not _LONG_MIN <= value <= _LONG_MAX:
+        raise _Unsupported
+    n = (value << 1) ^ (value >> 63)
+    if n < 0x4000:
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    high = n >> 14
+    rest = _high_varints.get(high)
+    if rest is None:
+        out = []
+        while high > 0x7F:
+            out.append((high & 0x7F) | 0x80)
+            high >>= 7
+        out.append(high)
+        rest = bytes(out)
+        if len(_high_varints) >= _HIGH_CAPACITY:
+            _high_varints.clear()
+        _high_varints[n >> 14] = rest
+    low = (n & 0x3FFF) << 1
+    return _LOW_PAIRS[low : low + 2] + rest
+
+
+class MeetingEncoder:
+    """Hand encoder of ``meetings_cdc.Meeting`` bodies, byte for byte what fastavro writes
+    for ``records.meeting_datum`` (fields in schema order, arrays and maps in one block,
+    map entries in the datum's dict order).
+
+    ``encode`` returns None for a meeting holding a value it leaves to fastavro. Map keys,
+    statuses, roles and locations repeat: their encodings are kept in a bounded cache.
+    """
+
+    def __init__(self, string_capacity: int = 16_384) -> None:
+        """Cache up to ``string_capacity`` string encodings (then start over)."""
+        self._capacity = string_capacity
+        self._strings: dict[str, bytes] = {}  # length + UTF-8
+
+    def _miss(self, cache: dict[str, bytes], value: str) -> bytes:
+        """Encode ``value`` (an exact ``str``: checked by the caller) into ``cache``."""
+        raw = value.encode()  # a lone surrogate raises: fastavro decides
+        size = len(raw)
+        data = (_ONE_BYTE[size << 1] if size < 64 else _strict_long(size)) + raw
+        if len(cache) >= self._capacity:
+            cache.clear()
+        cache[value] = data
+        return data
+
+    def _map(self, extra: Any, out: list[bytes]) -> None:
+        """An ``extra`` map (pairs, as ``dict(extra)`` sees them) appended to ``out``."""
+        values = dict(extra)
+        if not values:
+            out.append(_EMPTY_ARRAY)
+            return
+        append = out.append
+        long = _strict_long
+        miss = self._miss
+        keys = self._strings
+        key_bytes = keys.get
+        append(long(len(values)))
+        for key, value in values.items():
+            if type(key) is not str:
+                raise _Unsupported
+            append(key_bytes(key) or miss(keys, key))  # encodings are never empty
+            kind = type(value)
+            if kind is str:  # values are often unique (emails, titles): not cached
+                raw = value.encode()  # a lone surrogate raises: fastavro decides
+                size = len(raw)
+                append(_UNION_STRINGS[size] if size < 64 else _STRING_BRANCH + long(size))
+                append(raw)
+            elif value is None:
+                append(_NULL_VALUE)
+            elif kind is int:
+                append(_LONG_BRANCH)
+                append(long(value))  # beyond the long range: fastavro's double, or error
+            elif kind is float:
+                append(_DOUBLE_BRANCH + _pack_double(value))
+            elif kind is bool:
+                append(_TRUE_VALUE if value else _FALSE_VALUE)
+            else:
+                raise _Unsupported
+        append(_EMPTY_ARRAY)
+
+    def encode(self, meeting: Meeting) -> bytes | None:
+        """The Avro body of ``meeting``, or None to leave it to fastavro."""
+        try:
+            return self._encode(meeting)
+        except Exception:  # _Unsupported, a lone surrogate, not a Participant...
+            return None  # fastavro writes it or raises its own error, as it always did
+
+    def _encode(self, m: Meeting) -> bytes:
+        long = _strict_long
+        miss = self._miss
+        strings = self._strings
+        string_bytes = strings.get
+        status = m.status
+        location = m.location
+        if type(status) is not str or not (location is None or type(location) is str):
+            raise _Unsupported
+        out = [
+            long(m.meeting_id),
+            long(m.event_id),
+            string_bytes(status) or miss(strings, status),
+            long(m.start_at),
+            long(m.end_at),
+            _NULL_BRANCH
+            if location is None
+            else _SECOND_BRANCH + (string_bytes(location) or miss(strings, location)),
+            long(m.created_at),
+            long(m.modified_at),
+        ]
+        append = out.append
+        participants = m.participants
+        if participants:
+            append(long(len(participants)))
+            for p in participants:
+                role = p.role
+                state = p.status
+                if type(role) is not str or type(state) is not str:
+                    raise _Unsupported
+                append(long(p.account_id))
+                append(string_bytes(role) or miss(strings, role))
+                append(string_bytes(state) or miss(strings, state))
+                self._map(p.extra, out)
+        append(_EMPTY_ARRAY)
+        self._map(m.extra, out)
+        return b"".join(out)
+
+
+def self_check_meetings() -> list[Meeting]:
+    """Meetings covering every branch of the Meeting body and multi-byte lengths and longs:
+    the reference data of ``MeetingBodies``' start-up check."""
+    text = "Ünïcode ☕ " * 8  # > 63 bytes: a two-byte length
+    extra = freeze_extra(
+        {
+            "n": None,
+            "t": True,
+            "f": False,
+            "i": -(2**63),
+            "j": 2**63 - 1,
+            "k": 300,
+            "d": -0.0,
+            "e": math.inf,
+            "g": 1.5e-300,
+            "s": text,
+            "": "",
+        }
+    )
+    people = (
+        Participant(-(2**40), text, "", extra),
+        Participant(0, "invitee", "accepted", ()),
+        Participant(2**62, "requester", "declined", freeze_extra({"email": "a@x.io"})),
+    )
+    return [
+        Meeting(1, -2, "pending", 1_767_261_600_000, -1, None, 0, 2**62, people, extra),
+        Meeting(-(2**63), 2**63 - 1, text, 0, 1, text, -64, 63, (), ()),
+        Meeting(7, 8, "", 64, -65, "", 2**20, -(2**21), people[1:2], (("x", "y"),)),
+    ]
+
+
 class MeetingBodies:
     """Avro bodies of ``Meeting`` values, by object identity (a bounded cache).
 
@@ -61,18 +260,44 @@ class MeetingBodies:
         self._schema = catalog.load_file(catalog.schemas_dir() / "meetings_cdc.Meeting.avsc").plain
         self._capacity = capacity
         self._cache: dict[int, tuple[Meeting, bytes]] = {}
+        self._hand = self._checked_hand_encoder(MeetingEncoder())
+
+    @property
+    def hand_encoding(self) -> bool:
+        """Whether Meeting bodies are hand-encoded (the start-up check passed)."""
+        return self._hand is not None
+
+    def _checked_hand_encoder(
+        self, encoder: MeetingEncoder
+    ) -> Callable[[Meeting], bytes | None] | None:
+        """``encoder.encode`` if it writes exactly fastavro's bytes for the current Meeting
+        schema, else None (fastavro alone, rather than corrupting data)."""
+        try:
+            for meeting in self_check_meetings():
+                if encoder.encode(meeting) != self._fastavro_body(meeting):
+                    raise ValueError("bytes differ")
+        except (ValueError, SerializationError) as exc:
+            log.warning("hand-encoded Meeting bodies disabled, using fastavro: %s", exc)
+            return None
+        return encoder.encode
+
+    def _fastavro_body(self, meeting: Meeting) -> bytes:
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, self._schema, records.meeting_datum(meeting))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SerializationError(f"cannot encode a Meeting record: {exc!r}") from exc
+        return buffer.getvalue()
 
     def body(self, meeting: Meeting) -> bytes:
         """The Avro body of ``meeting`` (encoded once per meeting object)."""
         entry = self._cache.get(id(meeting))
         if entry is not None and entry[0] is meeting:
             return entry[1]
-        buffer = io.BytesIO()
-        try:
-            fastavro.schemaless_writer(buffer, self._schema, records.meeting_datum(meeting))
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SerializationError(f"cannot encode a Meeting record: {exc!r}") from exc
-        data = buffer.getvalue()
+        hand = self._hand
+        data = hand(meeting) if hand is not None else None
+        if data is None:
+            data = self._fastavro_body(meeting)
         self.remember(meeting, data)
         return data
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
+import re
 from pathlib import Path
 
 import avro.io
@@ -38,34 +40,41 @@ LONG = st.integers(-(2**63), 2**63 - 1)
 MS = st.integers(-(10**12), 10**14)  # epoch ms within datetime's range
 SOURCE = SourceInfo("c", "0.1.0", "reconcile", 1, 2)
 
-scalars = st.one_of(
-    st.none(), st.booleans(), LONG, st.floats(allow_nan=False), st.text(max_size=20)
-)
-extras = st.dictionaries(st.text(max_size=10), scalars, max_size=5).map(freeze_extra)
-participants = st.lists(
-    st.builds(
-        Participant,
-        account_id=LONG,
-        role=st.text(max_size=10),
-        status=st.text(max_size=10),
+LONG_TEXT = st.text(min_size=64, max_size=90)  # over 63 bytes: a multi-byte length
+
+
+def texts(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(max_size=max_size) | LONG_TEXT
+
+
+scalars = st.one_of(st.none(), st.booleans(), LONG, st.floats(allow_nan=False), texts(20))
+
+
+def meetings_of(
+    scalar: st.SearchStrategy[object], long: st.SearchStrategy[int] = LONG
+) -> st.SearchStrategy[Meeting]:
+    extras = st.dictionaries(texts(10), scalar, max_size=5).map(freeze_extra)
+    participants = st.lists(
+        st.builds(Participant, account_id=long, role=texts(10), status=texts(10), extra=extras),
+        max_size=5,
+        unique_by=lambda p: p.account_id,
+    ).map(tuple)
+    return st.builds(
+        Meeting,
+        event_id=long,
+        meeting_id=long,
+        status=texts(12),
+        start_at=MS,
+        end_at=MS,
+        location=st.none() | texts(30),
+        created_at=MS,
+        modified_at=MS,
+        participants=participants,
         extra=extras,
-    ),
-    max_size=5,
-    unique_by=lambda p: p.account_id,
-).map(tuple)
-meetings = st.builds(
-    Meeting,
-    event_id=LONG,
-    meeting_id=LONG,
-    status=st.text(max_size=12),
-    start_at=MS,
-    end_at=MS,
-    location=st.none() | st.text(max_size=30),
-    created_at=MS,
-    modified_at=MS,
-    participants=participants,
-    extra=extras,
-)
+    )
+
+
+meetings = meetings_of(scalars)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,7 @@ def sample_meeting(**kw: object) -> Meeting:
         "extra": freeze_extra({"title": "Intro ☕", "duration": 30, "score": 0.5, "notes": None}),
     }
     fields.update(kw)
-    return Meeting(**fields)  # type: ignore[arg-type]
+    return Meeting(**fields)
 
 
 def sample_event(change: Change | None = None) -> ChangeEvent:
@@ -412,3 +421,126 @@ def test_fast_encoder_refuses_out_of_range_longs(serdes: Serdes) -> None:
     event = dataclasses.replace(sample_event(), version=2**63)
     with pytest.raises(SerializationError, match="long range"):
         serdes.encode_change(event)
+
+
+# --- the hand-encoded Meeting body -------------------------------------------------------------
+
+
+class Label(str):
+    """A str subclass: left to fastavro."""
+
+
+BEYOND_LONG = st.integers(2**63, 2**1100) | st.integers(-(2**1100), -(2**63) - 1)
+edge_scalars = st.one_of(
+    scalars,
+    BEYOND_LONG,  # a double for fastavro, or its OverflowError beyond the double range
+    st.floats(),  # nan, inf, -0.0, subnormals
+    st.sampled_from([0.0, -0.0, math.inf, -math.inf, 1, True, 0, False, 2**63 - 1, -(2**63)]),
+    st.text(max_size=5).map(Label),
+)
+edge_meetings = meetings_of(edge_scalars) | meetings_of(scalars, LONG | BEYOND_LONG)
+MEETING_SCHEMA = fastpath.MeetingBodies()._schema
+ENCODER = fastpath.MeetingEncoder(string_capacity=64)  # small: clears while generating
+
+
+def _hand_encodable(m: Meeting) -> bool:
+    """No value the hand encoder leaves to fastavro (beyond-long ints, str subclasses)."""
+
+    def plain(value: object) -> bool:
+        if type(value) is int:
+            return -(2**63) <= value < 2**63
+        return type(value) in (str, float, bool, type(None))
+
+    longs = (m.meeting_id, m.event_id, m.start_at, m.end_at, m.created_at, m.modified_at)
+    return (
+        all(map(plain, longs))
+        and all(plain(p.account_id) for p in m.participants)
+        and all(plain(v) for p in m.participants for _, v in p.extra)
+        and all(plain(v) for _, v in m.extra)
+    )
+
+
+def _as_decoded(m: Meeting) -> Meeting:
+    """``m`` as it reads back: ints beyond the long range are written as doubles."""
+
+    def value(v: object) -> object:
+        return float(v) if type(v) is int and not -(2**63) <= v < 2**63 else v
+
+    def extra(e: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+        return tuple((k, value(v)) for k, v in e)
+
+    people = tuple(dataclasses.replace(p, extra=extra(p.extra)) for p in m.participants)
+    return dataclasses.replace(m, participants=people, extra=extra(m.extra))
+
+
+@settings(max_examples=400)
+@given(edge_meetings)
+def test_hand_encoded_meeting_body_is_fastavros(meeting: Meeting) -> None:
+    """Byte for byte what fastavro writes for the datum, or the same SerializationError;
+    the hand encoder itself writes every meeting it does not leave to fastavro."""
+    bodies = fastpath.MeetingBodies()
+    assert bodies.hand_encoding
+    hand = ENCODER.encode(meeting)
+    try:
+        expected = fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meeting))
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        assert hand is None
+        with pytest.raises(SerializationError, match=re.escape(repr(exc))):
+            bodies.body(meeting)
+        return
+    if _hand_encodable(meeting):
+        assert hand == expected
+    else:
+        assert hand is None  # left to fastavro
+    body = bodies.body(meeting)
+    assert body == expected
+
+    datum = fastavro.schemaless_reader(io.BytesIO(body), MEETING_SCHEMA)
+    decoded = records.meeting_from_datum(datum)
+    assert ENCODER.encode(decoded) == body  # what it decodes to encodes to the same bytes
+    values = [v for p in meeting.participants for _, v in p.extra] + [v for _, v in meeting.extra]
+    if not any(isinstance(v, float) and math.isnan(v) for v in values):
+        assert decoded == _as_decoded(meeting)
+        for before, after in zip(
+            values,
+            [v for p in decoded.participants for _, v in p.extra] + [v for _, v in decoded.extra],
+            strict=True,
+        ):
+            assert isinstance(after, bool) == isinstance(before, bool)  # bool stays bool
+
+
+def test_hand_encoder_covers_the_start_up_check_meetings() -> None:
+    for meeting in fastpath.self_check_meetings():
+        assert ENCODER.encode(meeting) == fastpath.fastavro_bytes(
+            MEETING_SCHEMA, records.meeting_datum(meeting)
+        )
+
+
+def test_hand_encoder_leaves_odd_values_to_fastavro() -> None:
+    odd = (
+        sample_meeting(location=Label("Hall")),
+        sample_meeting(extra=(("n", 2**64),)),
+        sample_meeting(extra=((Label("k"), 1),)),
+        sample_meeting(start_at=True),
+        sample_meeting(extra=(("a", 1), ("b", 2), ("a", 3))),  # dict(extra): a=3, b=2
+    )
+    for meeting in odd:
+        body = fastpath.MeetingBodies().body(meeting)
+        assert body == fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meeting))
+    assert ENCODER.encode(odd[-1]) is not None  # duplicate keys: dict order, last value
+
+
+def test_hand_encoder_turns_itself_off_when_it_disagrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastpath.MeetingEncoder, "encode", lambda self, m: b"wrong")
+    bodies = fastpath.MeetingBodies()
+    assert not bodies.hand_encoding
+    meeting = sample_meeting()
+    assert bodies.body(meeting) == fastpath.fastavro_bytes(
+        MEETING_SCHEMA, records.meeting_datum(meeting)
+    )
+    serdes = Serdes(SingleObjectFraming())
+    assert serdes._fast is not None  # the rest of the fast path stays on
+    decoded, version = serdes.decode_meeting_state(serdes.encode_meeting_state(meeting, 3))
+    assert (decoded, version) == (meeting, 3)
