@@ -27,7 +27,7 @@ from connector.config import Settings, load_settings
 from connector.engine import Collaborators, EventSync
 from connector.errors import ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
-from connector.logs import RedactingFilter, configure_logging
+from connector.logs import Redactor, configure_logging
 from connector.metrics import Metrics
 from connector.publisher import (
     TransactionalPublisher,
@@ -76,11 +76,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     metrics.prime(
         settings.event_ids, poll_interval_seconds=settings.poll_interval_seconds, now=time.time()
     )
-    redactor = RedactingFilter(settings.secret_values())
     health = HealthState(
         settings.event_ids,
         poll_interval_seconds=settings.poll_interval_seconds,
-        redact=redactor.redact,
+        redact=Redactor(settings.secret_values()),
         info={"connector": settings.connector_name, "version": __version__},
     )
     runner = await start_server(settings.metrics_host, settings.metrics_port, metrics, health)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 Scalar = str | int | float | bool | None
@@ -96,8 +96,3 @@ def _content_hash(meeting: Meeting) -> int:
     )
     digest = hashlib.blake2b(canonical.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def participants_by_account(participants: Iterable[Participant]) -> dict[int, Participant]:
-    """Index participants by account id."""
-    return {p.account_id: p for p in participants}

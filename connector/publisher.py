@@ -195,7 +195,11 @@ class TransactionalPublisher:
         await asyncio.to_thread(self._publish_blocking, records)
 
     async def close(self) -> None:
-        """Abort an open transaction (if any) and release the producer."""
+        """Deliver what is queued and release the producer.
+
+        A transaction still open here (a cycle cut short by shutdown) is not committed: the
+        broker aborts it after ``transaction.timeout.ms``, or the next start fences it.
+        """
         producer, self._producer = self._producer, None
         if producer is not None:
             await asyncio.to_thread(producer.flush, 5.0)

@@ -103,10 +103,6 @@ class ConnectorProcess:
     def log(self) -> str:
         return self.stderr.decode(errors="replace")
 
-    def dump(self, path: str) -> None:
-        with open(path, "w") as out:
-            out.write(self.log)
-
     async def wait(self, within: float) -> int:
         assert self.process is not None
         async with asyncio.timeout(within):
