@@ -169,8 +169,11 @@ class WindowReader:
     ) -> AsyncIterator[WindowPart]:
         collected = await self._collect(ctx, window, first)
         if isinstance(collected, _Rows):
-            yield await self._leaf(ctx, window, collected)
-            return
+            leaf = await self._leaf(ctx, window, collected)
+            if isinstance(leaf, WindowPart):
+                yield leaf
+                return
+            collected = leaf  # it outgrew a page while malformed rows were read again
         # The first split may face mostly empty seconds (a full export from 0): few parts.
         # Below it, rows were seen to be dense, and more parts save a level of requests.
         fan_out = self.max_parts if depth == 0 else self.max_parts * DEEP_FAN_OUT
@@ -260,8 +263,15 @@ class WindowReader:
 
     # --- leaves -------------------------------------------------------------------------------
 
-    async def _leaf(self, ctx: _Context, window: Window, collected: _Rows) -> WindowPart:
-        """Assemble a leaf; re-read it while malformed rows withhold meetings."""
+    async def _leaf(
+        self, ctx: _Context, window: Window, collected: _Rows
+    ) -> WindowPart | _Overflow:
+        """Assemble a leaf; re-read it while malformed rows withhold meetings.
+
+        A re-read that finds the window grown beyond a page returns its size instead: the
+        window is then split and read like any other (a row the first read could not
+        attribute may belong to any meeting of it, so no partial result is kept).
+        """
         resolved: dict[int, Meeting] = {}
         pages = collected.pages
         max_modified: int | None = None
@@ -282,7 +292,7 @@ class WindowReader:
             attempt += 1
             again = await self._collect(ctx, window, None)
             if not isinstance(again, _Rows):
-                break  # it outgrew a page meanwhile; keep what the reads so far resolved
+                return again
             collected = again
             pages += again.pages
         return self._part(

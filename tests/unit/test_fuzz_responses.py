@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from connector.config import ApiSettings
@@ -431,6 +431,30 @@ def _in(meeting: Meeting, window: Window) -> bool:
     st.integers(0, 4),
     st.integers(5, 9),
     st.sampled_from([1, 2, 3, 5, 500]),
+)
+@example(  # a re-read for a row without a readable meeting id finds the window outgrown
+    rows=[
+        {
+            "meeting_id": 1,
+            "event_id": 3,
+            "status": "confirmed",
+            "start_time": "2023-11-15 22:13:20",
+            "end_time": "2023-11-15 22:43:20",
+            "location": "Table 1",
+            "created_at": "2023-11-14 22:13:20",
+            "updated_at": "2023-11-14 22:13:20",
+            "title": "Intro",
+            "duration": 30,
+            "account_id": 1,
+            "participant_role": "requester",
+            "participant_status": "accepted",
+        }
+    ],
+    fault_list=[("bad_row", 0, "meeting_id"), ("total_plus", 1)],
+    kind=WindowKind.CREATED,
+    start=0,
+    end=5,
+    per_page=1,
 )
 def test_window_reader_yields_only_complete_true_parts(
     server: Server,
