@@ -2,10 +2,10 @@
 
 The compacted state topic is the source of truth; this module holds its in-memory view per
 event: for each meeting the encoded state record as it was written (decoded only when the
-meeting shows up again, which keeps memory and restore time small), and the event's
-progress record (phase, watermarks). Changes of a cycle are staged in a ``Staging`` overlay
-and applied to the view only after their transaction committed, so an aborted cycle leaves
-the view exactly as the topic is.
+meeting shows up again, which keeps memory and restore time small; held compressed by
+``connector.state_values``), and the event's progress record (phase, watermarks). Changes
+of a cycle are staged in a ``Staging`` overlay and applied to the view only after their
+transaction committed, so an aborted cycle leaves the view exactly as the topic is.
 
 Restore (at start-up, after every producer's ``init_transactions()``): assign the state
 partitions of our events, read them from the beginning with ``isolation.level =
@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from connector.errors import FatalPublishError, SerializationError
 from connector.model import Meeting
 from connector.progress import EventProgress
+from connector.state_values import StateValues
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class EventState:
     """The committed state of one event."""
 
     event_id: int
-    meetings: dict[int, bytes] = field(default_factory=dict)
+    meetings: StateValues = field(default_factory=StateValues)
     progress: EventProgress | None = None
 
     def get(self, meeting_id: int, codec: StateCodec) -> Tracked | None:
