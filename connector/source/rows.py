@@ -14,9 +14,10 @@ whatever JSON value it is given; the reader turns those into :class:`DeadLetter`
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
+from operator import itemgetter
 from typing import Any
 
 from connector.errors import MalformedRowError
@@ -28,6 +29,12 @@ _MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 _MAX_ID = 2**63 - 1
 _DATE_TIME_HINT = "a date-time 'YYYY-MM-DD HH:MM:SS', ISO 8601 or integer unix seconds"
 _CACHE_LIMIT = 200_000
+#: Distinct extra value tuples kept per row shape (an event's accounts, with room to spare).
+_INTERN_LIMIT = 65_536
+#: Distinct row shapes (key sets in key order) kept; real exports have one or a few.
+_SHAPE_LIMIT = 16
+#: Distinct days kept for date-time parsing.
+_DAY_LIMIT = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +151,24 @@ class RowParser:
         self.zone = zone
         self._utc = zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
         self._times: dict[str, int] = {}
+        self._days: dict[str, int] = {}  # "YYYY-MM-DD" -> its first second (UTC zone only)
+        self._clock: dict[str, int] = {}  # "HH:MM:SS" -> seconds into the day (UTC only)
         self._modelled = self.mapping.modelled()
+        self._shapes: dict[tuple[object, ...], _Shape] = {}
+        m = self.mapping
+        self._modelled_values = itemgetter(
+            m.meeting_id,
+            m.event_id,
+            m.account_id,
+            m.status,
+            m.role,
+            m.participant_status,
+            m.location,
+            m.start_at,
+            m.end_at,
+            m.created_at,
+            m.modified_at,
+        )
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -159,14 +183,19 @@ class RowParser:
 
     def _parse_fast(self, raw: dict[str, Any], expected_event_id: int | None) -> ParsedRow:
         """The common case, a valid row, with few checks per field; raises on anything else."""
-        m = self.mapping
-        meeting_id = raw[m.meeting_id]
-        event_id = raw[m.event_id]
-        account_id = raw[m.account_id]
-        status = raw[m.status]
-        role = raw[m.role]
-        participant_status = raw[m.participant_status]
-        location = raw[m.location]
+        (
+            meeting_id,
+            event_id,
+            account_id,
+            status,
+            role,
+            participant_status,
+            location,
+            start_text,
+            end_text,
+            created_text,
+            modified_text,
+        ) = self._modelled_values(raw)
         if (
             type(meeting_id) is not int
             or type(event_id) is not int
@@ -182,32 +211,22 @@ class RowParser:
         ):
             raise _NotFast
         times = self._times
-        start_at = times.get(raw[m.start_at])
+        start_at = times.get(start_text)
         if start_at is None:
-            start_at = self._millis(raw[m.start_at])
-        end_at = times.get(raw[m.end_at])
+            start_at = self._millis(start_text)
+        end_at = times.get(end_text)
         if end_at is None:
-            end_at = self._millis(raw[m.end_at])
-        created_at = times.get(raw[m.created_at])
+            end_at = self._millis(end_text)
+        created_at = times.get(created_text)
         if created_at is None:
-            created_at = self._millis(raw[m.created_at])
-        modified_at = times.get(raw[m.modified_at])
+            created_at = self._millis(created_text)
+        modified_at = times.get(modified_text)
         if modified_at is None:
-            modified_at = self._millis(raw[m.modified_at])
-        meeting_extra: list[tuple[str, Any]] = []
-        participant_extra: list[tuple[str, Any]] = []
-        modelled, meeting_keys = self._modelled, m.meeting_extra_keys
-        for key, value in raw.items():
-            if key in modelled:
-                continue
-            if type(key) is not str or (value is not None and type(value) not in _SCALARS):
-                raise _NotFast  # nested values are kept as JSON text by the careful path
-            if key in meeting_keys:
-                meeting_extra.append((key, value))
-            else:
-                participant_extra.append((key, value))
-        meeting_extra.sort()
-        participant_extra.sort()
+            modified_at = self._millis(modified_text)
+        keys = tuple(raw)
+        shape = self._shapes.get(keys)
+        if shape is None:
+            shape = self._shape(keys)
         return ParsedRow(
             meeting_id,
             event_id,
@@ -217,9 +236,26 @@ class RowParser:
             location,
             created_at,
             modified_at,
-            tuple(meeting_extra),
-            Participant(account_id, role, participant_status, tuple(participant_extra)),
+            shape.meeting.take(raw),
+            Participant(account_id, role, participant_status, shape.participant.take(raw)),
         )
+
+    def _shape(self, keys: tuple[object, ...]) -> _Shape:
+        """How rows with exactly ``keys`` (in this order) split into extras."""
+        meeting: list[str] = []
+        participant: list[str] = []
+        modelled, meeting_keys = self._modelled, self.mapping.meeting_extra_keys
+        for key in keys:
+            if key in modelled:
+                continue
+            if type(key) is not str:
+                raise _NotFast
+            (meeting if key in meeting_keys else participant).append(key)
+        shape = _Shape(_Extras(sorted(meeting)), _Extras(sorted(participant)))
+        if len(self._shapes) >= _SHAPE_LIMIT:
+            self._shapes.clear()
+        self._shapes[keys] = shape
+        return shape
 
     def _parse_careful(self, raw: object, expected_event_id: int | None) -> ParsedRow:
         """Every field checked, every problem collected into one :class:`RowError`."""
@@ -314,6 +350,13 @@ class RowParser:
         raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(value)}")
 
     def _parse_text_time(self, text: str) -> int:
+        if self._utc and len(text) == 19 and text[10] == " ":
+            # Days and times of day repeat far more than whole date-times: both halves
+            # cached (only halves of date-times that parsed, so any pair of them is valid).
+            day = self._days.get(text[:10])
+            clock = self._clock.get(text[11:])
+            if day is not None and clock is not None:
+                return (day + clock) * 1000
         if (
             len(text) == 19
             and text[4] == "-"
@@ -321,17 +364,26 @@ class RowParser:
             and text[10] == " "
             and text[13] == ":"
             and text[16] == ":"
+            and text.isascii()
         ):
-            parts = (text[0:4], text[5:7], text[8:10], text[11:13], text[14:16], text[17:19])
-            if all(p.isascii() and p.isdigit() for p in parts):
-                y, mo, d, h, mi, s = (int(p) for p in parts)
+            y, mo, d = text[0:4], text[5:7], text[8:10]
+            h, mi, s = text[11:13], text[14:16], text[17:19]
+            if (
+                y.isdigit()
+                and mo.isdigit()
+                and d.isdigit()
+                and h.isdigit()
+                and mi.isdigit()
+                and s.isdigit()
+            ):
                 try:
                     if self._utc:
-                        days = date(y, mo, d).toordinal() - _EPOCH_ORDINAL
-                        if not (0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 60):
-                            raise ValueError("time out of range")
-                        return (days * 86_400 + h * 3_600 + mi * 60 + s) * 1000
-                    local = datetime(y, mo, d, h, mi, s, tzinfo=self.zone)
+                        return self._utc_millis(
+                            text, int(y), int(mo), int(d), int(h), int(mi), int(s)
+                        )
+                    local = datetime(
+                        int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=self.zone
+                    )
                     return int(local.timestamp()) * 1000
                 except (ValueError, OverflowError):
                     raise _FieldError(f"not a valid date-time: {_show(text)}") from None
@@ -349,8 +401,69 @@ class RowParser:
             raise _FieldError(f"date-time out of range: {_show(text)}")
         return millis
 
+    def _utc_millis(self, text: str, y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
+        """``text``, 'YYYY-MM-DD HH:MM:SS' in UTC with these parts; caches both halves."""
+        day = (date(y, mo, d).toordinal() - _EPOCH_ORDINAL) * 86_400
+        if not (0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 60):
+            raise ValueError("time out of range")
+        clock = h * 3_600 + mi * 60 + s
+        if len(self._days) >= _DAY_LIMIT:
+            self._days.clear()
+        self._days[text[:10]] = day
+        self._clock[text[11:]] = clock  # valid times of day only: at most 86,400
+        return (day + clock) * 1000
 
-_SCALARS = (str, int, float, bool)
+
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+# Equal values of these exact types are the same value (unlike 1 == 1.0 == True, or
+# 0.0 == -0.0), so equal tuples of them can share one object.
+_INTERNABLE = frozenset({str, int, type(None)})
+
+
+class _Extras:
+    """The extra fields of one row shape: keys in sorted order; equal value tuples of
+    internable types share one frozen tuple (participants repeat across meetings, and so
+    do their encodings, cached by the tuple's identity)."""
+
+    __slots__ = ("_interned", "_values", "keys")
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = tuple(keys)
+        self._values = _getter(self.keys)
+        self._interned: dict[tuple[Any, ...], Extra] = {}
+
+    def take(self, raw: dict[str, Any]) -> Extra:
+        """The frozen extra of ``raw``; raises :class:`_NotFast` for a nested value."""
+        values = self._values(raw)
+        if _INTERNABLE.issuperset(map(type, values)):
+            extra = self._interned.get(values)
+            if extra is None:
+                extra = tuple(zip(self.keys, values, strict=True))
+                if len(self._interned) >= _INTERN_LIMIT:
+                    self._interned.clear()
+                self._interned[values] = extra
+            return extra
+        if _SCALAR_TYPES.issuperset(map(type, values)):
+            return tuple(zip(self.keys, values, strict=True))
+        raise _NotFast  # nested values are kept as JSON text by the careful path
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A row shape's meeting-level and participant-level extras."""
+
+    meeting: _Extras
+    participant: _Extras
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of ``keys`` in a row, always as a tuple."""
+    if not keys:
+        return lambda raw: ()
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda raw: (raw[key],)
+    return itemgetter(*keys)
 
 
 class _NotFast(Exception):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -225,3 +227,93 @@ def test_the_fast_path_agrees_with_the_careful_one(data: st.DataObject) -> None:
     except RowError as error:
         fast = error.reason
     assert fast == careful
+
+
+# --- caches: what one parser remembers never changes what a row parses to ------------------
+
+
+extra_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from([0.0, -0.0, 1.0, math.nan, math.inf, 2**64, "1", "", "True"]),
+    st.text(max_size=3),
+)
+sim_keys = sorted(sim_row())
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([sim_keys, sim_keys[::-1], sim_keys[1:]]),
+            st.dictionaries(st.sampled_from(["duration", "email", "title", "x"]), extra_values),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_a_parser_that_saw_other_rows_parses_a_row_as_a_fresh_one_does(
+    rows: list[tuple[list[str], dict[str, Any]]],
+) -> None:
+    """Interned extras and cached row shapes never hand out another row's values: 1,
+    True and 1.0 (or 0.0 and -0.0) are equal but stay what they were."""
+    parser = RowParser()
+    for order, changes in rows:
+        base = sim_row(**changes)
+        raw = {key: base[key] for key in order if key in base}
+        raw.update((k, v) for k, v in base.items() if k not in raw)
+        seen, fresh = _outcome(parser, raw), _outcome(RowParser(), raw)
+        assert repr(seen) == repr(fresh)  # repr tells 1 from True and 1.0, 0.0 from -0.0
+
+
+def _outcome(parser: RowParser, raw: dict[str, Any]) -> ParsedRow | str:
+    try:
+        return parser.parse(raw, 3)
+    except RowError as error:
+        return error.reason
+
+
+def test_participants_repeating_across_rows_share_one_extra() -> None:
+    first = UTC_PARSER.parse(sim_row(meeting_id=1))
+    again = UTC_PARSER.parse(sim_row(meeting_id=2, participant_status="declined"))
+    assert again.participant.extra is first.participant.extra
+    assert again.meeting_extra is first.meeting_extra
+    other = UTC_PARSER.parse(sim_row(meeting_id=3, duration=True))
+    assert dict(other.meeting_extra)["duration"] is True
+
+
+def _formatted(pattern: str, *parts: st.SearchStrategy[int]) -> st.SearchStrategy[str]:
+    return st.tuples(*parts).map(lambda p: pattern.format(*p))
+
+
+day_texts = _formatted(
+    "{:04d}-{:02d}-{:02d}",
+    st.integers(0, 10_000) | st.sampled_from([1970, 2024]),
+    st.integers(0, 13) | st.just(2),
+    st.integers(0, 32) | st.sampled_from([1, 29, 31]),
+) | st.sampled_from(["2024-05-0x", "2024-5-011"])
+clock_texts = _formatted(
+    "{:02d}:{:02d}:{:02d}", st.integers(0, 24), st.integers(0, 61), st.integers(0, 61)
+) | st.sampled_from(["10:00:0x", "1:00:000", "23:59:59"])
+
+
+@given(st.lists(day_texts, max_size=4), st.lists(clock_texts, max_size=4))
+def test_cached_days_and_times_of_day_convert_as_datetime_does(
+    days: list[str], clocks: list[str]
+) -> None:
+    """Any mix of cached day and time-of-day halves: the value datetime gives, or the
+    error a parser that never saw another date-time gives."""
+    parser = RowParser()
+    for text in (f"{day} {clock}" for day in days for clock in clocks):
+        try:
+            expected: int | str = int(
+                datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+            )
+        except ValueError:
+            expected = _outcome(RowParser(), sim_row(start_time=text))  # type: ignore[assignment]
+            assert isinstance(expected, str)
+        got = _outcome(parser, sim_row(start_time=text))
+        if isinstance(got, ParsedRow):
+            assert got.start_at == expected * 1000  # type: ignore[operator]
+        else:
+            assert got == expected
