@@ -19,11 +19,11 @@ with every poll. Hence:
   the second its response is stamped with halves the interval between the bounds
   (bisection: a few probes narrow a second to a round trip), at most every
   ``probe_interval`` seconds;
-- a lower bound far above the recent median (a stray server, a bogus header) is ignored
-  until most recent samples agree with it (a real step forward of the API's clock), which
-  then also drops the upper bounds it contradicts;
-- an upper bound below the estimate proves the API's clock stepped back: the lower bounds
-  are dropped and the estimate starts again from that response.
+- a lower bound far above the median of the last ``RECENT_SAMPLES`` (a stray server, a
+  bogus header) is ignored until most of them agree with it (a real step forward of the
+  API's clock), which then also drops the upper bounds it contradicts;
+- an upper bound below the estimate proves the API's clock stepped back: every bound so
+  far is dropped and the estimate starts again from that response.
 """
 
 from __future__ import annotations
@@ -83,17 +83,21 @@ class ApiClock:
         monotonic ``sent`` and ``arrived``."""
         lower = date - arrived
         upper = date + 1 - sent
-        self._recent.append(lower)
         current = self.offset(arrived)
         if current is not None and current > upper:
-            # The API's clock is behind where it could possibly be: it stepped back.
+            # The API's clock is behind where it could possibly be: it stepped back, and
+            # every bound before this response is void.
+            self._recent.clear()
             self._lower.clear()
             self.steps_back += 1
-        elif lower > statistics.median_high(self._recent) + OUTLIER_SECONDS:
-            return  # far ahead of what most responses say: a stray, until they agree
-        _push(self._lower, arrived, lower, lambda old: old <= lower)
-        if self._upper and self._upper[0][1] < lower:
-            self._upper.clear()  # the API's clock stepped forward (agreed by the median)
+        self._recent.append(lower)
+        # The largest recent lower bound that most recent samples agree with (a real step
+        # forward is followed once the median has moved; a lone stray never is).
+        median = statistics.median_high(self._recent)
+        agreed = max(s for s in self._recent if s <= median + OUTLIER_SECONDS)
+        _push(self._lower, arrived, agreed, lambda old: old <= agreed)
+        if self._upper and self._upper[0][1] < agreed:
+            self._upper.clear()  # the API's clock stepped forward
         _push(self._upper, arrived, upper, lambda old: old >= upper)
 
     def probe_at(self, now: float) -> float | None:
