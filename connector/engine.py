@@ -1,16 +1,18 @@
-"""The per-event sync loop: plan windows, read them, classify, publish one transaction.
+"""The per-event sync loop: plan windows, read them, classify, publish in transactions.
 
 One ``EventSync`` per configured event, all in one process, sharing the API client (and so
 its rate and concurrency limits). Each event moves through three kinds of cycle:
 
 - snapshot: the full export as CREATED windows up to a fixed upper bound, committed part
   by part (resumable after a crash: progress records how far it got);
-- incremental: a CREATED and a MODIFIED window from the watermarks (minus the overlap) up
-  to the API's now minus the settle delay;
+- incremental: a CREATED and a MODIFIED window from the watermarks up to the API's now
+  minus the settle delay, committed at once; then the same two kinds over the overlap
+  before the watermarks (late rows), committed only if they found anything;
 - reconcile: every ``reconcile_interval_seconds`` a full pass that catches what polling
   cannot see: hard deletes (DELETED + state tombstone) and anything incremental missed.
 
-Every write of a cycle (events, state, dead letters, watermarks) is one Kafka transaction.
+Every write of a cycle (events, state, dead letters, watermarks) goes out in Kafka
+transactions (one per cycle, unless it is large or finds late rows in the overlap).
 The in-memory view changes only after the commit; a failed cycle is simply redone from the
 committed state, and because classification compares content, re-reading never duplicates.
 """
@@ -143,7 +145,28 @@ class EventSync:
                     time.monotonic() - started
                 )
             if not more:
-                await _wait(stop, self._until_next_poll(started_api))
+                await self._idle(stop, started_api)
+
+    async def _idle(self, stop: asyncio.Event, started_api: float) -> None:
+        """Wait for the next poll; on the way, probe the API's clock if a probe is due
+        before it (polls alone, all at one phase of the second, cannot correct the clock
+        estimate they are scheduled by: see ``connector.source.api_clock``)."""
+        client = self.deps.client
+        until_poll = self._until_next_poll(started_api)
+        probe_in = client.clock_probe_delay()
+        if probe_in is not None and probe_in < until_poll:
+            await _wait(stop, probe_in)
+            if stop.is_set():
+                return
+            try:
+                async with asyncio.timeout(max(1.0, until_poll - probe_in)):
+                    await client.probe_clock(self.event_id)
+            except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
+                log.debug(
+                    "clock probe failed", extra={"event_id": self.event_id, "error": str(exc)}
+                )
+            until_poll = self._until_next_poll(started_api)
+        await _wait(stop, until_poll)
 
     def _until_next_poll(self, started_api: float) -> float:
         """Seconds to sleep so the next cycle starts a poll interval after this one began,
@@ -241,14 +264,16 @@ class EventSync:
 
     async def _incremental(self, progress: EventProgress) -> None:
         marks = Watermarks(progress.created_through, progress.modified_through)
-        windows = plan_incremental(
+        plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
             self.settings.settle_seconds,
             self.settings.overlap_seconds,
         )
+        # Fresh seconds first, committed with the watermarks: a new change is published
+        # without waiting for the overlap to be re-read.
         batch = self._new_batch()
-        for window in windows:
+        for window in plan.fresh:
             async for part in self.deps.reader.read(self.event_id, window):
                 for meeting in part.meetings:
                     batch.stage(meeting, part.window, kind=window.kind.value)
@@ -258,7 +283,21 @@ class EventSync:
                     await self._commit(batch, self._with_marks(progress, marks))
                     batch = self._new_batch()
             marks = advance(marks, window)
-        await self._commit(batch, self._with_marks(progress, marks))
+        progress = self._with_marks(progress, marks)
+        await self._commit(batch, progress)
+        # Then the overlap, for rows that landed late: re-reading what was published finds
+        # equal content and stages nothing, so usually there is nothing to commit.
+        batch = self._new_batch()
+        for window in plan.lookback:
+            async for part in self.deps.reader.read(self.event_id, window):
+                for meeting in part.meetings:
+                    batch.stage(meeting, part.window, kind=window.kind.value)
+                batch.add_dead_letters(part)
+                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
+                    await self._commit(batch, progress)
+                    batch = self._new_batch()
+        if len(batch):
+            await self._commit(batch, progress)
 
     async def _reconcile(self, progress: EventProgress) -> None:
         upper = self._upper_bound()

@@ -18,12 +18,10 @@ message (error text from the API is redacted too) and never part of a repr.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
 import random
-import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ import orjson
 from connector.config import ApiSettings, env_name
 from connector.errors import FatalSourceError, RetriableSourceError
 from connector.metrics import Metrics, status_class
+from connector.source.api_clock import ApiClock
 from connector.source.windows import Window, WindowKind
 
 log = logging.getLogger(__name__)
@@ -46,12 +45,6 @@ _ERROR_TEXT_LIMIT = 300
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-#: Date headers remembered for the API clock estimate (see ExportClient.api_now).
-CLOCK_SAMPLES = 64
-#: A Date this far above the median of the remembered ones is ignored as an outlier.
-CLOCK_OUTLIER_SECONDS = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +165,8 @@ class ExportClient:
         self._headers = {"Accept": "application/json", **settings.auth_headers()}
         self._secrets = [s for s in settings.secret_values() if s]
         self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_seconds)
-        # The API's clock as an offset from our monotonic clock: each response's Date (whole
-        # seconds, truncated) minus when it arrived is a lower bound of the true offset; the
-        # largest of the recent ones is within a round trip of it (see api_now()).
-        self._offsets: collections.deque[float] = collections.deque(maxlen=CLOCK_SAMPLES)
-        self._offset: float | None = None
+        # The API's clock as an offset from our monotonic clock, from the Date headers.
+        self.clock = ApiClock()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -204,41 +194,48 @@ class ExportClient:
     def api_now(self) -> int:
         """The API's clock in unix seconds (whole seconds that have begun there).
 
-        A ``Date`` header says only which second the response was sent in, so one sample
-        lags the API's clock by up to a second. Each sample (Date minus our monotonic time
-        at arrival) is a lower bound of the true offset; the largest of the last
-        ``CLOCK_SAMPLES`` is within a round trip of it. An estimate a little early is
-        harmless (window overlaps re-read); old samples age out, so a clock that steps back
-        is followed; a lone sample far ahead of the others is ignored, since it would move
-        windows and watermarks past seconds the API has not lived yet. Before the first
-        response this is the local clock.
+        Estimated from the responses' ``Date`` headers by :class:`ApiClock`: never ahead
+        of the API's clock (an estimate a little behind only delays windows), within a
+        round trip of it once a response was stamped just after a second began (the
+        engine's clock probes see to that). Before the first response this is the local
+        clock.
         """
         return int(self.api_time())
 
     def api_time(self) -> float:
         """The API's clock in fractional unix seconds (estimate; see :meth:`api_now`)."""
-        if self._offset is None:
+        offset = self.clock.offset(self._clock())
+        if offset is None:
             return self._wall()
-        return self._clock() + self._offset
+        return self._clock() + offset
 
     @property
     def api_clock_known(self) -> bool:
         """Whether a response has told the API's clock yet (else api_now() is local)."""
-        return self._offset is not None
+        return self.clock.known
 
-    def _observe_date(self, header: str | None) -> None:
+    def clock_probe_delay(self) -> float | None:
+        """Seconds until a clock probe (:meth:`probe_clock`) is due, or None."""
+        now = self._clock()
+        at = self.clock.probe_at(now)
+        return None if at is None else max(0.0, at - now)
+
+    async def probe_clock(self, event_id: int) -> None:
+        """Send the smallest request there is, for its ``Date`` header only."""
+        self.clock.probed(self._clock())
+        await self.fetch_page(event_id, None, page=1, per_page=1)
+
+    def _observe_date(self, header: str | None, sent: float) -> None:
         if not header:
             return
         try:
             api_time = parsedate_to_datetime(header).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
             return
-        self._offsets.append(api_time - self._clock())
-        # Genuine samples lie within a second (plus a round trip) of each other; one far
-        # off the median (a stray server, a bogus header) must not move the windows: it
-        # counts only once most recent samples agree with it (a real step of the clock).
-        median = statistics.median_high(self._offsets)
-        self._offset = max(s for s in self._offsets if s <= median + CLOCK_OUTLIER_SECONDS)
+        steps_back = self.clock.steps_back
+        self.clock.observe(api_time, sent, self._clock())
+        if self.clock.steps_back != steps_back:
+            log.warning("the API's clock went back; its estimate starts again")
         if self._metrics is not None:
             self._metrics.api_clock_offset.set(self.api_time() - self._wall())
 
@@ -328,7 +325,7 @@ class ExportClient:
                         self._url, params=params, headers=self._headers, timeout=self._timeout
                     ) as response:
                         status = response.status
-                        self._observe_date(response.headers.get("Date"))
+                        self._observe_date(response.headers.get("Date"), started)
                         body = await response.read()
                         retry_after = response.headers.get("Retry-After")
                 except TimeoutError:

@@ -5,7 +5,8 @@ A :class:`Window` selects the rows whose created (or last-modified) second lies 
 kind, the last second through which every row has been read and committed.
 
 Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
-into the next windows (behind a settle delay, overlapping the previous window), and
+into the next windows (behind a settle delay: fresh seconds, then a look-back over the
+tail of the previous window), and
 :func:`split` cuts a window that holds more rows than one page into smaller ones, so that
 each part can be read by a single, atomic request (see ``docs/architecture.md``).
 """
@@ -65,26 +66,51 @@ class Watermarks:
         return self.created_through if kind is WindowKind.CREATED else self.modified_through
 
 
+@dataclass(frozen=True, slots=True)
+class IncrementalPlan:
+    """The next windows of an incremental cycle, per kind: ``fresh`` ones read seconds
+    never read before (from the watermark on), ``lookback`` ones re-read the overlap.
+
+    Fresh windows are read and committed first, so a new change is published without
+    waiting for the re-read; look-back windows only catch rows that landed late and never
+    move a watermark.
+    """
+
+    fresh: list[Window]
+    lookback: list[Window]
+
+    @property
+    def windows(self) -> list[Window]:
+        """Every window of the plan, fresh ones first."""
+        return [*self.fresh, *self.lookback]
+
+
 def plan_incremental(
     watermarks: Watermarks, api_now: int, settle_seconds: int, overlap_seconds: int
-) -> list[Window]:
-    """The next windows: one CREATED and one MODIFIED, each possibly absent.
+) -> IncrementalPlan:
+    """The next windows: per kind (CREATED, then MODIFIED) a fresh and a look-back window.
 
-    Each reads ``[max(0, through + 1 - overlap), api_now - settle]``: the upper bound stays
-    ``settle_seconds`` behind the API's clock so that writes landing late in a second are
-    not missed, and the overlap re-reads the tail of the previous window. A window that
+    Together they read ``[max(0, through + 1 - overlap), api_now - settle]``: the upper
+    bound stays ``settle_seconds`` behind the API's clock so that writes landing late in a
+    second are not missed, and the overlap re-reads the tail of the previous window. The
+    fresh window is ``[through + 1, api_now - settle]``; the look-back window the overlap
+    before it (cut at the upper bound should the API's clock have gone back). A window that
     would be empty (start after end) is left out.
     """
     if settle_seconds < 0 or overlap_seconds < 0:
         raise ValueError("settle_seconds and overlap_seconds must be >= 0")
     upper = api_now - settle_seconds
-    windows: list[Window] = []
+    fresh: list[Window] = []
+    lookback: list[Window] = []
     for kind in (WindowKind.CREATED, WindowKind.MODIFIED):
         through = watermarks.through(kind)
+        if upper >= through + 1:
+            fresh.append(Window(kind, through + 1, upper))
         start = max(0, through + 1 - overlap_seconds)
-        if upper >= start:
-            windows.append(Window(kind, start, upper))
-    return windows
+        end = min(through, upper)
+        if end >= start:
+            lookback.append(Window(kind, start, end))
+    return IncrementalPlan(fresh, lookback)
 
 
 def advance(watermarks: Watermarks, window: Window) -> Watermarks:

@@ -302,7 +302,7 @@ async def test_window_bounds_follow_the_api_clock(simulator_factory, session, sk
         await client.fetch_page(EVENT, None, 1, 1)  # any response refreshes the clock
         for window in plan_incremental(
             marks, client.api_now(), settle_seconds=1, overlap_seconds=1
-        ):
+        ).windows:
             assert window.end < sim.clock.now()  # never a second the API has not finished
             async for part in reader.read(EVENT, window):
                 seen.update(m.meeting_id for m in part.meetings)
@@ -310,7 +310,9 @@ async def test_window_bounds_follow_the_api_clock(simulator_factory, session, sk
         assert cycle >= 0
     sim.clock.advance(2)
     await client.fetch_page(EVENT, None, 1, 1)
-    for window in plan_incremental(marks, client.api_now(), settle_seconds=1, overlap_seconds=1):
+    for window in plan_incremental(
+        marks, client.api_now(), settle_seconds=1, overlap_seconds=1
+    ).windows:
         async for part in reader.read(EVENT, window):
             seen.update(m.meeting_id for m in part.meetings)
     assert created <= seen

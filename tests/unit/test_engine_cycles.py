@@ -55,6 +55,9 @@ class FakeClient:
     def api_time(self) -> float:
         return float(self.now)
 
+    def clock_probe_delay(self) -> float | None:
+        return None
+
 
 @dataclass
 class FakeReader:
@@ -207,6 +210,56 @@ async def test_an_unchanged_meeting_seen_again_publishes_nothing(settings):
     assert change_events(publisher, serdes) == []
     # but every cycle commits its watermarks
     assert len(publisher.transactions) == 3
+
+
+async def test_a_new_change_is_committed_before_the_overlap_is_re_read(settings):
+    """Latency: the fresh seconds' transaction does not wait for the look-back reads."""
+    serdes = Serdes(SingleObjectFraming())
+    before = meeting(1, NOW - 12)
+    state = tracked_state(serdes, before, last_reconcile=NOW)
+    reader = FakeReader([meeting(1, NOW - 5, status="confirmed")])
+    sync, publisher, _ = make_sync(settings, reader, state)
+    reads_at_commit: list[int] = []
+    publish = publisher.publish
+
+    async def noting(records: list[Record]) -> None:
+        reads_at_commit.append(len(reader.reads))
+        await publish(records)
+
+    publisher.publish = noting  # type: ignore[method-assign]
+
+    await sync.cycle()
+
+    fresh_through = NOW - settings.settle_seconds
+    assert reader.reads == [
+        Window("created", NOW - 9, fresh_through),  # type: ignore[arg-type]
+        Window("modified", NOW - 9, fresh_through),  # type: ignore[arg-type]
+        Window("created", NOW - 9 - settings.overlap_seconds, NOW - 10),  # type: ignore[arg-type]
+        Window("modified", NOW - 9 - settings.overlap_seconds, NOW - 10),  # type: ignore[arg-type]
+    ]
+    assert reads_at_commit == [2]  # committed after the fresh reads; the look-back found nothing
+    events = change_events(publisher, serdes)
+    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
+    assert state.progress is not None
+    assert state.progress.modified_through == fresh_through
+
+
+async def test_a_row_landing_late_in_the_overlap_is_published_by_the_look_back(settings):
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 30), last_reconcile=NOW)
+    late = meeting(1, NOW - 12, status="cancelled")  # before the watermark, seen only now
+    sync, publisher, _ = make_sync(settings, FakeReader([late]), state)
+
+    await sync.cycle()
+
+    assert len(publisher.transactions) == 2  # the fresh seconds, then the late row
+    events = change_events(publisher, serdes)
+    assert [(e["change_type"], e["version"]) for e in events] == [("CANCELLED", 2)]
+    assert state.progress is not None
+    assert state.progress.modified_through == NOW - settings.settle_seconds
+
+    await sync.cycle()  # seen again in the next look-back: nothing more
+    assert len(change_events(publisher, serdes)) == 1
 
 
 async def test_a_fatal_api_error_fails_the_cycle_but_not_the_loop(settings):

@@ -40,24 +40,41 @@ def test_window_rejects_reversed_or_negative_bounds() -> None:
 
 def test_fresh_watermarks_plan_from_zero() -> None:
     planned = plan_incremental(Watermarks(-1, -1), NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned == [
+    assert planned.fresh == [
         Window(WindowKind.CREATED, 0, NOW - 2),
         Window(WindowKind.MODIFIED, 0, NOW - 2),
     ]
+    assert planned.lookback == []
 
 
 def test_incremental_windows_overlap_the_previous_one_and_settle_behind_now() -> None:
     marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
     planned = plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned == [
-        Window(WindowKind.CREATED, NOW - 104, NOW - 2),
-        Window(WindowKind.MODIFIED, NOW - 54, NOW - 2),
+    assert planned.fresh == [
+        Window(WindowKind.CREATED, NOW - 99, NOW - 2),
+        Window(WindowKind.MODIFIED, NOW - 49, NOW - 2),
     ]
+    assert planned.lookback == [
+        Window(WindowKind.CREATED, NOW - 104, NOW - 100),
+        Window(WindowKind.MODIFIED, NOW - 54, NOW - 50),
+    ]
+    assert planned.windows == planned.fresh + planned.lookback
 
 
 def test_no_window_when_the_bound_is_before_the_start() -> None:
     marks = Watermarks(NOW, NOW)
-    assert plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=0) == []
+    assert plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=0).windows == []
+
+
+def test_lookback_never_reaches_past_the_upper_bound() -> None:
+    """The API's clock went back: nothing fresh, and the look-back stops at the bound."""
+    marks = Watermarks(NOW, NOW)
+    planned = plan_incremental(marks, NOW - 1, settle_seconds=2, overlap_seconds=5)
+    assert planned.fresh == []
+    assert planned.lookback == [
+        Window(WindowKind.CREATED, NOW - 4, NOW - 3),
+        Window(WindowKind.MODIFIED, NOW - 4, NOW - 3),
+    ]
 
 
 @given(
@@ -70,26 +87,32 @@ def test_no_window_when_the_bound_is_before_the_start() -> None:
 def test_successive_plans_cover_every_second_with_bounded_overlap(
     created: int, modified: int, steps: list[int], settle: int, overlap: int
 ) -> None:
-    """Reading each plan and advancing: every second up to the last bound is read, and no
-    second is read more often than the overlap allows."""
+    """Reading each plan and advancing on its fresh windows: every second up to the last
+    bound is read once fresh, the look-back re-reads exactly the overlap before the
+    watermark, and no second is read more often than the overlap allows."""
     marks = Watermarks(created, modified)
     now = max(created, modified) + settle
     read: dict[WindowKind, list[Window]] = {k: [] for k in WindowKind}
     for step in steps:
         now += step
-        for window in plan_incremental(marks, now, settle, overlap):
+        plan = plan_incremental(marks, now, settle, overlap)
+        for window in plan.lookback:
+            through = marks.through(window.kind)
+            assert window.start == max(0, through + 1 - overlap)
+            assert window.end == through  # the bound never went back here
+            assert advance(marks, window) == marks  # a look-back never moves a watermark
+        for window in plan.fresh:
             assert window.end == now - settle
-            assert window.start <= marks.through(window.kind) + 1  # no gap
-            assert window.start >= max(0, marks.through(window.kind) + 1 - overlap)
+            assert window.start == marks.through(window.kind) + 1  # no gap, no re-read
             before = marks.through(window.kind)
             marks = advance(marks, window)
-            assert marks.through(window.kind) >= before  # only forward
+            assert marks.through(window.kind) > before  # only forward
             read[window.kind].append(window)
     for kind, initial in ((WindowKind.CREATED, created), (WindowKind.MODIFIED, modified)):
         covered = initial
         for window in read[kind]:
-            assert window.start <= covered + 1
-            covered = max(covered, window.end)
+            assert window.start == covered + 1
+            covered = window.end
         assert covered == max(initial, now - settle)
 
 
