@@ -404,6 +404,7 @@ class EventSync:
             m.end_to_end_latency.labels(label).observe(max(0.0, now + offset - modified_at / 1000))
         m.last_success.labels(label).set(now)
         m.tracked_meetings.labels(label).set(len(self.state.meetings))
+        m.state_bytes.labels(label).set(self.state.meetings.stored_bytes)
         m.watermark.labels(label, "created").set(max(0, progress.created_through))
         m.watermark.labels(label, "modified").set(max(0, progress.modified_through))
         if progress.phase == STREAMING:

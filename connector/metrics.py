@@ -196,6 +196,12 @@ class Metrics:
             ["event_id"],
             registry=r,
         )
+        self.state_bytes = Gauge(
+            f"{p}_state_bytes",
+            "Bytes of state values held in memory for an event (compressed).",
+            ["event_id"],
+            registry=r,
+        )
         self.state_restore_duration = Gauge(
             f"{p}_state_restore_duration_seconds",
             "Duration of the last state restore from the state topic.",
@@ -209,6 +215,11 @@ class Metrics:
         self.api_clock_offset = Gauge(
             f"{p}_api_clock_offset_seconds",
             "The API's clock (HTTP Date) minus the local clock.",
+            registry=r,
+        )
+        self.api_clock_uncertainty = Gauge(
+            f"{p}_api_clock_uncertainty_seconds",
+            "How far behind the API's clock its estimate may be (delays every window).",
             registry=r,
         )
         self.poll_interval = Gauge(

@@ -238,6 +238,9 @@ class ExportClient:
             log.warning("the API's clock went back; its estimate starts again")
         if self._metrics is not None:
             self._metrics.api_clock_offset.set(self.api_time() - self._wall())
+            uncertainty = self.clock.uncertainty(self._clock())
+            if uncertainty is not None:
+                self._metrics.api_clock_uncertainty.set(uncertainty)
 
     # --- pages --------------------------------------------------------------------------------
 

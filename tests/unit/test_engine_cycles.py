@@ -242,6 +242,8 @@ async def test_a_new_change_is_committed_before_the_overlap_is_re_read(settings)
     assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
     assert state.progress is not None
     assert state.progress.modified_through == fresh_through
+    stored = sync.deps.metrics.state_bytes.labels(str(EVENT))._value.get()
+    assert stored == state.meetings.stored_bytes > 0
 
 
 async def test_a_row_landing_late_in_the_overlap_is_published_by_the_look_back(settings):

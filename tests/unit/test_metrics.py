@@ -101,6 +101,8 @@ def test_stable_attribute_names() -> None:
         "state_restore_duration",
         "state_restore_records",
         "api_clock_offset",
+        "api_clock_uncertainty",
+        "state_bytes",
         "poll_interval",
         "watermark",
         "build_info",
