@@ -4,8 +4,17 @@
 (``EventSync`` with the ``ExportClient`` and ``WindowReader`` over HTTP to a simulator
 process, the real ``Serdes``, ``TransactionalPublisher`` and state restored from Kafka)
 tracks the 1,000 meetings of the simulator, plus 999,000 more for ``_1m``. Those are
-written straight to the state topic before the engine starts: copies of the real state
-records of the simulator's meetings (encoded by the real serde) under other meeting ids.
+written straight to the state topic before the engine starts, each a distinct meeting:
+made by the simulator's own seeding generators (``workload._status``, ``_slot``,
+``_participants``, ``_location``, titles, notes; participants' names, e-mails, companies and
+titles from ``people.person_for``) for one event of 1M meetings over its ~500,000
+accounts, under meeting ids from ``SYNTHETIC_BASE``, turned into ``Meeting`` values the way
+the source maps export rows (checked against ``render`` + ``RowParser`` + ``assemble`` for
+the first 200) and encoded by the real serde (version 1). They differ where real meetings
+differ (ids, participants and with them names, e-mails and companies, times, status,
+location, title, notes), so the compression dictionary the state trains from the first
+4,096 it restores cannot simply memorise the rest. Making them costs ~60 us each: the
+prefill takes ~85 s of the benchmark's ~2.5 minutes.
 Then, per run, 10 meetings are modified through the admin API and, once their second is
 past the settle delay, one ``cycle()`` is timed: plan, read both windows over HTTP,
 classify, encode, commit one transaction (checked to hold the 10 events).
@@ -13,7 +22,8 @@ classify, encode, commit one transaction (checked to hold the 10 events).
 ``state_restore_meetings_per_s`` and ``rss_bytes_per_meeting``: a fresh child process
 (``python -m bench.state_scale --restore-child``) imports the connector, notes its RSS,
 runs ``connector.state.restore`` over the 1M-meeting state topic, collects garbage, and
-notes its RSS again (consumer closed): the delta over the meetings restored.
+notes its RSS again (consumer closed): the delta over the meetings restored. It also
+reports the bytes the state holds per meeting (``stored_bytes``) against the encoded size.
 
     python -m bench.state_scale [--runs N] [--meetings N]
 """
@@ -25,9 +35,12 @@ import asyncio
 import cProfile
 import gc
 import json
+import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 import aiohttp
@@ -48,12 +61,18 @@ from connector.config import Settings
 from connector.engine import Collaborators, EventSync
 from connector.health import HealthState
 from connector.metrics import Metrics
+from connector.model import Meeting, Participant
 from connector.publisher import Record, TransactionalPublisher, ensure_topics, transactional_id
 from connector.serde import Serdes, SingleObjectFraming
-from connector.serde.fastpath import long_bytes
+from connector.simulator import workload
+from connector.simulator.model import SimMeeting
+from connector.simulator.people import person_for
+from connector.simulator.render import TimeFormatter, meeting_fields, participant_fields
 from connector.simulator.testing import SimulatorProcess
+from connector.source.assembly import assemble
 from connector.source.client import ExportClient, RequestLimiter
 from connector.source.reader import WindowReader
+from connector.source.rows import RowParser
 from connector.state import EventState, restore
 
 EVENT_ID = 1
@@ -63,6 +82,7 @@ CHANGES = 10
 RUNS = 5
 SETTLE = 1
 SYNTHETIC_BASE = 10_000_000  # synthetic meeting ids start here, far from the simulator's
+PREFILL_SEED = 7
 
 
 def settings_for(base_url: str, name: str, snapshot_mode: str = "no_data") -> Settings:
@@ -83,28 +103,86 @@ def settings_for(base_url: str, name: str, snapshot_mode: str = "no_data") -> Se
     )
 
 
-def prefill(settings: Settings, templates: list[bytes], count: int) -> float:
-    """Write ``count`` meeting state records of ``EVENT_ID`` to the state topic: copies of
-    ``templates`` (real encoded states) under synthetic meeting ids. Returns seconds."""
+def _meeting_of(sim: SimMeeting) -> Meeting:
+    """``sim`` as the source maps its export rows (see ``_check_mapping``), only faster."""
+    participants = []
+    for p in sim.participants:
+        person = person_for(p.account_id)
+        extra = (
+            ("company", person.company),
+            ("email", person.email),
+            ("first_name", person.first_name),
+            ("job_title", person.job_title),
+            ("last_name", person.last_name),
+        )
+        participants.append(Participant(p.account_id, p.role, p.status, extra))
+    return Meeting(
+        event_id=sim.event_id,
+        meeting_id=sim.meeting_id,
+        status=sim.status,
+        start_at=sim.start * 1000,
+        end_at=sim.end * 1000,
+        location=sim.location,
+        created_at=sim.created_at * 1000,
+        modified_at=sim.updated_at * 1000,
+        participants=tuple(participants),
+        extra=(
+            ("duration", sim.duration_minutes),
+            ("meeting_type", sim.meeting_type),
+            ("notes", sim.notes),
+            ("title", sim.title),
+        ),
+    )
+
+
+def _check_mapping(sim: SimMeeting, parser: RowParser, times: TimeFormatter) -> None:
+    """``_meeting_of`` agrees with rendering rows and mapping them like the source does."""
+    head = meeting_fields(sim, times)
+    rows = [parser.parse(head | participant_fields(p)) for p in sim.participants]
+    assembled = assemble(rows).meetings
+    if assembled != [_meeting_of(sim)]:
+        raise AssertionError(f"prefill maps meeting {sim.meeting_id} unlike the source")
+
+
+def simulated_meetings(count: int, first_id: int, seed: int, now: int) -> Iterator[Meeting]:
+    """``count`` distinct meetings of ``EVENT_ID`` as the simulator seeds an event of that
+    size (``workload.seed_store``), with ids from ``first_id``."""
+    rng = random.Random(seed)
+    plan = workload.plan_event(EVENT_ID, count, now, UTC)
+    parser, times = RowParser(zone=UTC), TimeFormatter(UTC)
+    for i in range(count):
+        status = workload._status(rng)
+        start, duration = workload._slot(rng, plan)
+        participants = workload._participants(rng, plan, status)
+        created = now - rng.randrange(30 * 86_400)
+        touched = status != "pending" or rng.random() < 0.3
+        updated = created + rng.randrange(now - created + 1) if touched else created
+        sim = SimMeeting(
+            meeting_id=first_id + i,
+            event_id=EVENT_ID,
+            status=status,
+            start=start,
+            duration_minutes=duration,
+            location=workload._location(rng),
+            created_at=created,
+            updated_at=updated,
+            participants=participants,
+            title=rng.choice(workload.TITLES),
+            meeting_type="group" if len(participants) > 3 else "one-to-one",
+            notes=rng.choice(workload.NOTES),
+        )
+        if i < 200:
+            _check_mapping(sim, parser, times)
+        yield _meeting_of(sim)
+
+
+def prefill(settings: Settings, count: int) -> tuple[float, int]:
+    """Write ``count`` distinct simulated meeting states of ``EVENT_ID`` to the state topic
+    (see the module docstring). Returns seconds and the bytes of the values written."""
     started = time.perf_counter()
     partitions = ensure_topics(AdminClient(settings.kafka_client_config()), settings)
     partition = EVENT_ID % partitions[settings.state_topic]
     serdes = Serdes(SingleObjectFraming())
-    # A meeting StateValue: header, union branch, then the Meeting body, which starts with
-    # meeting_id. Swap the meeting id, keep the rest.
-    pieces = []
-    for value in templates:
-        meeting, _ = serdes.decode_meeting_state(value)
-        prefix = value[:11]
-        rest = value[len(prefix) + len(long_bytes(meeting.meeting_id)) :]
-        pieces.append((prefix, rest))
-    key_prefix = serdes.encode_state_key(EVENT_ID, 0)[:-1]
-    check_id = SYNTHETIC_BASE + 12_345
-    assert key_prefix + long_bytes(check_id) == serdes.encode_state_key(EVENT_ID, check_id)
-    prefix, rest = pieces[0]
-    assert serdes.decode_meeting_state(prefix + long_bytes(check_id) + rest)[0].meeting_id == (
-        check_id
-    )
     producer = Producer(
         {
             **settings.kafka_client_config(),
@@ -115,24 +193,20 @@ def prefill(settings: Settings, templates: list[bytes], count: int) -> float:
             "queue.buffering.max.kbytes": 1024 * 1024,
         }
     )
-    for i in range(count):
-        meeting_id = SYNTHETIC_BASE + i
-        prefix, rest = pieces[i % len(pieces)]
-        mid = long_bytes(meeting_id)
+    written = 0
+    for meeting in simulated_meetings(count, SYNTHETIC_BASE, PREFILL_SEED, int(time.time())):
+        key = serdes.encode_state_key(EVENT_ID, meeting.meeting_id)
+        value = serdes.encode_meeting_state(meeting, 1)
+        written += len(value)
         while True:
             try:
-                producer.produce(
-                    settings.state_topic,
-                    key=key_prefix + mid,
-                    value=prefix + mid + rest,
-                    partition=partition,
-                )
+                producer.produce(settings.state_topic, key=key, value=value, partition=partition)
                 break
             except BufferError:
                 producer.poll(0.05)
     if producer.flush(120):
         raise RuntimeError("prefill: records left undelivered")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, written
 
 
 class _Counting:
@@ -225,14 +299,15 @@ def restore_child(topic: str) -> None:
     seconds = time.perf_counter() - started
     gc.collect()
     after = rss_bytes()
-    meetings = len(states[EVENT_ID].meetings)
+    values = states[EVENT_ID].meetings
     print(
         json.dumps(
             {
                 "records": report.records,
-                "meetings": meetings,
+                "meetings": len(values),
                 "seconds": seconds,
                 "rss_delta": after - before,
+                "stored_bytes": values.stored_bytes,
             }
         )
     )
@@ -263,12 +338,12 @@ async def measure(runs: int = RUNS, large: int = LARGE) -> dict[str, Any]:
                 + " ms",
                 flush=True,
             )
-            templates = list(state.meetings.values())
             del state
             big = settings_for(sim.base_url, big_name)
-            prefill_s = await asyncio.to_thread(prefill, big, templates, large - SIM_MEETINGS)
+            prefill_s, written = await asyncio.to_thread(prefill, big, large - SIM_MEETINGS)
             print(
-                f"  prefilled {large - SIM_MEETINGS:,} state records in {prefill_s:.1f} s",
+                f"  prefilled {large - SIM_MEETINGS:,} distinct state records "
+                f"({written / (large - SIM_MEETINGS):.0f} bytes each) in {prefill_s:.1f} s",
                 flush=True,
             )
             big_ms, state = await run_engine(big, sim, runs, CHANGES)
@@ -300,6 +375,8 @@ async def measure(runs: int = RUNS, large: int = LARGE) -> dict[str, Any]:
         "restore": summary([r["meetings"] / r["seconds"] for r in restores]),
         "rss_per_meeting": summary([r["rss_delta"] / r["meetings"] for r in restores]),
         "restored_meetings": restores[0]["meetings"],
+        "encoded_per_meeting": written / (large - SIM_MEETINGS),
+        "stored_per_meeting": restores[0]["stored_bytes"] / restores[0]["meetings"],
     }
 
 
@@ -309,12 +386,16 @@ def report(m: dict[str, Any], results: dict[str, Any]) -> None:
     record(results, "state_restore_meetings_per_s", m["restore"]["runs"])
     record(results, "rss_bytes_per_meeting", m["rss_per_meeting"]["runs"])
     results["state_restored_meetings"] = m["restored_meetings"]
+    results["state_stored_bytes_per_meeting"] = round(m["stored_per_meeting"])
     print(
         f"incremental cycle, {CHANGES} changes (in-process engine): "
         f"{fmt(m['cycle_1k'], ' ms', 1)} at 1,000 tracked; "
         f"{fmt(m['cycle_1m'], ' ms', 1)} at {m['tracked_large']:,} tracked\n"
         f"state restore ({m['restored_meetings']:,} meetings, fresh process): "
-        f"{fmt(m['restore'], ' meetings/s')}; RSS {fmt(m['rss_per_meeting'], ' bytes/meeting')}",
+        f"{fmt(m['restore'], ' meetings/s')}; RSS {fmt(m['rss_per_meeting'], ' bytes/meeting')}; "
+        f"values held in {m['stored_per_meeting']:.0f} bytes/meeting "
+        f"(encoded {m['encoded_per_meeting']:.0f}, "
+        f"{m['encoded_per_meeting'] / m['stored_per_meeting']:.2f}x)",
         flush=True,
     )
 
