@@ -98,6 +98,7 @@ class EventSync:
         self._reconciled_last = False
         self._cycle_phase = SNAPSHOT
         self._cycle_started = time.monotonic()
+        self._cycle_number = 0  # of this process: a cycle may commit more than once
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -112,6 +113,7 @@ class EventSync:
             self.deps.health.beat()
             phase = self._cycle_phase = self._phase()
             started = self._cycle_started = time.monotonic()
+            self._cycle_number += 1
             started_api = self.deps.client.api_time()
             try:
                 more = await self.cycle()
@@ -432,6 +434,7 @@ class EventSync:
                 "event_id": self.event_id,
                 "phase": progress.phase,  # snapshot | streaming (what the event is in)
                 "cycle": self._cycle_phase,  # snapshot | incremental | reconcile
+                "cycle_number": self._cycle_number,
                 "published": dict(batch.published),
                 "dead_letters": batch.dead_letters,
                 "records": len(batch),

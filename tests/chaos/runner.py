@@ -222,28 +222,30 @@ def _ts(line: Mapping[str, Any]) -> float:
 def committed_cycles(
     runs: list[Run], excluded: list[tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    """(A, B) wall times of consecutive cycle commits of one process, B an incremental cycle.
+    """(A, B) wall times of cycle commits of one process, B an incremental cycle's and of a
+    later cycle than A (so that cycle read its fresh windows after A).
 
-    From each run's JSON log: "cycle committed" (phase streaming; logged when a cycle
-    published something), "reconciliation complete" (which follows the commit of a
-    reconciliation: such a cycle does not read recent changes, so it is never a B). Pairs
-    overlapping ``excluded`` (bad-row phases: a withheld version is legitimately skipped)
-    are dropped.
+    From each run's JSON log: "cycle committed" (phase streaming; logged when a commit
+    published something; an incremental cycle commits its fresh seconds, then, if they
+    found late rows, its look-back; ``cycle_number`` tells the cycles apart),
+    "reconciliation complete" (which follows the commit of a reconciliation: such a cycle
+    does not read recent changes, so it is never a B). Pairs overlapping ``excluded``
+    (bad-row phases: a withheld version is legitimately skipped) are dropped.
     """
     pairs: list[tuple[float, float]] = []
     for run in runs:
-        last: float | None = None
-        pending: float | None = None  # a commit not yet known to be incremental
+        last: tuple[float, int] | None = None
+        pending: tuple[float, int] | None = None  # a commit not yet known to be incremental
         for line in log_lines(run.log):
             message = line.get("msg")
             if message == "cycle committed" and line.get("phase") == "streaming":
                 if pending is not None:
-                    if last is not None:
-                        pairs.append((last, pending))
+                    if last is not None and last[1] < pending[1]:  # not the same cycle's
+                        pairs.append((last[0], pending[0]))
                     last = pending
-                pending = _ts(line)
+                pending = (_ts(line), int(line.get("cycle_number", 0)))
             elif message == "reconciliation complete":
-                pending, last = None, _ts(line)
+                pending, last = None, (_ts(line), int(line.get("cycle_number", 0)))
             elif message == "starting event":
                 pending = last = None
         # A last commit not followed by anything may have been a reconciliation's: dropped.

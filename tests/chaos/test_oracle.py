@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -270,3 +271,28 @@ def test_dead_letters_must_be_injected_bad_rows() -> None:
     assert dead_letter_problems([bad], injected_bad_rows=1) == []
     assert len(dead_letter_problems([bad, bad], injected_bad_rows=1)) == 1
     assert "did not corrupt" in dead_letter_problems([good], injected_bad_rows=5)[0]
+
+
+def test_commits_of_one_cycle_are_never_a_pair_of_cycles() -> None:
+    """An incremental cycle commits its fresh seconds, then (late rows found) its look-back:
+    those two commits bracket no fresh read, so they must not count as consecutive cycles."""
+    from tests.chaos.runner import Run, committed_cycles
+
+    def line(second: int, msg: str, cycle: int) -> str:
+        stamp = datetime.fromtimestamp(T + second, UTC).isoformat()
+        return json.dumps({"ts": stamp, "msg": msg, "phase": "streaming", "cycle_number": cycle})
+
+    log = "\n".join(
+        [
+            line(0, "cycle committed", 1),  # fresh seconds of cycle 1
+            line(1, "cycle committed", 1),  # its look-back
+            line(2, "cycle committed", 2),  # fresh seconds of cycle 2
+            line(3, "cycle committed", 3),
+            line(4, "cycle committed", 3),
+            line(5, "cycle committed", 4),
+            line(6, "cycle committed", 5),  # the last: maybe a reconciliation's, dropped
+        ]
+    )
+    pairs = committed_cycles([Run(started=T, log=log)], excluded=[])
+
+    assert pairs == [(T + 1, T + 2), (T + 2, T + 3), (T + 4, T + 5)]
