@@ -122,10 +122,32 @@ class MeetingEncoder:
     statuses, roles and locations repeat: their encodings are kept in a bounded cache.
     """
 
-    def __init__(self, string_capacity: int = 16_384) -> None:
-        """Cache up to ``string_capacity`` string encodings (then start over)."""
+    def __init__(self, string_capacity: int = 16_384, map_capacity: int = 65_536) -> None:
+        """Cache up to ``string_capacity`` string encodings and ``map_capacity`` extra map
+        encodings (then start over)."""
         self._capacity = string_capacity
         self._strings: dict[str, bytes] = {}  # length + UTF-8
+        self._map_capacity = map_capacity
+        # id(extra) -> (extra, its map encoding). The row parser hands out one tuple per
+        # distinct extra (a participant's appears in several meetings); holding it keeps
+        # its id from being reused while the entry lives, and a tuple of tuples of
+        # scalars cannot change.
+        self._maps: dict[int, tuple[Any, bytes]] = {}
+        # Longs that repeat across meetings (event id, slot times, account ids); exact
+        # ints only (True == 1 but is not a long).
+        self._longs: dict[int, bytes] = {}
+
+    def _long(self, value: object) -> bytes:
+        """``_strict_long(value)``, cached for a plain ``int``."""
+        if type(value) is not int:
+            raise _Unsupported
+        data = self._longs.get(value)
+        if data is None:
+            data = _strict_long(value)
+            if len(self._longs) >= self._map_capacity:
+                self._longs.clear()
+            self._longs[value] = data
+        return data
 
     def _miss(self, cache: dict[str, bytes], value: str) -> bytes:
         """Encode ``value`` (an exact ``str``: checked by the caller) into ``cache``."""
@@ -139,6 +161,21 @@ class MeetingEncoder:
 
     def _map(self, extra: Any, out: list[bytes]) -> None:
         """An ``extra`` map (pairs, as ``dict(extra)`` sees them) appended to ``out``."""
+        entry = self._maps.get(id(extra))
+        if entry is not None and entry[0] is extra:
+            out.append(entry[1])
+            return
+        start = len(out)
+        self._encode_map(extra, out)
+        if type(extra) is tuple and all(type(pair) is tuple for pair in extra):
+            data = b"".join(out[start:])
+            del out[start:]
+            out.append(data)
+            if len(self._maps) >= self._map_capacity:
+                self._maps.clear()
+            self._maps[id(extra)] = (extra, data)
+
+    def _encode_map(self, extra: Any, out: list[bytes]) -> None:
         values = dict(extra)
         if not values:
             out.append(_EMPTY_ARRAY)
@@ -188,17 +225,25 @@ class MeetingEncoder:
         location = m.location
         if type(status) is not str or not (location is None or type(location) is str):
             raise _Unsupported
+        longs = self._longs.get
+        cached = self._long
+        created_at = m.created_at
+        modified_at = m.modified_at
+        created = long(created_at)
         out = [
             long(m.meeting_id),
-            long(m.event_id),
+            (type(m.event_id) is int and longs(m.event_id)) or cached(m.event_id),
             string_bytes(status) or miss(strings, status),
-            long(m.start_at),
-            long(m.end_at),
+            (type(m.start_at) is int and longs(m.start_at)) or cached(m.start_at),
+            (type(m.end_at) is int and longs(m.end_at)) or cached(m.end_at),
             _NULL_BRANCH
             if location is None
             else _SECOND_BRANCH + (string_bytes(location) or miss(strings, location)),
-            long(m.created_at),
-            long(m.modified_at),
+            created,
+            # unmodified meetings: the same long (a plain int equal to a plain int)
+            created
+            if modified_at == created_at and type(modified_at) is int
+            else long(modified_at),
         ]
         append = out.append
         participants = m.participants
@@ -209,7 +254,8 @@ class MeetingEncoder:
                 state = p.status
                 if type(role) is not str or type(state) is not str:
                     raise _Unsupported
-                append(long(p.account_id))
+                account_id = p.account_id
+                append((type(account_id) is int and longs(account_id)) or cached(account_id))
                 append(string_bytes(role) or miss(strings, role))
                 append(string_bytes(state) or miss(strings, state))
                 self._map(p.extra, out)

@@ -440,7 +440,7 @@ edge_scalars = st.one_of(
 )
 edge_meetings = meetings_of(edge_scalars) | meetings_of(scalars, LONG | BEYOND_LONG)
 MEETING_SCHEMA = fastpath.MeetingBodies()._schema
-ENCODER = fastpath.MeetingEncoder(string_capacity=64)  # small: clears while generating
+ENCODER = fastpath.MeetingEncoder(string_capacity=64, map_capacity=64)  # small: clears often
 
 
 def _hand_encodable(m: Meeting) -> bool:
@@ -544,3 +544,33 @@ def test_hand_encoder_turns_itself_off_when_it_disagrees(
     assert serdes._fast is not None  # the rest of the fast path stays on
     decoded, version = serdes.decode_meeting_state(serdes.encode_meeting_state(meeting, 3))
     assert (decoded, version) == (meeting, 3)
+
+
+def test_cached_extra_maps_are_never_another_values() -> None:
+    """Map encodings are cached by the identity of the extra (the row parser shares one
+    tuple per distinct participant): a new tuple, even one at a freed tuple's address,
+    or an equal one with other types, is encoded afresh."""
+    encoder = fastpath.MeetingEncoder(map_capacity=8)
+    shared = (("email", "a@x.io"), ("first_name", "Ada"))
+    values: list[object] = [1, True, 1.0, 0.0, -0.0, "1", None, 2**63, 2**62]
+    for i in range(200):
+        value = values[i % len(values)]
+        people = (
+            Participant(7, "invitee", "accepted", shared),
+            Participant(8, "requester", "pending", (("email", f"b{i}@x.io"), ("n", value))),
+        )
+        meeting = sample_meeting(participants=people, extra=(("duration", value),))
+        expected = fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meeting))
+        hand = encoder.encode(meeting)
+        assert hand in (expected, None)
+        assert fastpath.MeetingBodies().body(meeting) == expected
+        if type(value) is not int or -(2**63) <= value < 2**63:  # type: ignore[operator]
+            assert hand == expected
+        # cached longs (event id, slot times, account ids) are plain ints only
+        odd = sample_meeting(start_at=value, participants=people[:1])
+        try:
+            expected = fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(odd))
+        except (ValueError, TypeError, OverflowError):
+            assert encoder.encode(odd) is None
+        else:
+            assert encoder.encode(odd) in (expected, None)
