@@ -27,8 +27,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass, field
 from typing import Any
 
 from connector.errors import RetriableSourceError
@@ -115,6 +122,29 @@ class _Overflow:
 
 
 @dataclass(slots=True)
+class _Split:
+    """A window read as ``parts``: each part's plan, started ahead of being walked."""
+
+    parts: list[Window]
+    estimates: list[float]
+    depth: int  # the parts' depth
+    tasks: list[asyncio.Task[_Rows | _Split] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tasks = [None] * len(self.parts)
+
+
+async def _cancel(plan: _Split) -> None:
+    """Cancel every read ``plan`` started, and those of its parts' plans."""
+    tasks = [task for task in plan.tasks if task is not None]
+    for task in tasks:
+        task.cancel()
+    for result in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(result, _Split):
+            await _cancel(result)
+
+
+@dataclass(slots=True)
 class _Context:
     event_id: int
     label: str
@@ -159,44 +189,79 @@ class WindowReader:
         """
         ctx = _Context(event_id, str(event_id), dict(filters or {}))
         first = await self._fetch(ctx, window, 1, self.per_page)
-        async for part in self._read(ctx, window, first, 0):
-            yield part
+        plan = await self._plan(ctx, window, first, 0)
+        try:
+            async with contextlib.aclosing(self._walk(ctx, window, plan, 0)) as parts:
+                async for part in parts:
+                    yield part
+        finally:
+            if isinstance(plan, _Split):
+                await _cancel(plan)  # reads started ahead, when the caller stops early
 
     # --- recursion ----------------------------------------------------------------------------
 
-    async def _read(
+    async def _plan(
         self, ctx: _Context, window: Window, first: _Fetched | None, depth: int
-    ) -> AsyncIterator[WindowPart]:
+    ) -> _Rows | _Split:
+        """Every row of ``window`` if it fits a page, else its parts, their reads started."""
         collected = await self._collect(ctx, window, first)
         if isinstance(collected, _Rows):
-            leaf = await self._leaf(ctx, window, collected)
-            if isinstance(leaf, WindowPart):
-                yield leaf
-                return
-            collected = leaf  # it outgrew a page while malformed rows were read again
+            return collected
+        return self._split(ctx, window, collected, depth)
+
+    def _split(self, ctx: _Context, window: Window, overflow: _Overflow, depth: int) -> _Split:
         # The first split may face mostly empty seconds (a full export from 0): few parts.
         # Below it, rows were seen to be dense, and more parts save a level of requests.
         fan_out = self.max_parts if depth == 0 else self.max_parts * DEEP_FAN_OUT
-        parts = split(window, collected.total, self.per_page, collected.sample, fan_out)
+        parts = split(window, overflow.total, self.per_page, overflow.sample, fan_out)
         self._count("window_splits", ctx, window.kind)
-        estimates = expected_rows(parts, collected.total, collected.sample)
-        # First pages of every part in flight together (the limiter bounds concurrency); a
-        # part expected to overflow is only probed for its total.
-        tasks = [
-            asyncio.create_task(
-                self._fetch(ctx, part, 1, 1 if estimate > self.per_page else self.per_page)
+        plan = _Split(parts, expected_rows(parts, overflow.total, overflow.sample), depth + 1)
+        # Parts expected to fit a page are read at once (the limiter bounds concurrency,
+        # and they are served in the order they are walked). A part expected to overflow
+        # is probed for its total and split (its own parts' reads started) only once the
+        # part before it has queued its reads: a probe is a costly count for the API, and
+        # queued ahead of those reads it would hold up the rows wanted next.
+        for i, estimate in enumerate(plan.estimates):
+            if i == 0 or estimate <= self.per_page:
+                self._start(ctx, plan, i)
+        return plan
+
+    def _start(self, ctx: _Context, plan: _Split, i: int) -> None:
+        """Start planning part ``i`` of ``plan`` (once)."""
+        if i < len(plan.parts) and plan.tasks[i] is None:
+            per_page = 1 if plan.estimates[i] > self.per_page else self.per_page
+            plan.tasks[i] = asyncio.create_task(
+                self._plan_part(ctx, plan.parts[i], per_page, plan.depth)
             )
-            for part, estimate in zip(parts, estimates, strict=True)
-        ]
+
+    async def _plan_part(
+        self, ctx: _Context, window: Window, per_page: int, depth: int
+    ) -> _Rows | _Split:
+        first = await self._fetch(ctx, window, 1, per_page)
+        return await self._plan(ctx, window, first, depth)
+
+    async def _walk(
+        self, ctx: _Context, window: Window, plan: _Rows | _Split, depth: int
+    ) -> AsyncGenerator[WindowPart, None]:
+        """Yield the leaf parts of ``plan`` in ascending order, each read completely."""
+        if isinstance(plan, _Rows):
+            leaf = await self._leaf(ctx, window, plan)
+            if isinstance(leaf, WindowPart):
+                yield leaf
+                return
+            plan = self._split(ctx, window, leaf, depth)  # outgrew a page while re-read
         try:
-            for part, task in zip(parts, tasks, strict=True):
-                fetched = await task
-                async for leaf in self._read(ctx, part, fetched, depth + 1):
-                    yield leaf
+            for i, part in enumerate(plan.parts):
+                self._start(ctx, plan, i)
+                task = plan.tasks[i]
+                assert task is not None  # noqa: S101 - started just above
+                inner = await task
+                async with contextlib.aclosing(self._walk(ctx, part, inner, plan.depth)) as leaves:
+                    async for leaf in leaves:
+                        self._start(ctx, plan, i + 1)  # this part's reads are queued by now
+                        yield leaf
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel(plan)
 
     async def _collect(
         self, ctx: _Context, window: Window, first: _Fetched | None

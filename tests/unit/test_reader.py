@@ -1,0 +1,133 @@
+"""WindowReader's request order and clean-up, against an in-memory export API."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.source.client import ExportPage
+from connector.source.reader import WindowPart, WindowReader
+from connector.source.rows import RowParser
+from connector.source.windows import Window, WindowKind
+
+EVENT = 3
+S = 1_700_000_000
+
+
+def _time(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def rows_of(meetings: int, spacing: int = 1) -> list[dict[str, Any]]:
+    """One row per meeting, meeting ``i`` created at second ``S + i * spacing``."""
+    return [
+        {
+            "meeting_id": i,
+            "event_id": EVENT,
+            "status": "confirmed",
+            "start_time": _time(S + 86_400),
+            "end_time": _time(S + 88_200),
+            "location": None,
+            "created_at": _time(S + i * spacing),
+            "updated_at": _time(S + i * spacing),
+            "account_id": 1,
+            "participant_role": "requester",
+            "participant_status": "accepted",
+        }
+        for i in range(1, meetings + 1)
+    ]
+
+
+@dataclass
+class FakeApi:
+    """The export API over ``rows`` (CREATED filters only), recording every request."""
+
+    rows: list[dict[str, Any]]
+    requests: list[tuple[Window, int]] = field(default_factory=list)
+    api_clock_known: bool = True
+    seconds: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.seconds = [_second(r["created_at"]) for r in self.rows]
+
+    def api_now(self) -> int:
+        return S + 10**6
+
+    async def fetch_page(
+        self,
+        event_id: int,
+        window: Window | None,
+        page: int,
+        per_page: int,
+        extra_params: Any = None,
+    ) -> ExportPage:
+        assert window is not None
+        self.requests.append((window, per_page))
+        await asyncio.sleep(0)
+        matching = [
+            r
+            for r, second in zip(self.rows, self.seconds, strict=True)
+            if window.start <= second <= window.end and not extra_params
+        ]
+        data = matching[(page - 1) * per_page : page * per_page]
+        return ExportPage(data, len(matching), max(1, math.ceil(len(matching) / per_page)), 0)
+
+
+def _second(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+
+
+def reader_of(api: FakeApi, per_page: int = 10) -> WindowReader:
+    return WindowReader(api, per_page, parser=RowParser())  # type: ignore[arg-type]
+
+
+WINDOW = Window(WindowKind.CREATED, S, S + 10_000)
+
+
+def test_every_row_is_read_once_in_ascending_parts() -> None:
+    api = FakeApi(rows_of(2_000, spacing=3))
+
+    async def read() -> list[WindowPart]:
+        return [part async for part in reader_of(api).read(EVENT, WINDOW)]
+
+    parts = asyncio.run(read())
+    assert [p.window.start for p in parts] == [
+        WINDOW.start,
+        *[p.window.end + 1 for p in parts[:-1]],
+    ]
+    assert parts[-1].window.end == WINDOW.end
+    ids = [m.meeting_id for p in parts for m in p.meetings]
+    assert ids == list(range(1, 2_001))
+
+
+def test_a_part_that_overflows_is_probed_only_after_the_part_before_it_queued_its_reads() -> None:
+    """Probes (a costly count for the API) queued ahead of the reads of the part being
+    read would hold those up: the first part arrives after at most two probes."""
+    api = FakeApi(rows_of(2_000, spacing=3))
+
+    async def first_part() -> int:
+        reads = reader_of(api).read(EVENT, WINDOW)
+        await anext(reads)
+        probes = sum(1 for _, per_page in api.requests if per_page == 1)
+        await reads.aclose()
+        return probes
+
+    assert asyncio.run(first_part()) <= 2
+
+
+def test_stopping_early_leaves_no_read_running() -> None:
+    api = FakeApi(rows_of(2_000, spacing=3))
+
+    async def stop_after(parts: int) -> list[asyncio.Task[Any]]:
+        reads = reader_of(api).read(EVENT, WINDOW)
+        for _ in range(parts):
+            await anext(reads)
+        await reads.aclose()
+        await asyncio.sleep(0)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    for parts in (1, 7, 40):
+        assert asyncio.run(stop_after(parts)) == []
