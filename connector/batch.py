@@ -49,6 +49,8 @@ class Batch:
     caught: Counter[str] = field(default_factory=Counter)
     modified_at: list[int] = field(default_factory=list)
     dead_letters: int = 0
+    # One SourceInfo per window read (the encoder caches its encoding by identity).
+    _source: tuple[Window, str, SourceInfo] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def start(
@@ -141,13 +143,7 @@ class Batch:
             modified_at=modified_at,
             detected_at=self._now_ms(),
             version=version,
-            source=SourceInfo(
-                connector=self.to.connector_name,
-                connector_version=__version__,
-                window_kind=kind,
-                window_start=window.start * 1000,
-                window_end=window.end * 1000,
-            ),
+            source=self._source_of(window, kind),
         )
         self.records.append(
             Record(
@@ -159,6 +155,20 @@ class Batch:
         self.published[change.change_type.value] += 1
         if change.change_type is not ChangeType.SNAPSHOT:
             self.modified_at.append(modified_at)
+
+    def _source_of(self, window: Window, kind: str) -> SourceInfo:
+        cached = self._source
+        if cached is not None and cached[0] == window and cached[1] == kind:
+            return cached[2]
+        source = SourceInfo(
+            connector=self.to.connector_name,
+            connector_version=__version__,
+            window_kind=kind,
+            window_start=window.start * 1000,
+            window_end=window.end * 1000,
+        )
+        self._source = (window, kind, source)
+        return source
 
     def _now_ms(self) -> int:
         return int(self.wall_clock() * 1000)

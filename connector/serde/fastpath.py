@@ -25,7 +25,7 @@ from typing import Any
 
 import fastavro
 
-from connector.changes import ChangeEvent
+from connector.changes import ChangeEvent, SourceInfo
 from connector.errors import SerializationError
 from connector.model import Meeting, Participant, freeze_extra
 from connector.serde import catalog, records
@@ -367,6 +367,9 @@ class FastEncoder:
         change = json.loads(catalog.current(catalog.MEETING_CHANGE).text)
         enum = next(f for f in change["fields"] if f["name"] == "change_type")["type"]
         self._symbols = {s: long_bytes(i) for i, s in enumerate(enum["symbols"])}
+        # The source of a window's events is one object (see ``Batch``): its encoding,
+        # by identity, holding it so that its id is not reused while it is kept.
+        self._source: tuple[SourceInfo, bytes] | None = None
 
     @staticmethod
     def change_key(event_id: int, meeting_id: int) -> bytes:
@@ -392,6 +395,20 @@ class FastEncoder:
             array = long_bytes(len(fields)) + b"".join(map(string_bytes, fields)) + _EMPTY_ARRAY
         else:
             array = _EMPTY_ARRAY
+        cached = self._source
+        if cached is not None and cached[0] is source:
+            tail = cached[1]
+        else:
+            tail = b"".join(
+                (
+                    string_bytes(source.connector),
+                    string_bytes(source.connector_version),
+                    string_bytes(source.window_kind),
+                    long_bytes(source.window_start),
+                    long_bytes(source.window_end),
+                )
+            )
+            self._source = (source, tail)
         return b"".join(
             (
                 long_bytes(event.event_id),
@@ -403,11 +420,7 @@ class FastEncoder:
                 long_bytes(event.modified_at),
                 long_bytes(event.detected_at),
                 long_bytes(event.version),
-                string_bytes(source.connector),
-                string_bytes(source.connector_version),
-                string_bytes(source.window_kind),
-                long_bytes(source.window_start),
-                long_bytes(source.window_end),
+                tail,
             )
         )
 

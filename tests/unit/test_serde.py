@@ -574,3 +574,17 @@ def test_cached_extra_maps_are_never_another_values() -> None:
             assert encoder.encode(odd) is None
         else:
             assert encoder.encode(odd) in (expected, None)
+
+
+def test_events_of_one_window_share_its_source_encoding(serdes: Serdes) -> None:
+    """The encoder keeps the last source's encoding by identity: the same object reuses
+    it, an equal or different one is encoded afresh."""
+    header = current("MeetingChange").single_object_header
+    shared = SourceInfo("mc", "0.1.0", "snapshot", 1_000, 2_000)
+    sources = [shared, shared, SourceInfo("mc", "0.1.0", "snapshot", 1_000, 2_000)]
+    sources += [SourceInfo("mc", "0.1.0", "snapshot", 2_001, 3_000), shared]
+    for i, source in enumerate(sources):
+        event = dataclasses.replace(sample_event(), meeting_id=i + 1, source=source)
+        assert serdes.encode_change(event) == _fastavro_value(
+            "MeetingChange", header, records.change_datum(event)
+        )
