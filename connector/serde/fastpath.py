@@ -45,13 +45,7 @@ def long_bytes(value: int) -> bytes:
         return _ONE_BYTE[(value << 1) ^ (value >> 63)]
     if not _LONG_MIN <= value <= _LONG_MAX:
         raise SerializationError(f"cannot encode {value}: out of the Avro long range")
-    n = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return _varint((value << 1) ^ (value >> 63))
 
 
 def string_bytes(value: str) -> bytes:
@@ -92,7 +86,11 @@ def _strict_long(value: object) -> bytes:
         return _ONE_BYTE[(value << 1) ^ (value >> 63)]
     if not _LONG_MIN <= value <= _LONG_MAX:
         raise _Unsupported
-    n = (value << 1) ^ (value >> 63)
+    return _varint((value << 1) ^ (value >> 63))
+
+
+def _varint(n: int) -> bytes:
+    """The varint of ``n``, a zigzagged long of at least two bytes."""
     if n < 0x4000:
         return bytes(((n & 0x7F) | 0x80, n >> 7))
     if n < 0x200000:

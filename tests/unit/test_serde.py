@@ -588,3 +588,9 @@ def test_events_of_one_window_share_its_source_encoding(serdes: Serdes) -> None:
         assert serdes.encode_change(event) == _fastavro_value(
             "MeetingChange", header, records.change_datum(event)
         )
+
+
+@given(LONG | st.integers(-(2**22), 2**22))
+def test_long_bytes_is_fastavros(value: int) -> None:
+    assert fastpath.long_bytes(value) == fastpath.fastavro_bytes("long", value)  # type: ignore[arg-type]
+    assert fastpath._strict_long(value) == fastpath.long_bytes(value)
