@@ -152,7 +152,6 @@ class RowParser:
         self._utc = zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
         self._times: dict[str, int] = {}
         self._days: dict[str, int] = {}  # "YYYY-MM-DD" -> its first second (UTC zone only)
-        self._clock: dict[str, int] = {}  # "HH:MM:SS" -> seconds into the day (UTC only)
         self._modelled = self.mapping.modelled()
         self._shapes: dict[tuple[object, ...], _Shape] = {}
         m = self.mapping
@@ -350,13 +349,14 @@ class RowParser:
         raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(value)}")
 
     def _parse_text_time(self, text: str) -> int:
-        if self._utc and len(text) == 19 and text[10] == " ":
-            # Days and times of day repeat far more than whole date-times: both halves
-            # cached (only halves of date-times that parsed, so any pair of them is valid).
+        if self._utc and len(text) == 19 and text[10] == " " and text[16] == ":":
+            # Days repeat far more than whole date-times: cached (only days of date-times
+            # that parsed); hours:minutes and seconds are looked up in fixed tables.
             day = self._days.get(text[:10])
-            clock = self._clock.get(text[11:])
-            if day is not None and clock is not None:
-                return (day + clock) * 1000
+            minutes = _HOURS_MINUTES.get(text[11:16])
+            seconds = _SECONDS.get(text[17:19])
+            if day is not None and minutes is not None and seconds is not None:
+                return (day + minutes + seconds) * 1000
         if (
             len(text) == 19
             and text[4] == "-"
@@ -402,7 +402,7 @@ class RowParser:
         return millis
 
     def _utc_millis(self, text: str, y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
-        """``text``, 'YYYY-MM-DD HH:MM:SS' in UTC with these parts; caches both halves."""
+        """``text``, 'YYYY-MM-DD HH:MM:SS' in UTC with these parts; caches its day."""
         day = (date(y, mo, d).toordinal() - _EPOCH_ORDINAL) * 86_400
         if not (0 <= h < 24 and 0 <= mi < 60 and 0 <= s < 60):
             raise ValueError("time out of range")
@@ -410,10 +410,12 @@ class RowParser:
         if len(self._days) >= _DAY_LIMIT:
             self._days.clear()
         self._days[text[:10]] = day
-        self._clock[text[11:]] = clock  # valid times of day only: at most 86,400
         return (day + clock) * 1000
 
 
+# 'HH:MM' -> seconds and 'SS' -> seconds, for every valid time of day.
+_HOURS_MINUTES = {f"{h:02d}:{m:02d}": h * 3_600 + m * 60 for h in range(24) for m in range(60)}
+_SECONDS = {f"{s:02d}": s for s in range(60)}
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 # Equal values of these exact types are the same value (unlike 1 == 1.0 == True, or
 # 0.0 == -0.0), so equal tuples of them can share one object.
