@@ -436,3 +436,43 @@ def fastavro_bytes(schema: Any, datum: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, schema, datum)
     return buffer.getvalue()
+
+
+def read_state_key(data: bytes, offset: int) -> tuple[int, int | None] | None:
+    """The (event id, meeting id or None) of a StateKey body at ``offset`` (the mirror of
+    :meth:`FastEncoder.state_key`), or None for anything else: fastavro decides then."""
+    try:
+        event_id, offset = _read_long(data, offset)
+        branch = data[offset]
+        if branch == 0:
+            meeting_id, offset = None, offset + 1
+        elif branch == 2:  # zig-zag 1: the long branch
+            meeting_id, offset = _read_long(data, offset + 1)
+        else:
+            return None
+    except IndexError:
+        return None
+    if offset != len(data) or event_id is None:
+        return None
+    return event_id, meeting_id
+
+
+def _read_long(data: bytes, offset: int) -> tuple[int | None, int]:
+    """A zig-zag varint long at ``offset`` and the offset after it (None: not a long)."""
+    byte = data[offset]
+    if byte < 0x80:
+        return (byte >> 1) ^ -(byte & 1), offset + 1
+    value = byte & 0x7F
+    shift = 7
+    while True:
+        offset += 1
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            return None, offset  # more than ten bytes
+    if value >= 1 << 64:
+        return None, offset
+    return (value >> 1) ^ -(value & 1), offset + 1

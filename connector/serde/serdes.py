@@ -24,7 +24,7 @@ from connector.serde.catalog import (
     STATE_VALUE,
     RecordSchema,
 )
-from connector.serde.fastpath import FastEncoder, MeetingBodies, fastavro_bytes
+from connector.serde.fastpath import FastEncoder, MeetingBodies, fastavro_bytes, read_state_key
 from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,11 @@ class Serdes:
 
     def decode_state_key(self, data: bytes) -> tuple[int, int | None]:
         """(event_id, meeting_id or None) of a state key."""
+        header = self._headers[STATE_KEY]
+        if self._fast is not None and data[: len(header)] == header:
+            key = read_state_key(data, len(header))  # restore reads one per record
+            if key is not None:
+                return key
         datum = self._read_current(STATE_KEY, data)
         return datum["event_id"], datum["meeting_id"]
 
@@ -237,10 +242,11 @@ def _checked_fast_encoder(schemas: dict[str, RecordSchema]) -> FastEncoder | Non
         fast = FastEncoder(MeetingBodies())
         for event_id, meeting_id in ((1, -2), (0, 2**40), (-(2**63), 2**63 - 1), (7, None)):
             key = {"event_id": event_id, "meeting_id": meeting_id}
-            if fast.state_key(event_id, meeting_id) != fastavro_bytes(
-                schemas[STATE_KEY].plain, key
-            ):
+            body = fast.state_key(event_id, meeting_id)
+            if body != fastavro_bytes(schemas[STATE_KEY].plain, key):
                 raise ValueError("StateKey bytes differ")
+            if read_state_key(body, 0) != (event_id, meeting_id):
+                raise ValueError("StateKey decodes differently")
             if meeting_id is not None and fast.change_key(event_id, meeting_id) != fastavro_bytes(
                 schemas[MEETING_KEY].plain, key
             ):
