@@ -274,8 +274,23 @@ class EventSync:
         )
         # Fresh seconds first, committed with the watermarks: a new change is published
         # without waiting for the overlap to be re-read.
+        batch, marks = await self._read_incremental(plan.fresh, progress, marks)
+        progress = self._with_marks(progress, marks)
+        await self._commit(batch, progress)
+        # Then the overlap, for rows that landed late (its windows end at the watermarks, so
+        # they never move them): re-reading what was published finds equal content and
+        # stages nothing, so usually there is nothing to commit.
+        batch, _ = await self._read_incremental(plan.lookback, progress, marks)
+        if len(batch):
+            await self._commit(batch, progress)
+
+    async def _read_incremental(
+        self, windows: list[Window], progress: EventProgress, marks: Watermarks
+    ) -> tuple[Batch, Watermarks]:
+        """Read ``windows`` into a batch, moving ``marks`` over every part read; a batch
+        that fills up is committed on the way, with the marks so far."""
         batch = self._new_batch()
-        for window in plan.fresh:
+        for window in windows:
             async for part in self.deps.reader.read(self.event_id, window):
                 for meeting in part.meetings:
                     batch.stage(meeting, part.window, kind=window.kind.value)
@@ -285,21 +300,7 @@ class EventSync:
                     await self._commit(batch, self._with_marks(progress, marks))
                     batch = self._new_batch()
             marks = advance(marks, window)
-        progress = self._with_marks(progress, marks)
-        await self._commit(batch, progress)
-        # Then the overlap, for rows that landed late: re-reading what was published finds
-        # equal content and stages nothing, so usually there is nothing to commit.
-        batch = self._new_batch()
-        for window in plan.lookback:
-            async for part in self.deps.reader.read(self.event_id, window):
-                for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=window.kind.value)
-                batch.add_dead_letters(part)
-                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
-                    await self._commit(batch, progress)
-                    batch = self._new_batch()
-        if len(batch):
-            await self._commit(batch, progress)
+        return batch, marks
 
     async def _reconcile(self, progress: EventProgress) -> None:
         upper = self._upper_bound()
