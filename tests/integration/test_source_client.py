@@ -364,6 +364,23 @@ async def test_api_now_follows_the_date_header(
     assert 0 < uncertainty <= 1.5
 
 
+async def test_a_clock_probe_asks_for_nothing_and_is_spaced(
+    api: FakeApi, session: aiohttp.ClientSession
+) -> None:
+    """The probe only wants a Date header: an always-empty window, one row, no count of the
+    whole event for the API to make; and the next one is not due for a while."""
+    client, _ = make_client(session, api, Sleeps())
+    assert client.clock_probe_delay() is None  # no clock known yet: nothing to aim at
+    await client.fetch_page(3, None, 1, 1)
+    assert client.clock_probe_delay() is not None
+
+    await client.probe_clock(3)
+
+    query = api.requests[-1].query
+    assert (query["created_from"], query["created_to"], query["per_page"]) == ("0", "0", "1")
+    assert client.clock_probe_delay() is None  # the next one is due only in 10 s
+
+
 async def test_concurrency_is_bounded_by_the_shared_limiter(
     api: FakeApi, session: aiohttp.ClientSession
 ) -> None:
