@@ -225,8 +225,12 @@ class ExportClient:
 
     async def probe_clock(self, event_id: int) -> None:
         """Send the cheapest request there is, for its ``Date`` header only: one row of a
-        window that is always empty (meetings created in the first second of 1970)."""
-        self.clock.probed(self._clock())
+        window that is always empty (meetings created in the first second of 1970). One per
+        process and probe interval: if another event's loop probed meanwhile, nothing."""
+        now = self._clock()
+        if self.clock.probe_at(now) is None:
+            return
+        self.clock.probed(now)
         await self.fetch_page(event_id, CLOCK_PROBE_WINDOW, page=1, per_page=1)
 
     def _observe_date(self, header: str | None, sent: float) -> None:
