@@ -4,17 +4,16 @@
 (``EventSync`` with the ``ExportClient`` and ``WindowReader`` over HTTP to a simulator
 process, the real ``Serdes``, ``TransactionalPublisher`` and state restored from Kafka)
 tracks the 1,000 meetings of the simulator, plus 999,000 more for ``_1m``. Those are
-written straight to the state topic before the engine starts, each a distinct meeting:
-made by the simulator's own seeding generators (``workload._status``, ``_slot``,
-``_participants``, ``_location``, titles, notes; participants' names, e-mails, companies and
-titles from ``people.person_for``) for one event of 1M meetings over its ~500,000
-accounts, under meeting ids from ``SYNTHETIC_BASE``, turned into ``Meeting`` values the way
-the source maps export rows (checked against ``render`` + ``RowParser`` + ``assemble`` for
-the first 200) and encoded by the real serde (version 1). They differ where real meetings
-differ (ids, participants and with them names, e-mails and companies, times, status,
-location, title, notes), so the compression dictionary the state trains from the first
-4,096 it restores cannot simply memorise the rest. Making them costs ~60 us each: the
-prefill takes ~85 s of the benchmark's ~2.5 minutes.
+written straight to the state topic before the engine starts, each a distinct meeting: made
+by the simulator's own seeding (``workload.seeded_meeting``; participants' names, e-mails,
+companies and titles from ``people.person_for``) for one event of 1M meetings over its
+~500,000 accounts, under meeting ids from ``SYNTHETIC_BASE``, turned into ``Meeting``
+values the way the source maps export rows (checked against ``render`` + ``RowParser`` +
+``assemble`` for the first 200) and encoded by the real serde (version 1). They differ
+where real meetings differ (ids, participants and with them names, e-mails and companies,
+times, status, location, title, notes), so the compression dictionary the state trains from
+the first 4,096 it restores cannot simply memorise the rest. Making them costs ~60 us each:
+the prefill takes ~85 s of the benchmark's ~2.5 minutes.
 Then, per run, 10 meetings are modified through the admin API and, once their second is
 past the settle delay, one ``cycle()`` is timed: plan, read both windows over HTTP,
 classify, encode, commit one transaction (checked to hold the 10 events).
@@ -151,26 +150,7 @@ def simulated_meetings(count: int, first_id: int, seed: int, now: int) -> Iterat
     plan = workload.plan_event(EVENT_ID, count, now, UTC)
     parser, times = RowParser(zone=UTC), TimeFormatter(UTC)
     for i in range(count):
-        status = workload._status(rng)
-        start, duration = workload._slot(rng, plan)
-        participants = workload._participants(rng, plan, status)
-        created = now - rng.randrange(30 * 86_400)
-        touched = status != "pending" or rng.random() < 0.3
-        updated = created + rng.randrange(now - created + 1) if touched else created
-        sim = SimMeeting(
-            meeting_id=first_id + i,
-            event_id=EVENT_ID,
-            status=status,
-            start=start,
-            duration_minutes=duration,
-            location=workload._location(rng),
-            created_at=created,
-            updated_at=updated,
-            participants=participants,
-            title=rng.choice(workload.TITLES),
-            meeting_type="group" if len(participants) > 3 else "one-to-one",
-            notes=rng.choice(workload.NOTES),
-        )
+        sim = workload.seeded_meeting(rng, plan, first_id + i, now)
         if i < 200:
             _check_mapping(sim, parser, times)
         yield _meeting_of(sim)

@@ -110,6 +110,31 @@ def _status(rng: random.Random) -> str:
     return rng.choices(tuple(STATUS_WEIGHTS), weights=tuple(STATUS_WEIGHTS.values()))[0]
 
 
+def seeded_meeting(rng: random.Random, plan: EventPlan, meeting_id: int, now: int) -> SimMeeting:
+    """One meeting of ``plan``'s event as seeding makes them (created in the 30 days
+    before ``now``; most not pending ones touched since), drawn from ``rng``."""
+    status = _status(rng)
+    start, duration = _slot(rng, plan)
+    participants = _participants(rng, plan, status)
+    created = now - rng.randrange(30 * 86_400)
+    touched = status != "pending" or rng.random() < 0.3
+    updated = created + rng.randrange(now - created + 1) if touched else created
+    return SimMeeting(
+        meeting_id=meeting_id,
+        event_id=plan.event_id,
+        status=status,
+        start=start,
+        duration_minutes=duration,
+        location=_location(rng),
+        created_at=created,
+        updated_at=updated,
+        participants=participants,
+        title=rng.choice(TITLES),
+        meeting_type="group" if len(participants) > 3 else "one-to-one",
+        notes=rng.choice(NOTES),
+    )
+
+
 def seed_store(
     store: MeetingStore,
     *,
@@ -127,29 +152,7 @@ def seed_store(
         share = meetings // len(event_ids) + (1 if position < meetings % len(event_ids) else 0)
         plan = plan_event(event_id, share, now, tz)
         plans.append(plan)
-        for _ in range(share):
-            status = _status(rng)
-            start, duration = _slot(rng, plan)
-            participants = _participants(rng, plan, status)
-            created = now - rng.randrange(30 * 86_400)
-            touched = status != "pending" or rng.random() < 0.3
-            updated = created + rng.randrange(now - created + 1) if touched else created
-            built.append(
-                SimMeeting(
-                    meeting_id=store.allocate_id(),
-                    event_id=event_id,
-                    status=status,
-                    start=start,
-                    duration_minutes=duration,
-                    location=_location(rng),
-                    created_at=created,
-                    updated_at=updated,
-                    participants=participants,
-                    title=rng.choice(TITLES),
-                    meeting_type="group" if len(participants) > 3 else "one-to-one",
-                    notes=rng.choice(NOTES),
-                )
-            )
+        built.extend(seeded_meeting(rng, plan, store.allocate_id(), now) for _ in range(share))
     store.bulk_load(built)
     return plans
 
