@@ -121,8 +121,8 @@ class MeetingEncoder:
     """
 
     def __init__(self, string_capacity: int = 16_384, map_capacity: int = 65_536) -> None:
-        """Cache up to ``string_capacity`` string encodings and ``map_capacity`` extra map
-        encodings (then start over)."""
+        """Cache up to ``string_capacity`` string encodings, and ``map_capacity`` extra map
+        encodings and as many long encodings (each cache starts over when full)."""
         self._capacity = string_capacity
         self._strings: dict[str, bytes] = {}  # length + UTF-8
         self._map_capacity = map_capacity
@@ -444,35 +444,31 @@ def read_state_key(data: bytes, offset: int) -> tuple[int, int | None] | None:
     try:
         event_id, offset = _read_long(data, offset)
         branch = data[offset]
-        if branch == 0:
-            meeting_id, offset = None, offset + 1
-        elif branch == 2:  # zig-zag 1: the long branch
+        meeting_id: int | None = None
+        if branch == 2:  # zig-zag 1: the long branch
             meeting_id, offset = _read_long(data, offset + 1)
+        elif branch == 0:
+            offset += 1
         else:
             return None
-    except IndexError:
+    except (IndexError, ValueError):  # cut short, or a varint beyond 64 bits
         return None
-    if offset != len(data) or event_id is None:
-        return None
-    return event_id, meeting_id
+    return (event_id, meeting_id) if offset == len(data) else None
 
 
-def _read_long(data: bytes, offset: int) -> tuple[int | None, int]:
-    """A zig-zag varint long at ``offset`` and the offset after it (None: not a long)."""
-    byte = data[offset]
-    if byte < 0x80:
-        return (byte >> 1) ^ -(byte & 1), offset + 1
-    value = byte & 0x7F
-    shift = 7
+def _read_long(data: bytes, offset: int) -> tuple[int, int]:
+    """A zig-zag varint long at ``offset`` and the offset after it; ValueError beyond 64
+    bits, IndexError when cut short."""
+    value = shift = 0
     while True:
-        offset += 1
         byte = data[offset]
+        offset += 1
         value |= (byte & 0x7F) << shift
         if byte < 0x80:
             break
         shift += 7
         if shift > 63:
-            return None, offset  # more than ten bytes
+            raise ValueError("a varint longer than ten bytes")
     if value >= 1 << 64:
-        return None, offset
-    return (value >> 1) ^ -(value & 1), offset + 1
+        raise ValueError("a varint beyond 64 bits")
+    return (value >> 1) ^ -(value & 1), offset
