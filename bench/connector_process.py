@@ -64,12 +64,14 @@ class ConnectorProcess:
 
     env: Mapping[str, str]
     process: asyncio.subprocess.Process | None = None
+    spawned: float = 0.0  # monotonic time just before the process was started
     marks: dict[str, Mark] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)
     _waiters: dict[str, asyncio.Future[Mark]] = field(default_factory=dict)
     _reader: asyncio.Task[None] | None = None
 
     async def start(self) -> ConnectorProcess:
+        self.spawned = time.monotonic()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -7,6 +7,14 @@ begins) to its "snapshot complete" line (the last transaction committed); its CP
 from /proc/<pid>/stat at those two lines. Every run uses fresh topics and is checked
 afterwards: a read_committed consumer must find one SNAPSHOT event per meeting.
 
+Each connector run is followed by a run of the baseline, ``bench/bare_copy.py`` (a bare
+copy: plain paging, rows produced as JSON by an idempotent producer), against the same
+simulator and broker (ABAB). Both are timed the same way for the comparison: from the
+process's start to its last record being readable (the connector's "snapshot complete",
+the copy's final line after its producer's flush), with the CPU of the whole process over
+that time. ``connector_vs_bare_cpu`` and ``connector_vs_bare_wall`` are medians of the
+ratios of each pair.
+
 ``raw_produce_rows_per_s`` replays the very records the first run committed (its state
 records and change events, same keys, values and partitions, in the engine's transaction
 size) through a bare transactional confluent-kafka producer with the publisher's settings:
@@ -21,12 +29,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
 import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import bootstrap, delete_topics, fmt, record, summary, unique_name
 from bench.connector_process import ConnectorProcess, connector_env, read_topic, topics_of
@@ -59,6 +69,8 @@ async def _export_once(base_url: str, rows: int, meetings: int, keep: bool) -> d
             "rows_per_s": rows / seconds,
             "cpu_us_per_row": (done.cpu - start.cpu) / rows * 1e6,
             "seconds": seconds,
+            "process_seconds": done.monotonic - proc.spawned,
+            "process_cpu_seconds": done.cpu,
         }
         if keep:
             state = await asyncio.to_thread(read_topic, f"{name}.state", None)
@@ -66,6 +78,50 @@ async def _export_once(base_url: str, rows: int, meetings: int, keep: bool) -> d
         return result
     finally:
         await asyncio.to_thread(delete_topics, topics_of(name))
+
+
+async def _bare_copy_once(base_url: str, rows: int) -> dict[str, Any]:
+    """One run of the baseline on a fresh topic; checks every row arrived."""
+    topic = f"{unique_name('bare')}.rows"
+    try:
+        admin = AdminClient({"bootstrap.servers": bootstrap()})
+        admin.create_topics([NewTopic(topic, 6)])[topic].result(timeout=30)
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.bare_copy",
+            base_url,
+            str(EVENT_ID),
+            topic,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        line = await process.stdout.readline()
+        seconds = time.monotonic() - started
+        if await process.wait() != 0 or not line:
+            raise RuntimeError(f"bench.bare_copy failed (exit {process.returncode})")
+        done = json.loads(line)
+        copied = await asyncio.to_thread(records_in, topic)
+        if done["rows"] != rows or copied < rows:
+            raise RuntimeError(f"bare copy: {done['rows']} rows, {copied} readable, {rows} served")
+        return {"seconds": seconds, "cpu_seconds": done["cpu_seconds"]}
+    finally:
+        await asyncio.to_thread(delete_topics, [topic])
+
+
+def records_in(topic: str) -> int:
+    """Records in ``topic`` (no transactions: the sum of its partitions' end offsets)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique_name("count")})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()
 
 
 def _replay(state: list[Any], changes: list[Any]) -> Replay:
@@ -130,11 +186,16 @@ async def measure(meetings: int = MEETINGS, runs: int = RUNS) -> dict[str, Any]:
     async with SimulatorProcess(args) as sim:
         rows = int((await sim.export_page(EVENT_ID, per_page=1))["total"])
         passes = []
+        bare = []
         for i in range(runs):
             passes.append(await _export_once(sim.base_url, rows, meetings, keep=i == 0))
+            bare.append(await _bare_copy_once(sim.base_url, rows))
+            a, b = passes[-1], bare[-1]
             print(
-                f"  initial export run {i + 1}/{runs}: {passes[-1]['rows_per_s']:,.0f} rows/s, "
-                f"{passes[-1]['cpu_us_per_row']:.1f} CPU us/row",
+                f"  initial export run {i + 1}/{runs}: {a['rows_per_s']:,.0f} rows/s, "
+                f"{a['cpu_us_per_row']:.1f} CPU us/row; process start to done "
+                f"{a['process_seconds']:.1f} s, {a['process_cpu_seconds']:.1f} CPU s; "
+                f"bare copy {b['seconds']:.1f} s, {b['cpu_seconds']:.1f} CPU s",
                 flush=True,
             )
     replay = passes[0].pop("replay")
@@ -146,6 +207,14 @@ async def measure(meetings: int = MEETINGS, runs: int = RUNS) -> dict[str, Any]:
         "rows_per_s": summary([p["rows_per_s"] for p in passes]),
         "cpu_us_per_row": summary([p["cpu_us_per_row"] for p in passes]),
         "raw_rows_per_s": summary(raw),
+        "bare_rows_per_s": summary([rows / b["seconds"] for b in bare]),
+        "bare_cpu_us_per_row": summary([b["cpu_seconds"] / rows * 1e6 for b in bare]),
+        "vs_bare_cpu": summary(
+            [a["process_cpu_seconds"] / b["cpu_seconds"] for a, b in zip(passes, bare, strict=True)]
+        ),
+        "vs_bare_wall": summary(
+            [a["process_seconds"] / b["seconds"] for a, b in zip(passes, bare, strict=True)]
+        ),
     }
 
 
@@ -156,12 +225,20 @@ def report(m: dict[str, Any], results: dict[str, Any]) -> None:
     record(results, "raw_produce_rows_per_s", m["raw_rows_per_s"]["runs"])
     ratio = m["raw_rows_per_s"]["median"] / m["rows_per_s"]["median"]
     results["connector_vs_raw_slowdown"] = round(ratio, 2)
+    record(results, "bare_copy_rows_per_s", m["bare_rows_per_s"]["runs"])
+    record(results, "bare_copy_cpu_us_per_row", m["bare_cpu_us_per_row"]["runs"], digits=1)
+    record(results, "connector_vs_bare_cpu", m["vs_bare_cpu"]["runs"], digits=2)
+    record(results, "connector_vs_bare_wall", m["vs_bare_wall"]["runs"], digits=2)
     results["initial_export_rows"] = m["rows"]
     print(
         f"initial export ({m['meetings']:,} meetings, {m['rows']:,} rows, 'meetings-cdc run' "
         f"process): {fmt(m['rows_per_s'], ' rows/s')}; {fmt(m['cpu_us_per_row'], ' CPU us/row', 1)}"
         f"\nraw transactional producer ({m['records']:,} records): "
-        f"{fmt(m['raw_rows_per_s'], ' rows/s')}; connector is {ratio:.2f}x slower",
+        f"{fmt(m['raw_rows_per_s'], ' rows/s')}; connector is {ratio:.2f}x slower"
+        f"\nbare copy (bench/bare_copy.py, process start to last record): "
+        f"{fmt(m['bare_rows_per_s'], ' rows/s')}; {fmt(m['bare_cpu_us_per_row'], ' CPU us/row', 1)}"
+        f"\nconnector vs bare copy, per ABAB pair: CPU {fmt(m['vs_bare_cpu'], 'x', 2)}; "
+        f"wall {fmt(m['vs_bare_wall'], 'x', 2)}",
         flush=True,
     )
 
