@@ -43,7 +43,14 @@ from connector.publisher import TransactionalPublisher, state_partition
 from connector.serde import Serdes
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
-from connector.source.windows import Watermarks, Window, WindowKind, advance, plan_incremental
+from connector.source.windows import (
+    Watermarks,
+    Window,
+    WindowKind,
+    advance,
+    follow_api_clock,
+    plan_incremental,
+)
 from connector.state import EventState
 
 log = logging.getLogger(__name__)
@@ -265,7 +272,7 @@ class EventSync:
         return True
 
     async def _incremental(self, progress: EventProgress) -> None:
-        marks = Watermarks(progress.created_through, progress.modified_through)
+        marks = self._followed_marks(progress)
         plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
@@ -305,7 +312,7 @@ class EventSync:
     async def _reconcile(self, progress: EventProgress) -> None:
         upper = self._upper_bound()
         started = time.monotonic()
-        covered = progress.modified_through * 1000
+        covered = self._followed_marks(progress).modified_through * 1000
         unattributed = 0
         seen: set[int] = set()
         batch = self._new_batch()
@@ -479,6 +486,17 @@ class EventSync:
             modified_through=modified_through,
             last_reconcile_at=last_reconcile_at,
             updated_at=int(self.deps.wall_clock() * 1000),
+        )
+
+    def _followed_marks(self, progress: EventProgress) -> Watermarks:
+        """The watermarks, rewound if the API's clock went back below them."""
+        client = self.deps.client
+        return follow_api_clock(
+            Watermarks(progress.created_through, progress.modified_through),
+            client.api_now(),
+            self.settings.settle_seconds,
+            self.settings.overlap_seconds,
+            client.api_step_floor(),
         )
 
     @staticmethod

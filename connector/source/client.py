@@ -212,6 +212,12 @@ class ExportClient:
             return self._wall()
         return self._clock() + offset
 
+    def api_step_floor(self) -> int | None:
+        """After a recent step back of the API's clock, the API second every write since
+        carries at least (see :meth:`ApiClock.step_floor`); else None."""
+        floor = self.clock.step_floor(self._clock())
+        return None if floor is None else int(floor)
+
     @property
     def api_clock_known(self) -> bool:
         """Whether a response has told the API's clock yet (else api_now() is local)."""

@@ -6,7 +6,8 @@ kind, the last second through which every row has been read and committed.
 
 Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
 into the next windows (behind a settle delay: fresh seconds, then a look-back over the
-tail of the previous window), and
+tail of the previous window), :func:`follow_api_clock` rewinds watermarks the API's clock
+went back below, and
 :func:`split` cuts a window that holds more rows than one page into smaller ones, so that
 each part can be read by a single, atomic request (see ``docs/architecture.md``).
 """
@@ -111,6 +112,40 @@ def plan_incremental(
         if end >= start:
             lookback.append(Window(kind, start, end))
     return IncrementalPlan(fresh, lookback)
+
+
+def follow_api_clock(
+    watermarks: Watermarks,
+    api_now: int,
+    settle_seconds: int,
+    overlap_seconds: int,
+    step_floor: int | None = None,
+) -> Watermarks:
+    """Watermarks that the API's clock has not gone back below (design 4.10).
+
+    A watermark beyond ``api_now - settle`` says the API's clock went back (an NTP
+    correction, a failover): the writes since carry seconds at or below the watermark and
+    windows planned from it would never read them. Such a watermark is rewound to the new
+    ``api_now - settle - overlap``, and to before ``step_floor`` (the API time every write
+    since a recently detected step carries at least: :meth:`ApiClock.step_floor`) when
+    that is earlier. A watermark at or after ``step_floor`` is rewound to it too, even when
+    the clock has passed it again by the time the step was detected. While the step is
+    remembered every poll re-reads from it: that costs requests, never events, because
+    classification compares content. Other watermarks are returned unchanged.
+    """
+    upper = api_now - settle_seconds
+    target = upper - overlap_seconds
+    if step_floor is not None:
+        target = min(target, step_floor - 1)
+    target = max(-1, target)
+    created, modified = watermarks.created_through, watermarks.modified_through
+    if created > upper or (step_floor is not None and created >= step_floor):
+        created = min(created, target)
+    if modified > upper or (step_floor is not None and modified >= step_floor):
+        modified = min(modified, target)
+    if (created, modified) == (watermarks.created_through, watermarks.modified_through):
+        return watermarks
+    return Watermarks(created, modified)
 
 
 def advance(watermarks: Watermarks, window: Window) -> Watermarks:

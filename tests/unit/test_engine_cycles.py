@@ -58,6 +58,11 @@ class FakeClient:
     def clock_probe_delay(self) -> float | None:
         return None
 
+    step_floor: int | None = None
+
+    def api_step_floor(self) -> int | None:
+        return self.step_floor
+
 
 @dataclass
 class FakeReader:
@@ -346,3 +351,29 @@ def test_polls_start_just_after_a_second_ends_on_the_api_clock(
     sync.deps.client.api_time = lambda: now  # type: ignore[method-assign]
 
     assert sync._until_next_poll(started) == pytest.approx(expected)
+
+
+async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time_is_published(
+    settings,
+):
+    """Issue 12: the API's clock went back 120 s; versions written since carry older
+    updated_at than the watermarks. Polling (not reconciliation) publishes them."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 20), last_reconcile=NOW)
+    stepped = NOW - 120
+    changed = meeting(1, stepped - 2, status="confirmed")  # written after the step
+    reader = FakeReader([changed])
+    sync, publisher, _ = make_sync(settings, reader, state)
+    sync.deps.client.now = stepped  # type: ignore[attr-defined]
+    sync.deps.client.step_floor = stepped - 20  # type: ignore[attr-defined]
+
+    await sync.cycle()
+
+    events = change_events(publisher, serdes)
+    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
+    assert reader.reads[0].start == stepped - 20  # rewound to the step, not the old watermark
+    assert state.progress is not None
+    assert state.progress.modified_through == stepped - settings.settle_seconds
+
+    await sync.cycle()  # read again in the look-back: nothing more
+    assert len(change_events(publisher, serdes)) == 1

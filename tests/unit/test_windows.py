@@ -15,6 +15,7 @@ from connector.source.windows import (
     WindowKind,
     advance,
     expected_rows,
+    follow_api_clock,
     plan_incremental,
     split,
 )
@@ -114,6 +115,56 @@ def test_successive_plans_cover_every_second_with_bounded_overlap(
             assert window.start == covered + 1
             covered = window.end
         assert covered == max(initial, now - settle)
+
+
+def test_watermarks_the_api_clock_is_not_behind_are_kept() -> None:
+    marks = Watermarks(NOW - 2, NOW - 3)
+    assert follow_api_clock(marks, NOW, 2, 5) is marks
+    assert follow_api_clock(marks, NOW, 2, 5, step_floor=NOW) is marks
+
+
+def test_a_step_detected_late_still_rewinds_to_it() -> None:
+    # The step went back 3 s, but by the time it was detected the API's clock had passed
+    # the watermarks again: writes since then sit in seconds already read.
+    marks = Watermarks(NOW - 2, NOW - 2)
+    assert follow_api_clock(marks, NOW + 5, 2, 0, step_floor=NOW - 5) == Watermarks(
+        NOW - 6, NOW - 6
+    )
+
+
+def test_a_clock_step_back_rewinds_the_watermarks_to_the_step() -> None:
+    marks = Watermarks(NOW - 2, NOW - 2)
+    now = NOW - 120  # the API's clock went back two minutes
+    assert follow_api_clock(marks, now, 2, 5) == Watermarks(now - 7, now - 7)
+    assert follow_api_clock(marks, now, 2, 5, step_floor=now - 9) == Watermarks(now - 10, now - 10)
+
+
+@given(
+    through=st.integers(0, 2_000_000_000),
+    back=st.integers(1, 100_000),
+    elapsed=st.integers(0, 600),
+    settle=st.integers(0, 10),
+    overlap=st.integers(0, 30),
+    detected_late=st.integers(0, 60),
+)
+def test_after_a_step_back_every_second_written_since_is_read_by_polling(
+    through: int, back: int, elapsed: int, settle: int, overlap: int, detected_late: int
+) -> None:
+    """The API's clock steps back to ``stepped``; its floor is known; polls then plan from
+    the followed watermarks: every second from the step on is covered once it settles."""
+    stepped = max(0, through + settle - back)
+    now = stepped + detected_late
+    marks = Watermarks(through, through)
+    covered: set[int] = set()
+    for poll in range(0, elapsed + 1, 5):
+        marks = follow_api_clock(marks, now + poll, settle, overlap, step_floor=stepped)
+        plan = plan_incremental(marks, now + poll, settle, overlap)
+        for window in plan.fresh:
+            marks = advance(marks, window)
+            if window.kind is WindowKind.MODIFIED:
+                covered.update(range(window.start, window.end + 1))
+    settled = now + (elapsed // 5) * 5 - settle
+    assert set(range(stepped, settled + 1)) <= covered
 
 
 def test_advance_refuses_a_gap_and_never_moves_back() -> None:
