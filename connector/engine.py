@@ -106,6 +106,7 @@ class EventSync:
         self._cycle_phase = SNAPSHOT
         self._cycle_started = time.monotonic()
         self._cycle_number = 0  # of this process: a cycle may commit more than once
+        self._stop: asyncio.Event | None = None
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class EventSync:
         to the supervisor; API failures are retried, each kind at its own pace.
         """
         failures = 0
+        self._stop = stop
         while not stop.is_set():
             self.deps.health.beat()
             phase = self._cycle_phase = self._phase()
@@ -194,6 +196,10 @@ class EventSync:
     async def cycle(self) -> bool:
         """Run one cycle; return True when more work is waiting (no need to sleep)."""
         await self._sync_clock()
+        if self._stop is not None and self._stop.is_set():
+            # Stopped while the clock was learnt (right after the restore, say): a snapshot
+            # or pass started now would only be cut off at the shutdown timeout.
+            return False
         progress = self.state.progress
         if progress is None:
             progress = self._begin()

@@ -394,8 +394,8 @@ class WindowReader:
         withheld = frozenset(last.withheld & unresolved)
         inconsistent = frozenset(last.inconsistent & unresolved) | withheld
         if self.metrics is not None:
-            if letters:
-                self.metrics.dead_letters.labels(ctx.label).inc(len(letters))
+            # Dead letters are counted when their transaction commits (the engine), not
+            # here: a part is read again by a retried cycle or the next reconciliation.
             if inconsistent - withheld:
                 reason = "inconsistent"
                 self.metrics.meetings_withheld.labels(ctx.label, reason).inc(
