@@ -188,7 +188,8 @@ class EventSync:
         if interval >= 1:
             # the tick nearest the target (the interval may shrink or grow by half a second)
             target = math.ceil(target - TICK_MARGIN_SECONDS - 0.5) + TICK_MARGIN_SECONDS
-        return max(0.0, target - self.deps.client.api_time())
+        # Never longer than an interval (and the tick): the API's clock may have gone back.
+        return min(interval + 1.0, max(0.0, target - self.deps.client.api_time()))
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))
