@@ -44,6 +44,7 @@ from connector.serde import Serdes
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
 from connector.source.windows import (
+    Followed,
     Watermarks,
     Window,
     WindowKind,
@@ -279,12 +280,14 @@ class EventSync:
         return True
 
     async def _incremental(self, progress: EventProgress) -> None:
-        marks = self._followed_marks(progress)
+        followed = self._follow_api_clock(progress)
+        marks = followed.watermarks
         plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
             self.settings.settle_seconds,
             self.settings.overlap_seconds,
+            followed.ahead,
         )
         # Fresh seconds first, committed with the watermarks: a new change is published
         # without waiting for the overlap to be re-read.
@@ -319,7 +322,7 @@ class EventSync:
     async def _reconcile(self, progress: EventProgress) -> None:
         upper = self._upper_bound()
         started = time.monotonic()
-        covered = self._followed_marks(progress).modified_through * 1000
+        covered = self._follow_api_clock(progress).watermarks.modified_through * 1000
         unattributed = 0
         seen: set[int] = set()
         batch = self._new_batch()
@@ -495,7 +498,7 @@ class EventSync:
             updated_at=int(self.deps.wall_clock() * 1000),
         )
 
-    def _followed_marks(self, progress: EventProgress) -> Watermarks:
+    def _follow_api_clock(self, progress: EventProgress) -> Followed:
         """The watermarks, rewound if the API's clock went back below them."""
         client = self.deps.client
         return follow_api_clock(
@@ -503,7 +506,7 @@ class EventSync:
             client.api_now(),
             self.settings.settle_seconds,
             self.settings.overlap_seconds,
-            client.api_step_floor(),
+            client.api_step(),
         )
 
     @staticmethod

@@ -26,7 +26,9 @@ with every poll. Hence:
   far is dropped and the estimate starts again from that response. The step happened after
   the previous response was sent, so every write since carries an API time of at least
   the new offset plus that send time: :meth:`ApiClock.step_floor` (a lower bound, since the
-  new offset is one), which window planning rewinds its watermarks to (design 4.10).
+  new offset is one), which window planning rewinds its watermarks to (design 4.10), and
+  the old estimate at that response is :meth:`ApiClock.step_ceiling`: rows written just
+  before the step are stamped up to it, ahead of the new clock, and are read once more.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class ApiClock:
         self._upper: collections.deque[tuple[float, float]] = collections.deque()
         self._last_probe: float | None = None
         self._last_sent: float | None = None
-        self._step: tuple[float, float] | None = None  # (detected at, floor in API time)
+        # (detected at, floor on the new clock, the old clock's time then)
+        self._step: tuple[float, float, float] | None = None
         self.steps_back = 0
 
     @property
@@ -100,7 +103,8 @@ class ApiClock:
             self._lower.clear()
             self.steps_back += 1
             previous = self._last_sent if self._last_sent is not None else sent
-            self._step = (arrived, lower + min(previous, sent))
+            # the old estimate may have been up to a second behind the old clock
+            self._step = (arrived, lower + min(previous, sent), current + arrived + 1.0)
         self._last_sent = sent
         self._recent.append(lower)
         # The largest recent lower bound that most recent samples agree with (a real step
@@ -119,6 +123,14 @@ class ApiClock:
         if self._step is None or now - self._step[0] > STEP_MEMORY_SECONDS:
             return None
         return self._step[1]
+
+    def step_ceiling(self, now: float) -> float | None:
+        """After a recent step back: the old clock's time when it was detected, which no
+        write before the step was stamped after (its rows are ahead of the new clock, and
+        windows bounded by the new one would not read them until it caught up)."""
+        if self._step is None or now - self._step[0] > STEP_MEMORY_SECONDS:
+            return None
+        return self._step[2]
 
     def probe_at(self, now: float) -> float | None:
         """The monotonic time for the next probe request, or None when none is due.

@@ -173,6 +173,9 @@ def test_the_step_floor_is_never_after_a_write_made_since_the_step(step, gap, at
     assert floor is not None
     assert floor <= earliest_write
     assert floor >= earliest_write - gap - 1.5  # and not needlessly far back
+    ceiling = clock.step_ceiling(api.now)
+    assert ceiling is not None
+    assert ceiling >= stepped_at + api.offset + step  # the old clock when the step happened
     assert clock.step_floor(api.now + 61) is None  # forgotten once the polls have used it
 
 

@@ -58,10 +58,10 @@ class FakeClient:
     def clock_probe_delay(self) -> float | None:
         return None
 
-    step_floor: int | None = None
+    step: tuple[int, int] | None = None
 
-    def api_step_floor(self) -> int | None:
-        return self.step_floor
+    def api_step(self) -> tuple[int, int] | None:
+        return self.step
 
 
 @dataclass
@@ -362,18 +362,23 @@ async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time
     state = tracked_state(serdes, meeting(1, NOW - 20), last_reconcile=NOW)
     stepped = NOW - 120
     changed = meeting(1, stepped - 2, status="confirmed")  # written after the step
-    reader = FakeReader([changed])
+    # written just before the step, stamped ahead of the API's new clock, never read yet
+    ahead = meeting(2, NOW - 1, status="cancelled")
+    reader = FakeReader([changed, ahead])
     sync, publisher, _ = make_sync(settings, reader, state)
     sync.deps.client.now = stepped  # type: ignore[attr-defined]
-    sync.deps.client.step_floor = stepped - 20  # type: ignore[attr-defined]
+    sync.deps.client.step = (stepped - 20, NOW)  # type: ignore[attr-defined]
 
     await sync.cycle()
 
     events = change_events(publisher, serdes)
-    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
+    assert [(e["meeting_id"], e["change_type"]) for e in events] == [
+        (1, "CONFIRMED"),
+        (2, "CREATED"),
+    ]
     assert reader.reads[0].start == stepped - 20  # rewound to the step, not the old watermark
     assert state.progress is not None
     assert state.progress.modified_through == stepped - settings.settle_seconds
 
     await sync.cycle()  # read again in the look-back: nothing more
-    assert len(change_events(publisher, serdes)) == 1
+    assert len(change_events(publisher, serdes)) == 2
