@@ -382,3 +382,31 @@ async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time
 
     await sync.cycle()  # read again in the look-back: nothing more
     assert len(change_events(publisher, serdes)) == 2
+
+
+async def test_a_stop_requested_while_the_clock_is_learnt_keeps_the_snapshot_from_starting(
+    settings,
+):
+    """Issue 12: SIGTERM just after the restore; the first request (learning the API's
+    clock) is in flight. The snapshot must not start: it would run to the shutdown timeout."""
+    import asyncio
+
+    serdes = Serdes(SingleObjectFraming())
+    reader = FakeReader([meeting(1, NOW - 100)])
+    sync, publisher, _ = make_sync(settings, reader, EventState(EVENT))
+    stop = asyncio.Event()
+    client = sync.deps.client
+    client.api_clock_known = False  # type: ignore[attr-defined]
+
+    async def fetch_page(*args: object, **kwargs: object) -> None:
+        stop.set()  # the signal arrives meanwhile
+        client.api_clock_known = True  # type: ignore[attr-defined]
+
+    client.fetch_page = fetch_page  # type: ignore[attr-defined]
+
+    async with asyncio.timeout(5):
+        await sync.run(stop)
+
+    assert reader.reads == []
+    assert publisher.transactions == []
+    assert change_events(publisher, serdes) == []
