@@ -18,6 +18,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import aiohttp
 from confluent_kafka.admin import AdminClient
@@ -42,6 +44,7 @@ from connector.source.reader import WindowReader
 from connector.state import restore
 
 log = logging.getLogger("connector")
+_T = TypeVar("_T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,7 +90,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     publishers: dict[int, TransactionalPublisher] = {}
     try:
         admin = AdminClient(settings.kafka_client_config())
-        partitions = await asyncio.to_thread(ensure_topics, admin, settings)
+        partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
         serdes = make_serdes(
             settings, settings.changes_topic, settings.state_topic, settings.dlq_topic
         )
@@ -99,17 +102,20 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             )
             for event_id in settings.event_ids
         }
-        await asyncio.gather(*(p.start() for p in publishers.values()))
+        await _unless_stopped(stop, asyncio.gather(*(p.start() for p in publishers.values())))
         health.set_ready("producer", True)
 
         started = time.monotonic()
-        states, report = await asyncio.to_thread(
-            restore,
-            settings.kafka_client_config(),
-            settings.state_topic,
-            {state_partition(e, state_partitions) for e in settings.event_ids},
-            settings.event_ids,
-            serdes,
+        states, report = await _unless_stopped(
+            stop,
+            asyncio.to_thread(
+                restore,
+                settings.kafka_client_config(),
+                settings.state_topic,
+                {state_partition(e, state_partitions) for e in settings.event_ids},
+                settings.event_ids,
+                serdes,
+            ),
         )
         metrics.state_restore_duration.set(time.monotonic() - started)
         metrics.state_restore_records.set(report.records)
@@ -139,12 +145,36 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 for event_id in settings.event_ids
             ]
             return await _supervise(syncs, stop, settings.shutdown_timeout_seconds)
+    except _StoppedDuringStartUp:
+        # A start-up call is still blocked in a worker thread (broker unreachable?), and
+        # the interpreter would wait for it (up to its Kafka timeout) before exiting.
+        # Nothing was published yet: exit now, with the code of a requested stop.
+        log.info("stopped during start-up")
+        await runner.cleanup()
+        logging.shutdown()
+        os._exit(0)
     finally:
         heartbeat.cancel()
         for publisher in publishers.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher.close(), timeout=5)
         await runner.cleanup()
+
+
+class _StoppedDuringStartUp(Exception):
+    """SIGTERM/SIGINT arrived before the start-up finished."""
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
+    """``work``'s result, unless ``stop`` is set first (then :class:`_StoppedDuringStartUp`)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()  # a worker thread runs on: the caller exits without waiting for it
+        raise _StoppedDuringStartUp
+    return task.result()
 
 
 async def _heartbeat(health: HealthState, every: float = 1.0) -> None:

@@ -2,10 +2,11 @@
 
 ``classify(before, after)`` decides whether a version is worth an event and which one:
 SNAPSHOT or CREATED for a meeting seen for the first time, DELETED for one that vanished,
-nothing for an unchanged (or older) version, otherwise the first applicable of CANCELLED,
-DECLINED, CONFIRMED, RESCHEDULED, PARTICIPANTS_CHANGED, UPDATED, with every changed field
-listed. ``ChangeEvent`` is what the engine publishes: the change plus its identity, version
-and provenance. No I/O and no clock here: time values come in as arguments.
+nothing for a version whose content equals the last published one, otherwise the first
+applicable of CANCELLED, DECLINED, CONFIRMED, RESCHEDULED, PARTICIPANTS_CHANGED, UPDATED,
+with every changed field listed. ``ChangeEvent`` is what the engine publishes: the change
+plus its identity, version and provenance. No I/O and no clock here: time values come in
+as arguments.
 """
 
 from __future__ import annotations
@@ -103,9 +104,16 @@ def classify(
 ) -> Change | None:
     """Classify ``after`` (None: the meeting vanished) against the last published ``before``.
 
-    Returns None when there is nothing to publish: both None, the same content, or a stale
-    read (``after.modified_at < before.modified_at``). ``snapshot`` makes a first sighting
+    Returns None when there is nothing to publish: both None, or the same content (only
+    ``modified_at`` may differ, and only backwards). ``snapshot`` makes a first sighting
     SNAPSHOT instead of CREATED (the initial load).
+
+    The API's timestamps do not order its versions (design 4.10: its clock steps back, a
+    fall-back hour repeats local times): what it serves now is the current state, so a
+    version whose content differs is published even when its ``modified_at`` is older
+    than the last published one. Only a version that differs by nothing but an *older*
+    ``modified_at`` is no change: the same content read again with another reading of its
+    timestamp (an ambiguous local time, see ``connector.source.local_time``).
     """
     if before is None:
         if after is None:
@@ -118,10 +126,10 @@ def classify(
         raise ValueError(f"classify: versions of different meetings {before.key} != {after.key}")
     if before == after:
         return None
-    if after.modified_at < before.modified_at:
-        return None
     fields = changed_fields(before, after)
     if not fields:  # defensive: every field that can differ is named by changed_fields
+        return None
+    if fields == ("modified_at",) and after.modified_at < before.modified_at:
         return None
     return Change(_change_type(before, after, fields), fields, before, after)
 

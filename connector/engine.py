@@ -43,7 +43,15 @@ from connector.publisher import TransactionalPublisher, state_partition
 from connector.serde import Serdes
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
-from connector.source.windows import Watermarks, Window, WindowKind, advance, plan_incremental
+from connector.source.windows import (
+    Followed,
+    Watermarks,
+    Window,
+    WindowKind,
+    advance,
+    follow_api_clock,
+    plan_incremental,
+)
 from connector.state import EventState
 
 log = logging.getLogger(__name__)
@@ -99,6 +107,7 @@ class EventSync:
         self._cycle_phase = SNAPSHOT
         self._cycle_started = time.monotonic()
         self._cycle_number = 0  # of this process: a cycle may commit more than once
+        self._stop: asyncio.Event | None = None
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -109,6 +118,7 @@ class EventSync:
         to the supervisor; API failures are retried, each kind at its own pace.
         """
         failures = 0
+        self._stop = stop
         while not stop.is_set():
             self.deps.health.beat()
             phase = self._cycle_phase = self._phase()
@@ -179,7 +189,8 @@ class EventSync:
         if interval >= 1:
             # the tick nearest the target (the interval may shrink or grow by half a second)
             target = math.ceil(target - TICK_MARGIN_SECONDS - 0.5) + TICK_MARGIN_SECONDS
-        return max(0.0, target - self.deps.client.api_time())
+        # Never longer than an interval (and the tick): the API's clock may have gone back.
+        return min(interval + 1.0, max(0.0, target - self.deps.client.api_time()))
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))
@@ -187,6 +198,10 @@ class EventSync:
     async def cycle(self) -> bool:
         """Run one cycle; return True when more work is waiting (no need to sleep)."""
         await self._sync_clock()
+        if self._stop is not None and self._stop.is_set():
+            # Stopped while the clock was learnt (right after the restore, say): a snapshot
+            # or pass started now would only be cut off at the shutdown timeout.
+            return False
         progress = self.state.progress
         if progress is None:
             progress = self._begin()
@@ -265,12 +280,14 @@ class EventSync:
         return True
 
     async def _incremental(self, progress: EventProgress) -> None:
-        marks = Watermarks(progress.created_through, progress.modified_through)
+        followed = self._follow_api_clock(progress)
+        marks = followed.watermarks
         plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
             self.settings.settle_seconds,
             self.settings.overlap_seconds,
+            followed.ahead,
         )
         # Fresh seconds first, committed with the watermarks: a new change is published
         # without waiting for the overlap to be re-read.
@@ -305,7 +322,7 @@ class EventSync:
     async def _reconcile(self, progress: EventProgress) -> None:
         upper = self._upper_bound()
         started = time.monotonic()
-        covered = progress.modified_through * 1000
+        covered = self._follow_api_clock(progress).watermarks.modified_through * 1000
         unattributed = 0
         seen: set[int] = set()
         batch = self._new_batch()
@@ -479,6 +496,17 @@ class EventSync:
             modified_through=modified_through,
             last_reconcile_at=last_reconcile_at,
             updated_at=int(self.deps.wall_clock() * 1000),
+        )
+
+    def _follow_api_clock(self, progress: EventProgress) -> Followed:
+        """The watermarks, rewound if the API's clock went back below them."""
+        client = self.deps.client
+        return follow_api_clock(
+            Watermarks(progress.created_through, progress.modified_through),
+            client.api_now(),
+            self.settings.settle_seconds,
+            self.settings.overlap_seconds,
+            client.api_step(),
         )
 
     @staticmethod

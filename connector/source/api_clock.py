@@ -23,7 +23,12 @@ with every poll. Hence:
   bogus header) is ignored until most of them agree with it (a real step forward of the
   API's clock), which then also drops the upper bounds it contradicts;
 - an upper bound below the estimate proves the API's clock stepped back: every bound so
-  far is dropped and the estimate starts again from that response.
+  far is dropped and the estimate starts again from that response. The step happened after
+  the previous response was sent, so every write since carries an API time of at least
+  the new offset plus that send time: :meth:`ApiClock.step_floor` (a lower bound, since the
+  new offset is one), which window planning rewinds its watermarks to (design 4.10), and
+  the old estimate at that response is :meth:`ApiClock.step_ceiling`: rows written just
+  before the step are stamped up to it, ahead of the new clock, and are read once more.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ OUTLIER_SECONDS = 1.5
 HORIZON_SECONDS = 300.0
 #: Probe requests are sent at most this often.
 PROBE_INTERVAL_SECONDS = 10.0
+#: How long after a step back its floor is reported: long enough for the next polls to
+#: plan from it, short enough that a later one-second slip of the estimate does not rewind
+#: the windows to an old step again.
+STEP_MEMORY_SECONDS = 60.0
 
 
 class ApiClock:
@@ -58,6 +67,9 @@ class ApiClock:
         self._lower: collections.deque[tuple[float, float]] = collections.deque()
         self._upper: collections.deque[tuple[float, float]] = collections.deque()
         self._last_probe: float | None = None
+        self._last_sent: float | None = None
+        # (detected at, floor on the new clock, the old clock's time then)
+        self._step: tuple[float, float, float] | None = None
         self.steps_back = 0
 
     @property
@@ -90,6 +102,10 @@ class ApiClock:
             self._recent.clear()
             self._lower.clear()
             self.steps_back += 1
+            previous = self._last_sent if self._last_sent is not None else sent
+            # the old estimate may have been up to a second behind the old clock
+            self._step = (arrived, lower + min(previous, sent), current + arrived + 1.0)
+        self._last_sent = sent
         self._recent.append(lower)
         # The largest recent lower bound that most recent samples agree with (a real step
         # forward is followed once the median has moved; a lone stray never is).
@@ -99,6 +115,22 @@ class ApiClock:
         if self._upper and self._upper[0][1] < agreed:
             self._upper.clear()  # the API's clock stepped forward
         _push(self._upper, arrived, upper, lambda old: old >= upper)
+
+    def step_floor(self, now: float) -> float | None:
+        """After a step back of the API's clock (detected within ``STEP_MEMORY_SECONDS``
+        of monotonic ``now``): the API time, on its new clock, that every write since the
+        step is stamped at or after. None when there was no recent step."""
+        if self._step is None or now - self._step[0] > STEP_MEMORY_SECONDS:
+            return None
+        return self._step[1]
+
+    def step_ceiling(self, now: float) -> float | None:
+        """After a recent step back: the old clock's time when it was detected, which no
+        write before the step was stamped after (its rows are ahead of the new clock, and
+        windows bounded by the new one would not read them until it caught up)."""
+        if self._step is None or now - self._step[0] > STEP_MEMORY_SECONDS:
+            return None
+        return self._step[2]
 
     def probe_at(self, now: float) -> float | None:
         """The monotonic time for the next probe request, or None when none is due.

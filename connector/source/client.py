@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -211,6 +212,16 @@ class ExportClient:
         if offset is None:
             return self._wall()
         return self._clock() + offset
+
+    def api_step(self) -> tuple[int, int] | None:
+        """After a recent step back of the API's clock: the API second every write since
+        carries at least, and the last second a write before it can carry (see
+        :meth:`ApiClock.step_floor` and :meth:`ApiClock.step_ceiling`); else None."""
+        now = self._clock()
+        floor, ceiling = self.clock.step_floor(now), self.clock.step_ceiling(now)
+        if floor is None or ceiling is None:
+            return None
+        return int(floor), math.ceil(ceiling)
 
     @property
     def api_clock_known(self) -> bool:

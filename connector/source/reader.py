@@ -281,7 +281,7 @@ class WindowReader:
             if total <= self.per_page:
                 return _Rows(first.page.rows, 1)
             if window.seconds > 1:
-                return _Overflow(total, self._sample(first.page.rows, window.kind))
+                return _Overflow(total, self._sample(first.page.rows, window))
             return await self._read_second(ctx, window, first)
 
     async def _read_second(self, ctx: _Context, window: Window, first: _Fetched) -> _Rows:
@@ -342,7 +342,7 @@ class WindowReader:
         max_modified: int | None = None
         attempt = 0
         while True:
-            parsed, errors, raws = self._parse(ctx.event_id, collected.rows)
+            parsed, errors, raws = self._parse(ctx.event_id, window, collected.rows)
             for row in parsed:
                 if max_modified is None or row.modified_at > max_modified:
                     max_modified = row.modified_at
@@ -394,8 +394,8 @@ class WindowReader:
         withheld = frozenset(last.withheld & unresolved)
         inconsistent = frozenset(last.inconsistent & unresolved) | withheld
         if self.metrics is not None:
-            if letters:
-                self.metrics.dead_letters.labels(ctx.label).inc(len(letters))
+            # Dead letters are counted when their transaction commits (the engine), not
+            # here: a part is read again by a retried cycle or the next reconciliation.
             if inconsistent - withheld:
                 reason = "inconsistent"
                 self.metrics.meetings_withheld.labels(ctx.label, reason).inc(
@@ -418,15 +418,17 @@ class WindowReader:
         )
 
     def _parse(
-        self, event_id: int, rows: list[Any]
+        self, event_id: int, window: Window, rows: list[Any]
     ) -> tuple[list[ParsedRow], list[RowError], list[object]]:
+        # The rows came for ``window``: its bounds tell which instant a repeated local
+        # time of its kind is (daylight saving, see ``connector.source.local_time``).
         parse = self.parser.parse
         parsed: list[ParsedRow] = []
         errors: list[RowError] = []
         raws: list[object] = []
         for raw in rows:
             try:
-                parsed.append(parse(raw, event_id))
+                parsed.append(parse(raw, event_id, window))
             except RowError as error:
                 errors.append(error)
                 raws.append(raw)
@@ -448,9 +450,9 @@ class WindowReader:
         result = await self.client.fetch_page(ctx.event_id, window, page, per_page, params)
         return _Fetched(result, per_page, started)
 
-    def _sample(self, rows: list[Any], kind: WindowKind) -> list[int]:
+    def _sample(self, rows: list[Any], window: Window) -> list[int]:
         second_of = self.parser.second_of
-        return [s for s in (second_of(r, kind) for r in rows) if s is not None]
+        return [s for s in (second_of(r, window.kind, window) for r in rows) if s is not None]
 
     def _distinct(self, rows: list[Any]) -> bool:
         """No (meeting, account) pair twice: an unstable order would repeat some."""

@@ -4,8 +4,11 @@ A row is one participant of a meeting (``docs/architecture.md``, "The export row
 :class:`FieldMapping` names the keys; its defaults match the simulator. Date-times are
 accepted as ``YYYY-MM-DD HH:MM:SS`` in the API's time zone, as ISO 8601 (with or without an
 offset; without one it is local to the API's zone) or as integer unix seconds, and become
-UTC epoch milliseconds. Keys the mapping does not model are kept: the configured
-meeting-level ones in the meeting's ``extra``, every other one in the participant's.
+UTC epoch milliseconds. A local time that a daylight-saving fall-back repeats is resolved by
+the window the row was read for and the order of the row's times
+(:mod:`connector.source.local_time`). Keys the mapping does not model are kept: the
+configured meeting-level ones in the meeting's ``extra``, every other one in the
+participant's.
 
 Parsing never raises anything but :class:`RowError` (a :class:`MalformedRowError`),
 whatever JSON value it is given; the reader turns those into :class:`DeadLetter` records.
@@ -22,6 +25,7 @@ from typing import Any
 
 from connector.errors import MalformedRowError
 from connector.model import Extra, Participant, freeze_extra
+from connector.source.local_time import Bounds, instants, resolve_interval
 from connector.source.windows import Window, WindowKind
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -35,6 +39,8 @@ _INTERN_LIMIT = 65_536
 _SHAPE_LIMIT = 16
 #: Distinct days kept for date-time parsing.
 _DAY_LIMIT = 4_096
+#: Distinct repeated local times kept (one fall-back hour is 3,600 texts).
+_FOLD_LIMIT = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +150,19 @@ def raw_text(raw: object) -> str:
 
 
 class RowParser:
-    """Maps raw rows with one :class:`FieldMapping` and time zone (caches parsed times)."""
+    """Maps raw rows with one :class:`FieldMapping` and time zone (caches parsed times).
+
+    Texts that name one instant are cached with it; texts of a repeated local hour are
+    cached with both of their instants (``_folds``) and resolved per row, from the window
+    the row was read for: the same text is a different instant in another context.
+    """
 
     def __init__(self, mapping: FieldMapping | None = None, zone: tzinfo = UTC) -> None:
         self.mapping = mapping or FieldMapping()
         self.zone = zone
         self._utc = zone is UTC or getattr(zone, "key", None) in ("UTC", "Etc/UTC")
-        self._times: dict[str, int] = {}
+        self._times: dict[str, int] = {}  # texts of one instant only
+        self._folds: dict[str, tuple[int, int]] = {}  # texts of a repeated local time
         self._days: dict[str, int] = {}  # "YYYY-MM-DD" -> its first second (UTC zone only)
         self._modelled = self.mapping.modelled()
         self._shapes: dict[tuple[object, ...], _Shape] = {}
@@ -171,16 +183,24 @@ class RowParser:
 
     # --- rows ------------------------------------------------------------------------------
 
-    def parse(self, raw: object, expected_event_id: int | None = None) -> ParsedRow:
-        """Map ``raw``; raise :class:`RowError` naming every bad field."""
+    def parse(
+        self, raw: object, expected_event_id: int | None = None, window: Window | None = None
+    ) -> ParsedRow:
+        """Map ``raw``; raise :class:`RowError` naming every bad field.
+
+        ``window``: the window the row was returned for; its bounds decide which instant a
+        repeated local time of its kind is.
+        """
         if type(raw) is dict:
             try:
-                return self._parse_fast(raw, expected_event_id)
+                return self._parse_fast(raw, expected_event_id, window)
             except (_NotFast, KeyError, TypeError, ValueError):
                 pass  # the careful path below says what exactly is wrong
-        return self._parse_careful(raw, expected_event_id)
+        return self._parse_careful(raw, expected_event_id, window)
 
-    def _parse_fast(self, raw: dict[str, Any], expected_event_id: int | None) -> ParsedRow:
+    def _parse_fast(
+        self, raw: dict[str, Any], expected_event_id: int | None, window: Window | None
+    ) -> ParsedRow:
         """The common case, a valid row, with few checks per field; raises on anything else."""
         (
             meeting_id,
@@ -222,6 +242,12 @@ class RowParser:
         modified_at = times.get(modified_text)
         if modified_at is None:
             modified_at = self._millis(modified_text)
+        if self._folds:  # never in UTC: its fast path stays as it was
+            start_at, end_at, created_at, modified_at = self._resolve(
+                (start_text, end_text, created_text, modified_text),
+                (start_at, end_at, created_at, modified_at),
+                window,
+            )
         keys = tuple(raw)
         shape = self._shapes.get(keys)
         if shape is None:
@@ -256,7 +282,9 @@ class RowParser:
         self._shapes[keys] = shape
         return shape
 
-    def _parse_careful(self, raw: object, expected_event_id: int | None) -> ParsedRow:
+    def _parse_careful(
+        self, raw: object, expected_event_id: int | None, window: Window | None = None
+    ) -> ParsedRow:
         """Every field checked, every problem collected into one :class:`RowError`."""
         if not isinstance(raw, dict):
             raise RowError(f"row is not a JSON object (got {_type_name(raw)})", None, {})
@@ -309,6 +337,12 @@ class RowParser:
                 errors.append(f"extra fields cannot be kept as JSON: {type(exc).__name__}")
         if errors:
             raise RowError("; ".join(errors), meeting_id, known)
+        if self._folds:
+            start_at, end_at, created_at, modified_at = self._resolve(
+                (raw[m.start_at], raw[m.end_at], raw[m.created_at], raw[m.modified_at]),
+                (start_at, end_at, created_at, modified_at),
+                window,
+            )
         return ParsedRow(
             meeting_id=meeting_id,
             event_id=event_id,
@@ -322,22 +356,71 @@ class RowParser:
             participant=Participant(account_id, role, participant_status, frozen_participant),
         )
 
-    def second_of(self, raw: object, kind: WindowKind) -> int | None:
-        """The row's created or modified unix second, or None when it cannot be read."""
+    def second_of(self, raw: object, kind: WindowKind, window: Window | None = None) -> int | None:
+        """The row's created or modified unix second (inside ``window`` when one of its
+        instants is), or None when it cannot be read."""
         if not isinstance(raw, dict):
             return None
+        value = raw.get(self.mapping.time_key(kind))
         try:
-            return self._millis(raw.get(self.mapping.time_key(kind))) // 1000
+            millis = self._millis(value)
         except _FieldError:
             return None
+        folds = self._folds.get(value) if isinstance(value, str) else None
+        if folds is not None and window is not None:
+            millis = resolve_interval(folds, folds, _bounds(window), _bounds(window))[0]
+        return millis // 1000
 
     # --- date-times ------------------------------------------------------------------------
 
+    def _resolve(
+        self,
+        texts: tuple[object, object, object, object],
+        values: tuple[int, int, int, int],
+        window: Window | None,
+    ) -> tuple[int, int, int, int]:
+        """``values`` (start, end, created, modified) with repeated local times resolved."""
+        folds = self._folds
+        start_text, end_text, created_text, modified_text = (
+            t if isinstance(t, str) else None for t in texts
+        )
+        start_at, end_at, created_at, modified_at = values
+        if start_text in folds or end_text in folds:
+            start_at, end_at = resolve_interval(
+                folds.get(start_text, (start_at,)),  # type: ignore[arg-type]
+                folds.get(end_text, (end_at,)),  # type: ignore[arg-type]
+            )
+        if created_text in folds or modified_text in folds:
+            created_bounds = modified_bounds = None
+            if window is not None:
+                if window.kind is WindowKind.CREATED:
+                    created_bounds = _bounds(window)
+                else:
+                    modified_bounds = _bounds(window)
+            created_at, modified_at = resolve_interval(
+                folds.get(created_text, (created_at,)),  # type: ignore[arg-type]
+                folds.get(modified_text, (modified_at,)),  # type: ignore[arg-type]
+                created_bounds,
+                modified_bounds,
+            )
+        return start_at, end_at, created_at, modified_at
+
     def _millis(self, value: object) -> int:
+        """Epoch ms of a date-time; the first occurrence for a repeated local time (whose
+        both instants are then in ``_folds``, for :meth:`_resolve`)."""
         if isinstance(value, str):
             cached = self._times.get(value)
             if cached is None:
-                cached = self._parse_text_time(value)
+                folds = self._folds.get(value)
+                if folds is not None:
+                    return folds[0]
+                parsed = self._parse_text_time(value)
+                if isinstance(parsed, tuple):
+                    if len(self._folds) >= _FOLD_LIMIT:
+                        self._folds.clear()
+                    self._folds[value] = parsed
+                    return parsed[0]
+                cached = parsed
                 if len(self._times) >= _CACHE_LIMIT:
                     self._times.clear()
                 self._times[value] = cached
@@ -348,7 +431,7 @@ class RowParser:
             return value * 1000
         raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(value)}")
 
-    def _parse_text_time(self, text: str) -> int:
+    def _parse_text_time(self, text: str) -> int | tuple[int, int]:
         if self._utc and len(text) == 19 and text[10] == " " and text[16] == ":":
             # Days repeat far more than whole date-times: cached (only days of date-times
             # that parsed); hours:minutes and seconds are looked up in fixed tables.
@@ -381,25 +464,24 @@ class RowParser:
                         return self._utc_millis(
                             text, int(y), int(mo), int(d), int(h), int(mi), int(s)
                         )
-                    local = datetime(
-                        int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=self.zone
-                    )
-                    return int(local.timestamp()) * 1000
+                    local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+                    return _one_or_folds(instants(local, self.zone))
                 except (ValueError, OverflowError):
                     raise _FieldError(f"not a valid date-time: {_show(text)}") from None
         try:
             parsed = datetime.fromisoformat(text.strip())
         except ValueError:
             raise _FieldError(f"expected {_DATE_TIME_HINT}, got {_show(text)}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=self.zone)
         try:
-            millis = int(parsed.timestamp() * 1000)
+            if parsed.tzinfo is None:
+                found = instants(parsed, self.zone)
+            else:
+                found = (int(parsed.timestamp() * 1000),)
         except (OverflowError, ValueError):
             raise _FieldError(f"date-time out of range: {_show(text)}") from None
-        if not 0 <= millis <= _MAX_SECONDS * 1000:
+        if not all(0 <= millis <= _MAX_SECONDS * 1000 for millis in found):
             raise _FieldError(f"date-time out of range: {_show(text)}")
-        return millis
+        return _one_or_folds(found)
 
     def _utc_millis(self, text: str, y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
         """``text``, 'YYYY-MM-DD HH:MM:SS' in UTC with these parts; caches its day."""
@@ -411,6 +493,15 @@ class RowParser:
             self._days.clear()
         self._days[text[:10]] = day
         return (day + clock) * 1000
+
+
+def _one_or_folds(found: tuple[int] | tuple[int, int]) -> int | tuple[int, int]:
+    return found[0] if len(found) == 1 else found
+
+
+def _bounds(window: Window) -> Bounds:
+    """A window's unix-second bounds as the epoch ms its rows' instants lie in."""
+    return (window.start * 1000, window.end * 1000 + 999)
 
 
 # 'HH:MM' -> seconds and 'SS' -> seconds, for every valid time of day.

@@ -6,7 +6,8 @@ kind, the last second through which every row has been read and committed.
 
 Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
 into the next windows (behind a settle delay: fresh seconds, then a look-back over the
-tail of the previous window), and
+tail of the previous window), :func:`follow_api_clock` rewinds watermarks the API's clock
+went back below, and
 :func:`split` cuts a window that holds more rows than one page into smaller ones, so that
 each part can be read by a single, atomic request (see ``docs/architecture.md``).
 """
@@ -86,7 +87,11 @@ class IncrementalPlan:
 
 
 def plan_incremental(
-    watermarks: Watermarks, api_now: int, settle_seconds: int, overlap_seconds: int
+    watermarks: Watermarks,
+    api_now: int,
+    settle_seconds: int,
+    overlap_seconds: int,
+    ahead: int | None = None,
 ) -> IncrementalPlan:
     """The next windows: per kind (CREATED, then MODIFIED) a fresh and a look-back window.
 
@@ -96,6 +101,11 @@ def plan_incremental(
     fresh window is ``[through + 1, api_now - settle]``; the look-back window the overlap
     before it (cut at the upper bound should the API's clock have gone back). A window that
     would be empty (start after end) is left out.
+
+    ``ahead`` (see :class:`Followed`): after the API's clock went back, the last second rows
+    written before the step may carry; the seconds after the upper bound up to it are read
+    as look-back windows too (they never move a watermark: writes after the step will land
+    in them once the clock catches up).
     """
     if settle_seconds < 0 or overlap_seconds < 0:
         raise ValueError("settle_seconds and overlap_seconds must be >= 0")
@@ -110,7 +120,65 @@ def plan_incremental(
         end = min(through, upper)
         if end >= start:
             lookback.append(Window(kind, start, end))
+    if ahead is not None:
+        for kind in (WindowKind.CREATED, WindowKind.MODIFIED):
+            start = max(upper, watermarks.through(kind)) + 1
+            if ahead >= start:
+                lookback.append(Window(kind, start, ahead))
     return IncrementalPlan(fresh, lookback)
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """Watermarks that follow the API's clock (:func:`follow_api_clock`), and ``ahead``: the
+    last second that rows written before a step back may carry, when some lie ahead of the
+    new clock (None otherwise)."""
+
+    watermarks: Watermarks
+    ahead: int | None = None
+
+
+def follow_api_clock(
+    watermarks: Watermarks,
+    api_now: int,
+    settle_seconds: int,
+    overlap_seconds: int,
+    step: tuple[int, int] | None = None,
+) -> Followed:
+    """Watermarks that the API's clock has not gone back below (design 4.10).
+
+    A watermark beyond ``api_now - settle`` says the API's clock went back (an NTP
+    correction, a failover): the writes since carry seconds at or below the watermark and
+    windows planned from it would never read them. Such a watermark is rewound to the new
+    ``api_now - settle - overlap``, and to before the step's floor (``step`` is
+    ``(floor, ceiling)``: the API time every write since a recently detected step carries
+    at least, and the old clock's time when it was detected: ``ApiClock.step_floor`` and
+    ``step_ceiling``) when that is earlier. A watermark at or after the floor is rewound to
+    it too, even when the clock has passed it again by the time the step was detected.
+    While the step is remembered every poll re-reads from it: that costs requests, never
+    events, because classification compares content.
+
+    Rows written just before the step carry seconds up to the old watermark or the
+    ceiling, ahead of the new clock; ``ahead`` names the last of them, for
+    :func:`plan_incremental` to read beyond the upper bound.
+    """
+    upper = api_now - settle_seconds
+    target = upper - overlap_seconds
+    floor = None if step is None else step[0]
+    if floor is not None:
+        target = min(target, floor - 1)
+    target = max(-1, target)
+    ahead = max(watermarks.created_through, watermarks.modified_through)
+    if step is not None:
+        ahead = max(ahead, step[1])
+    created, modified = watermarks.created_through, watermarks.modified_through
+    if created > upper or (floor is not None and created >= floor):
+        created = min(created, target)
+    if modified > upper or (floor is not None and modified >= floor):
+        modified = min(modified, target)
+    if (created, modified) == (watermarks.created_through, watermarks.modified_through):
+        return Followed(watermarks, ahead if ahead > upper else None)
+    return Followed(Watermarks(created, modified), ahead if ahead > upper else None)
 
 
 def advance(watermarks: Watermarks, window: Window) -> Watermarks:

@@ -16,6 +16,7 @@ phases, broker outages and the back-off after each failed cycle.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -69,6 +70,9 @@ class Scenario:
     broker_outages: int = 0
     outage_seconds: tuple[float, float] = (2.0, 6.0)
     skew: float = 0.0
+    #: (seconds after the start, seconds the API's clock moves: negative = back), e.g. an
+    #: NTP correction upstream; applied to the running simulator clock (``advance``).
+    clock_steps: tuple[tuple[float, int], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     seed: int = 1
     converge_within: float = 150.0
@@ -345,9 +349,13 @@ async def _run(
     result = Result(scenario.name, Verdict(), exits_allowed=scenario.broker_outages > 0)
     churning = asyncio.create_task(churn.run(scenario.churn))
     first_start = time.time()
+    steps: list[_Step] = []
+    stepping: asyncio.Task[None] | None = None
     try:
         await supervisor.start()
         chaos_ends = time.monotonic() + scenario.seconds
+        if scenario.clock_steps:
+            stepping = asyncio.create_task(_clock_steps(scenario, sim, steps, say))
         if scenario.broker_outages:
             assert broker is not None
             result.outages = await _broker_outages(scenario, broker, supervisor, rng, say)
@@ -366,7 +374,12 @@ async def _run(
             if number % 10 == 9:
                 say(f"{scenario.name}: {number + 1} kills")
         await asyncio.sleep(max(0.0, chaos_ends - time.monotonic()))
+        if stepping is not None:
+            await stepping
     finally:
+        if stepping is not None:
+            stepping.cancel()
+            await asyncio.gather(stepping, return_exceptions=True)
         churning.cancel()
         await asyncio.gather(churning, return_exceptions=True)
         with contextlib.suppress(Exception):
@@ -389,7 +402,14 @@ async def _run(
         dead.close()
     _keep_logs(scenario.name, supervisor.runs)
     skew = scenario.skew
-    cycles = tuple((a + skew, b + skew) for a, b in committed_cycles(supervisor.runs, excluded))
+    # The oracle judges on one monotonic timeline, the API's clock as it was before any step:
+    # versions written after a step are moved back onto it (cycles that straddle a step are
+    # dropped: their windows were planned on the clock before it).
+    history = _before_steps(history, steps)
+    step_holes = [(at - 1, at + 1) for at, _, _ in steps]
+    cycles = tuple(
+        (a + skew, b + skew) for a, b in committed_cycles(supervisor.runs, excluded + step_holes)
+    )
     timing = Timing(
         settle=SETTLE_SECONDS,
         end=end + skew,
@@ -420,6 +440,36 @@ async def _run(
             "incremental polling missed them"
         )
     return result
+
+
+#: A step of the API's clock: (wall time, seconds it moved, each meeting's versions before).
+_Step = tuple[float, int, collections.Counter[int]]
+
+
+async def _clock_steps(
+    scenario: Scenario, sim: EmbeddedSimulator, steps: list[_Step], say: Callable[[str], None]
+) -> None:
+    """Move the simulator's clock as ``scenario.clock_steps`` says; note when, and how many
+    versions every meeting had then (in the same instant: churn runs on this event loop)."""
+    started = time.monotonic()
+    for after, delta in scenario.clock_steps:
+        await asyncio.sleep(max(0.0, started + after - time.monotonic()))
+        say(f"{scenario.name}: the API's clock moves {delta:+d} s")
+        versions = collections.Counter(e.meeting_id for e in sim.store.history(EVENT))
+        sim.clock.advance(delta)
+        steps.append((time.time(), delta, versions))
+
+
+def _before_steps(history: list[dict[str, Any]], steps: list[_Step]) -> list[dict[str, Any]]:
+    """``history`` with every version's ``at`` on the API's clock before the steps."""
+    if not steps:
+        return history
+    moved = []
+    for entry in history:
+        index = entry["version"] - 1  # versions are numbered 1.. per meeting
+        shift = sum(d for _, d, before in steps if index >= before.get(entry["meeting_id"], 0))
+        moved.append({**entry, "at": entry["at"] - shift})
+    return moved
 
 
 def _keep_logs(name: str, runs: list[Run]) -> None:

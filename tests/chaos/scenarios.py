@@ -42,6 +42,19 @@ LONG: tuple[Scenario, ...] = (
     Scenario("skew-ahead-30s", skew=30, kills=5, seed=109),
     Scenario("skew-behind-30s", skew=-30, kills=5, seed=110),
     Scenario("churn-paging", meetings=2000, churn=120, seconds=40, kills=8, env=_PAGING, seed=111),
+    # An NTP correction upstream: the API's clock goes back two minutes while meetings change
+    # (versions written after it carry older times than versions already published); one
+    # kill while the windows follow the clock back.
+    Scenario(
+        "clock-step-back",
+        meetings=300,
+        churn=20,
+        seconds=25,
+        clock_steps=((6, -120),),
+        kills=1,
+        kill_after=(8.0, 10.0),
+        seed=112,
+    ),
 )
 
 #: About 2.5 minutes on an idle 2-core machine.

@@ -296,3 +296,17 @@ def test_commits_of_one_cycle_are_never_a_pair_of_cycles() -> None:
     pairs = committed_cycles([Run(started=T, log=log)], excluded=[])
 
     assert pairs == [(T + 1, T + 2), (T + 2, T + 3), (T + 4, T + 5)]
+
+
+def test_versions_after_a_clock_step_are_judged_on_the_clock_before_it() -> None:
+    import collections
+
+    from tests.chaos.runner import _before_steps
+
+    history = [
+        {"meeting_id": 1, "version": 1, "at": 1000},
+        {"meeting_id": 1, "version": 2, "at": 890},  # after the clock went back 120 s
+        {"meeting_id": 2, "version": 1, "at": 895},  # created after it
+    ]
+    steps = [(0.0, -120, collections.Counter({1: 1}))]
+    assert [e["at"] for e in _before_steps(history, steps)] == [1000, 1010, 1015]

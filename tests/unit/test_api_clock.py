@@ -148,6 +148,37 @@ def test_a_clock_that_steps_back_is_followed_at_the_next_response():
     assert clock.steps_back == 1
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    step=st.floats(min_value=2.0, max_value=600.0),
+    gap=st.floats(min_value=0.01, max_value=30.0),
+    at=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_the_step_floor_is_never_after_a_write_made_since_the_step(step, gap, at):
+    """Writes after a step back carry the new clock's time: the floor the windows rewind to
+    must not be later than any of them, or polling would skip them."""
+    api = Api()
+    clock = ApiClock()
+    for _ in range(20):
+        api.now += 0.37
+        api.request(clock)
+    assert clock.step_floor(api.now) is None
+    stepped_at = api.now + at * gap  # somewhere between the last response and the next
+    api.offset -= step
+    earliest_write = stepped_at + api.offset  # on the API's new clock
+    api.now += gap
+    api.request(clock)
+
+    floor = clock.step_floor(api.now)
+    assert floor is not None
+    assert floor <= earliest_write
+    assert floor >= earliest_write - gap - 1.5  # and not needlessly far back
+    ceiling = clock.step_ceiling(api.now)
+    assert ceiling is not None
+    assert ceiling >= stepped_at + api.offset + step  # the old clock when the step happened
+    assert clock.step_floor(api.now + 61) is None  # forgotten once the polls have used it
+
+
 def test_a_lone_date_far_in_the_future_does_not_move_the_clock():
     api = Api()
     clock = ApiClock()

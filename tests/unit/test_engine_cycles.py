@@ -58,6 +58,11 @@ class FakeClient:
     def clock_probe_delay(self) -> float | None:
         return None
 
+    step: tuple[int, int] | None = None
+
+    def api_step(self) -> tuple[int, int] | None:
+        return self.step
+
 
 @dataclass
 class FakeReader:
@@ -346,3 +351,62 @@ def test_polls_start_just_after_a_second_ends_on_the_api_clock(
     sync.deps.client.api_time = lambda: now  # type: ignore[method-assign]
 
     assert sync._until_next_poll(started) == pytest.approx(expected)
+
+
+async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time_is_published(
+    settings,
+):
+    """Issue 12: the API's clock went back 120 s; versions written since carry older
+    updated_at than the watermarks. Polling (not reconciliation) publishes them."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 20), last_reconcile=NOW)
+    stepped = NOW - 120
+    changed = meeting(1, stepped - 2, status="confirmed")  # written after the step
+    # written just before the step, stamped ahead of the API's new clock, never read yet
+    ahead = meeting(2, NOW - 1, status="cancelled")
+    reader = FakeReader([changed, ahead])
+    sync, publisher, _ = make_sync(settings, reader, state)
+    sync.deps.client.now = stepped  # type: ignore[attr-defined]
+    sync.deps.client.step = (stepped - 20, NOW)  # type: ignore[attr-defined]
+
+    await sync.cycle()
+
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"]) for e in events] == [
+        (1, "CONFIRMED"),
+        (2, "CREATED"),
+    ]
+    assert reader.reads[0].start == stepped - 20  # rewound to the step, not the old watermark
+    assert state.progress is not None
+    assert state.progress.modified_through == stepped - settings.settle_seconds
+
+    await sync.cycle()  # read again in the look-back: nothing more
+    assert len(change_events(publisher, serdes)) == 2
+
+
+async def test_a_stop_requested_while_the_clock_is_learnt_keeps_the_snapshot_from_starting(
+    settings,
+):
+    """Issue 12: SIGTERM just after the restore; the first request (learning the API's
+    clock) is in flight. The snapshot must not start: it would run to the shutdown timeout."""
+    import asyncio
+
+    serdes = Serdes(SingleObjectFraming())
+    reader = FakeReader([meeting(1, NOW - 100)])
+    sync, publisher, _ = make_sync(settings, reader, EventState(EVENT))
+    stop = asyncio.Event()
+    client = sync.deps.client
+    client.api_clock_known = False  # type: ignore[attr-defined]
+
+    async def fetch_page(*args: object, **kwargs: object) -> None:
+        stop.set()  # the signal arrives meanwhile
+        client.api_clock_known = True  # type: ignore[attr-defined]
+
+    client.fetch_page = fetch_page  # type: ignore[attr-defined]
+
+    async with asyncio.timeout(5):
+        await sync.run(stop)
+
+    assert reader.reads == []
+    assert publisher.transactions == []
+    assert change_events(publisher, serdes) == []

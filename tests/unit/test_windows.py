@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 
 from connector.source.windows import (
     MAX_PARTS,
+    Followed,
     Watermarks,
     Window,
     WindowKind,
     advance,
     expected_rows,
+    follow_api_clock,
     plan_incremental,
     split,
 )
@@ -114,6 +116,62 @@ def test_successive_plans_cover_every_second_with_bounded_overlap(
             assert window.start == covered + 1
             covered = window.end
         assert covered == max(initial, now - settle)
+
+
+def test_watermarks_the_api_clock_is_not_behind_are_kept() -> None:
+    marks = Watermarks(NOW - 2, NOW - 3)
+    assert follow_api_clock(marks, NOW, 2, 5) == Followed(marks)
+    assert follow_api_clock(marks, NOW, 2, 5).watermarks is marks
+
+
+def test_a_step_detected_late_still_rewinds_to_it() -> None:
+    # The step went back 3 s, but by the time it was detected the API's clock had passed
+    # the watermarks again: writes since then sit in seconds already read.
+    marks = Watermarks(NOW - 2, NOW - 2)
+    followed = follow_api_clock(marks, NOW + 5, 2, 0, step=(NOW - 5, NOW + 1))
+    assert followed == Followed(Watermarks(NOW - 6, NOW - 6))  # nothing ahead of the clock
+
+
+def test_a_clock_step_back_rewinds_the_watermarks_to_the_step() -> None:
+    marks = Watermarks(NOW - 2, NOW - 2)
+    now = NOW - 120  # the API's clock went back two minutes
+    # after a restart the step is not known: the clock is behind the watermarks
+    assert follow_api_clock(marks, now, 2, 5) == Followed(Watermarks(now - 7, now - 7), NOW - 2)
+    followed = follow_api_clock(marks, now, 2, 5, step=(now - 9, NOW))
+    assert followed == Followed(Watermarks(now - 10, now - 10), ahead=NOW)
+    plan = plan_incremental(followed.watermarks, now, 2, 5, followed.ahead)
+    # rows stamped before the step, ahead of the new clock, are read once more (look-back)
+    assert Window(WindowKind.MODIFIED, now - 1, NOW) in plan.lookback
+
+
+@given(
+    through=st.integers(0, 2_000_000_000),
+    back=st.integers(1, 100_000),
+    elapsed=st.integers(0, 600),
+    settle=st.integers(0, 10),
+    overlap=st.integers(0, 30),
+    detected_late=st.integers(0, 60),
+)
+def test_after_a_step_back_every_second_written_since_is_read_by_polling(
+    through: int, back: int, elapsed: int, settle: int, overlap: int, detected_late: int
+) -> None:
+    """The API's clock steps back to ``stepped``; its floor is known; polls then plan from
+    the followed watermarks: every second from the step on is covered once it settles."""
+    stepped = max(0, through + settle - back)
+    now = stepped + detected_late
+    marks = Watermarks(through, through)
+    covered: set[int] = set()
+    for poll in range(0, elapsed + 1, 5):
+        marks = follow_api_clock(
+            marks, now + poll, settle, overlap, step=(stepped, through + settle)
+        ).watermarks
+        plan = plan_incremental(marks, now + poll, settle, overlap)
+        for window in plan.fresh:
+            marks = advance(marks, window)
+            if window.kind is WindowKind.MODIFIED:
+                covered.update(range(window.start, window.end + 1))
+    settled = now + (elapsed // 5) * 5 - settle
+    assert set(range(stepped, settled + 1)) <= covered
 
 
 def test_advance_refuses_a_gap_and_never_moves_back() -> None:
