@@ -1,0 +1,91 @@
+"""Configuration mistakes stop ``meetings-cdc run`` with exit 2 and one line naming them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.config import closest_name
+
+
+def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
+    base.update(
+        {
+            "MEETINGS_CDC_API_BASE_URL": "http://127.0.0.1:1",
+            "MEETINGS_CDC_EVENT_IDS": "1",
+            "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "MEETINGS_CDC_TEST_ANYTHING": "tooling variables are not settings",
+        }
+    )
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "connector", "run"],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    line = _one_line(_run(tmp_path, MEETINGS_CDC_CONFIG_FILE=str(missing)))
+    assert "MEETINGS_CDC_CONFIG_FILE" in line
+    assert str(missing) in line
+
+
+def test_invalid_toml_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("poll_interval_seconds = = 2\n")
+    line = _one_line(_run(tmp_path, MEETINGS_CDC_CONFIG_FILE=str(bad)))
+    assert "MEETINGS_CDC_CONFIG_FILE" in line
+    assert "not valid TOML" in line
+
+
+def test_unknown_names_are_all_reported_with_the_closest_valid_one(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("poll_intervall_seconds = 2\nMEETINGS_CDC_SETTLE_SECONDS = 1\n")
+    line = _one_line(
+        _run(tmp_path, MEETINGS_CDC_CONFIG_FILE=str(config), MEETINGS_CDC_POLL_INTERVAL="2")
+    )
+    assert "poll_intervall_seconds: unknown setting; did you mean poll_interval_seconds?" in line
+    assert "MEETINGS_CDC_SETTLE_SECONDS: unknown setting; write settle_seconds" in line
+    assert "MEETINGS_CDC_POLL_INTERVAL: unknown setting; did you mean " in line
+    assert "MEETINGS_CDC_POLL_INTERVAL_SECONDS?" in line
+    assert "MEETINGS_CDC_TEST_ANYTHING" not in line
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("MEETINGS_CDC_POLL_INTERVAL", "MEETINGS_CDC_POLL_INTERVAL_SECONDS"),
+        ("MEETINGS_CDC_EVENTS_IDS", "MEETINGS_CDC_EVENT_IDS"),
+        ("MEETINGS_CDC_API_BASEURL", "MEETINGS_CDC_API_BASE_URL"),
+    ],
+)
+def test_closest_name(typo: str, meant: str) -> None:
+    known = {
+        "MEETINGS_CDC_POLL_INTERVAL_SECONDS",
+        "MEETINGS_CDC_EVENT_IDS",
+        "MEETINGS_CDC_API_BASE_URL",
+        "MEETINGS_CDC_API_KEY",
+    }
+    assert closest_name(typo, known) == meant
+
+
+def test_no_suggestion_for_a_name_like_nothing() -> None:
+    assert closest_name("QQQQ", {"MEETINGS_CDC_API_KEY"}) is None
