@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from connector import __version__
 from connector.config import Settings, load_settings
 from connector.engine import Collaborators, EventSync
-from connector.errors import ConnectorError, FatalPublishError, FatalSourceError
+from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
 from connector.logs import Redactor, configure_logging
 from connector.metrics import Metrics
@@ -58,6 +58,8 @@ def main(args: argparse.Namespace) -> int:
     redactor = configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     try:
         return asyncio.run(run(settings))
+    except ConfigError:
+        raise  # found at start-up (the metrics port in use): the CLI prints it, exit 2
     except (FatalPublishError, FatalSourceError, ConnectorError) as exc:
         log.error("connector stopped: %s", exc)
         print(f"meetings-cdc run: {redactor.redact(str(exc))}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,19 @@ def test_closest_name(typo: str, meant: str) -> None:
 
 def test_no_suggestion_for_a_name_like_nothing() -> None:
     assert closest_name("QQQQ", {"MEETINGS_CDC_API_KEY"}) is None
+
+
+def test_metrics_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = _run(
+            tmp_path,
+            MEETINGS_CDC_METRICS_HOST="127.0.0.1",
+            MEETINGS_CDC_METRICS_PORT=str(port),
+        )
+    line = _one_line(result)
+    assert f"MEETINGS_CDC_METRICS_PORT={port}" in line
+    assert "MEETINGS_CDC_METRICS_HOST=127.0.0.1" in line
+    assert "Traceback" not in result.stderr
