@@ -369,6 +369,31 @@ def _config_file_problems(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
+# Values that are obviously a template's stand-in, never a real secret: the example overlay's
+# REPLACE-WITH-..., "changeme", "<your key>", an unexpanded ${VAR}, "xxxx", "...".
+_PLACEHOLDER = re.compile(
+    r"replace[-_ ]?(with|me)|change[-_ ]?me|^<.*>$|^\$\{.*\}$|^x{3,}$|^\.{3,}$|your[-_ ].*here",
+    re.IGNORECASE,
+)
+
+
+def placeholder_secrets(settings: _Base) -> list[str]:
+    """The variables whose secret value is an obvious placeholder (values never shown)."""
+    found = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if name == "schema_registry_basic_auth":
+                secret = secret.partition(":")[2] or secret
+            if _PLACEHOLDER.search(secret.strip()):
+                found.append(env_name(name))
+    for key, val in getattr(settings, "kafka_properties", ()):
+        if _looks_secret(key) and _PLACEHOLDER.search(val.strip()):
+            found.append(f"{env_name('kafka_properties')} ({key})")
+    return found
+
+
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Load and validate settings; raise ``ConfigError`` naming every bad variable.
 
@@ -380,9 +405,16 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     if problems:
         raise ConfigError(f"configuration error: {'; '.join(problems)}")
     try:
-        return cls(**overrides)
+        settings = cls(**overrides)
     except ValidationError as exc:
         problems = [_describe(e) for e in exc.errors()]
         raise ConfigError(f"configuration error: {'; '.join(problems)}") from None
     except (OSError, ValueError) as exc:  # unreadable or invalid TOML config file
         raise ConfigError(f"configuration error: {CONFIG_FILE_VARIABLE}: {exc}") from None
+    placeholders = placeholder_secrets(settings)
+    if placeholders:
+        raise ConfigError(
+            "configuration error: "
+            + "; ".join(f"{n}: is a placeholder, not a real secret" for n in placeholders)
+        )
+    return settings

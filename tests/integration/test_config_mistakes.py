@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import closest_name
+from connector.config import ApiSettings, closest_name, placeholder_secrets
 
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -106,3 +106,34 @@ def test_metrics_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> N
     assert f"MEETINGS_CDC_METRICS_PORT={port}" in line
     assert "MEETINGS_CDC_METRICS_HOST=127.0.0.1" in line
     assert "Traceback" not in result.stderr
+
+
+def test_placeholder_secrets_are_refused_without_printing_them(tmp_path: Path) -> None:
+    # The values of deploy/k8s/overlays/example/secrets.env.example.
+    result = _run(
+        tmp_path,
+        MEETINGS_CDC_API_KEY="REPLACE-WITH-THE-EXPOPLATFORM-API-KEY",
+        MEETINGS_CDC_SCHEMA_REGISTRY_BASIC_AUTH="meetings-cdc:REPLACE-WITH-THE-REGISTRY-PASSWORD",
+    )
+    line = _one_line(result)
+    assert "MEETINGS_CDC_API_KEY: is a placeholder" in line
+    assert "MEETINGS_CDC_SCHEMA_REGISTRY_BASIC_AUTH: is a placeholder" in line
+    assert "REPLACE-WITH" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value", ["REPLACE-WITH-KEY", "changeme", "<your api key>", "${API_KEY}", "xxxxxxxx", "..."]
+)
+def test_placeholders_are_recognised(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEETINGS_CDC_API_KEY", value)
+    settings = ApiSettings(api_base_url="http://x", event_ids=(1,))
+    assert placeholder_secrets(settings) == ["MEETINGS_CDC_API_KEY"]
+
+
+@pytest.mark.parametrize(
+    "value", ["demo-key-any-value-works-with-the-simulator", "ak-7f3c9e1b-SECRET", "x", "p@ss"]
+)
+def test_real_looking_secrets_pass(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEETINGS_CDC_API_KEY", value)
+    settings = ApiSettings(api_base_url="http://x", event_ids=(1,))
+    assert placeholder_secrets(settings) == []
