@@ -27,6 +27,7 @@ from connector.config import Settings, load_settings
 from connector.engine import Collaborators, EventSync
 from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
+from connector.kafka_probe import wait_for_brokers
 from connector.logs import Redactor, configure_logging
 from connector.metrics import Metrics
 from connector.publisher import (
@@ -88,6 +89,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     heartbeat = asyncio.create_task(_heartbeat(health))
     publishers: dict[int, TransactionalPublisher] = {}
     try:
+        await asyncio.to_thread(wait_for_brokers, settings.kafka_client_config())
         admin = AdminClient(settings.kafka_client_config())
         partitions = await asyncio.to_thread(ensure_topics, admin, settings)
         serdes = make_serdes(

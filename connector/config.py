@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from connector.errors import ConfigError
+from connector.kafka_logs import kafka_logger
 
 ENV_PREFIX = "MEETINGS_CDC_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
@@ -237,11 +238,16 @@ class KafkaSettings(_Base):
                 )
         return self
 
-    def kafka_client_config(self) -> dict[str, str | int | float | bool]:
-        """librdkafka properties shared by every Kafka client (contain secrets)."""
-        conf: dict[str, str | int | float | bool] = {
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka properties shared by every Kafka client (contain secrets).
+
+        ``logger`` routes librdkafka's log lines through ours (JSON, redacted, throttled)
+        instead of raw lines on stderr.
+        """
+        conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
+            "logger": kafka_logger(),
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "MEETINGS_CDC_API_BASE_URL": "http://127.0.0.1:1",
             "MEETINGS_CDC_EVENT_IDS": "1",
             "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "MEETINGS_CDC_METRICS_PORT": "0",
             "MEETINGS_CDC_TEST_ANYTHING": "tooling variables are not settings",
         }
     )
@@ -137,3 +139,27 @@ def test_real_looking_secrets_pass(value: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MEETINGS_CDC_API_KEY", value)
     settings = ApiSettings(api_base_url="http://x", event_ids=(1,))
     assert placeholder_secrets(settings) == []
+
+
+def test_unreachable_broker_is_named_within_15s_without_raw_librdkafka_lines(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    address = f"127.0.0.1:{port}"
+    started = time.monotonic()
+    result = _run(
+        tmp_path, MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS=address, MEETINGS_CDC_METRICS_PORT="0"
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert elapsed < 15, elapsed
+    assert "%3|" not in result.stderr
+    named = [
+        line
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS" in line
+    ]
+    assert len(named) == 1, result.stderr
+    assert f"{address}: Connect to ipv4#{address} failed: Connection refused" in named[0]
