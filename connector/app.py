@@ -27,8 +27,9 @@ from confluent_kafka.admin import AdminClient
 from connector import __version__
 from connector.config import Settings, load_settings
 from connector.engine import Collaborators, EventSync
-from connector.errors import ConnectorError, FatalPublishError, FatalSourceError
+from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
+from connector.kafka_probe import wait_for_brokers
 from connector.logs import Redactor, configure_logging
 from connector.metrics import Metrics
 from connector.publisher import (
@@ -61,6 +62,8 @@ def main(args: argparse.Namespace) -> int:
     redactor = configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     try:
         return asyncio.run(run(settings))
+    except ConfigError:
+        raise  # found at start-up (the metrics port in use): the CLI prints it, exit 2
     except (FatalPublishError, FatalSourceError, ConnectorError) as exc:
         log.error("connector stopped: %s", exc)
         print(f"meetings-cdc run: {redactor.redact(str(exc))}", file=sys.stderr)
@@ -89,6 +92,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     heartbeat = asyncio.create_task(_heartbeat(health))
     publishers: dict[int, TransactionalPublisher] = {}
     try:
+        await asyncio.to_thread(wait_for_brokers, settings.kafka_client_config())
         admin = AdminClient(settings.kafka_client_config())
         partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
         serdes = make_serdes(

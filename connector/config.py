@@ -8,8 +8,10 @@ on one line, naming each variable; secret values never appear in messages or rep
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -25,6 +27,7 @@ from pydantic_settings import (
 )
 
 from connector.errors import ConfigError
+from connector.kafka_logs import kafka_logger
 
 ENV_PREFIX = "MEETINGS_CDC_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
@@ -235,11 +238,16 @@ class KafkaSettings(_Base):
                 )
         return self
 
-    def kafka_client_config(self) -> dict[str, str | int | float | bool]:
-        """librdkafka properties shared by every Kafka client (contain secrets)."""
-        conf: dict[str, str | int | float | bool] = {
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka properties shared by every Kafka client (contain secrets).
+
+        ``logger`` routes librdkafka's log lines through ours (JSON, redacted, throttled)
+        instead of raw lines on stderr.
+        """
+        conf: dict[str, Any] = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
+            "logger": kafka_logger(),
         }
         if self.kafka_sasl_mechanism:
             conf["sasl.mechanism"] = self.kafka_sasl_mechanism
@@ -298,12 +306,121 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{name}: {message}"
 
 
-def load_settings(cls: type[S], **overrides: Any) -> S:
-    """Load and validate settings; raise ``ConfigError`` naming every bad variable."""
+#: ``MEETINGS_CDC_*`` variables read by other parts of the project, not settings.
+OTHER_VARIABLES = frozenset(
+    {
+        CONFIG_FILE_VARIABLE,
+        f"{ENV_PREFIX}SCHEMAS_DIR",
+        f"{ENV_PREFIX}CACHE",
+        f"{ENV_PREFIX}TOOLS_DIR",
+    }
+)
+#: Prefixes reserved for the test suite, chaos runs and benchmarks (never settings).
+TOOLING_PREFIXES = tuple(f"{ENV_PREFIX}{p}_" for p in ("TEST", "CHAOS", "BENCH"))
+
+
+def closest_name(name: str, known: set[str] | frozenset[str]) -> str | None:
+    """The known name most like ``name`` (a typo's likely intent), or None."""
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_names(given: list[str], known: set[str] | frozenset[str], *, label: str) -> list[str]:
+    """One problem per name of ``given`` not in ``known``, with the closest known name."""
+    problems = []
+    for name in sorted(given):
+        if name in known:
+            continue
+        suggestion = closest_name(name, known)
+        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        problems.append(f"{label}{name}: unknown setting{hint}")
+    return problems
+
+
+def _environment_problems(environ: Mapping[str, str]) -> list[str]:
+    known = {env_name(f) for f in Settings.model_fields} | OTHER_VARIABLES
+    given = [
+        name.upper()
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and not name.upper().startswith(TOOLING_PREFIXES)
+    ]
+    return unknown_names(given, known, label="")
+
+
+def _config_file_problems(environ: Mapping[str, str]) -> list[str]:
+    path = environ.get(CONFIG_FILE_VARIABLE)
+    if not path:
+        return []
     try:
-        return cls(**overrides)
+        with open(path, "rb") as file:
+            table = tomllib.load(file)
+    except FileNotFoundError:
+        return [f"{CONFIG_FILE_VARIABLE}: {path}: no such file"]
+    except OSError as exc:
+        return [f"{CONFIG_FILE_VARIABLE}: {path}: cannot be read ({exc.strerror})"]
+    except tomllib.TOMLDecodeError as exc:
+        return [f"{CONFIG_FILE_VARIABLE}: {path}: not valid TOML ({exc})"]
+    known = set(Settings.model_fields)
+    problems = []
+    for key in sorted(table):
+        name = key.lower()
+        if name in known:
+            continue
+        if name.upper().startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in known:
+            hint = f"; write {name[len(ENV_PREFIX) :]} (no prefix in the file)"
+        else:
+            suggestion = closest_name(name, known)
+            hint = f"; did you mean {suggestion}?" if suggestion else ""
+        problems.append(f"{CONFIG_FILE_VARIABLE}: {path}: key {key}: unknown setting{hint}")
+    return problems
+
+
+# Values that are obviously a template's stand-in, never a real secret: the example overlay's
+# REPLACE-WITH-..., "changeme", "<your key>", an unexpanded ${VAR}, "xxxx", "...".
+_PLACEHOLDER = re.compile(
+    r"replace[-_ ]?(with|me)|change[-_ ]?me|^<.*>$|^\$\{.*\}$|^x{3,}$|^\.{3,}$|your[-_ ].*here",
+    re.IGNORECASE,
+)
+
+
+def placeholder_secrets(settings: _Base) -> list[str]:
+    """The variables whose secret value is an obvious placeholder (values never shown)."""
+    found = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if name == "schema_registry_basic_auth":
+                secret = secret.partition(":")[2] or secret
+            if _PLACEHOLDER.search(secret.strip()):
+                found.append(env_name(name))
+    for key, val in getattr(settings, "kafka_properties", ()):
+        if _looks_secret(key) and _PLACEHOLDER.search(val.strip()):
+            found.append(f"{env_name('kafka_properties')} ({key})")
+    return found
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Load and validate settings; raise ``ConfigError`` naming every bad variable.
+
+    Unknown ``MEETINGS_CDC_*`` variables and unknown keys of the config file are errors too
+    (a typo must not leave the connector on defaults), as is a config file that is missing
+    or not valid TOML. Every problem is reported at once.
+    """
+    problems = _config_file_problems(os.environ) + _environment_problems(os.environ)
+    if problems:
+        raise ConfigError(f"configuration error: {'; '.join(problems)}")
+    try:
+        settings = cls(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ConfigError(f"configuration error: {problems}") from None
+        problems = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"configuration error: {'; '.join(problems)}") from None
     except (OSError, ValueError) as exc:  # unreadable or invalid TOML config file
         raise ConfigError(f"configuration error: {CONFIG_FILE_VARIABLE}: {exc}") from None
+    placeholders = placeholder_secrets(settings)
+    if placeholders:
+        raise ConfigError(
+            "configuration error: "
+            + "; ".join(f"{n}: is a placeholder, not a real secret" for n in placeholders)
+        )
+    return settings

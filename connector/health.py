@@ -56,6 +56,15 @@ class _EventHealth:
     last_success_at: float | None = None
 
 
+def _last_error(event: _EventHealth) -> str:
+    """``"; last error: ..."`` when the event's last cycle failed (already redacted)."""
+    cycle = event.last_cycle
+    if cycle is None or cycle["ok"]:
+        return ""
+    error = cycle["detail"].get("error") if isinstance(cycle["detail"], dict) else None
+    return f"; last error: {error}" if error else ""
+
+
 class HealthState:
     """What the engine reports about itself, read by ``/healthz``, ``/readyz``, ``/status``.
 
@@ -170,7 +179,7 @@ class HealthState:
             recent = age is not None and age <= self.ready_after_seconds
             events[str(event_id)] = {"ready": recent, "last_success_age_seconds": age}
             if age is None:
-                reasons.append(f"event {event_id}: no successful cycle yet")
+                reasons.append(f"event {event_id}: no successful cycle yet{_last_error(event)}")
             elif not recent:
                 reasons.append(
                     f"event {event_id}: last successful cycle {age:.1f}s ago "

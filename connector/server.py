@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
+from connector.errors import ConfigError
 from connector.health import HealthState
 from connector.metrics import Metrics
 
@@ -93,9 +94,14 @@ async def start_server(
     site = web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        # One line naming the setting, not a traceback: it is a configuration mistake
+        # (another process, often a second connector, holds the port).
+        raise ConfigError(
+            f"configuration error: MEETINGS_CDC_METRICS_PORT={port} "
+            f"(MEETINGS_CDC_METRICS_HOST={host}): cannot listen: {exc.strerror or exc}"
+        ) from None
     return runner
 
 

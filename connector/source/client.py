@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -323,8 +324,14 @@ class ExportClient:
             delay = self._rng.uniform(0, ceiling)  # full jitter
         if self._metrics is not None:
             self._metrics.api_retries.labels(label, failure.reason).inc()
+        # The message itself names the host, the setting and the error: an unresolvable or
+        # refusing host must be plain from the first failure, not after every retry.
         log.warning(
-            "export request failed, retrying",
+            "export request to %s (MEETINGS_CDC_API_BASE_URL) failed: %s; retry %d in %.1fs",
+            urlsplit(self._url).netloc,
+            failure,
+            attempt + 1,
+            delay,
             extra={
                 "reason": failure.reason,
                 "error": str(failure),

@@ -10,6 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector.errors import ConfigError
 from connector.health import COMPONENTS, HealthState
 from connector.metrics import Metrics
 from connector.server import bound_port, start_server
@@ -156,7 +157,7 @@ async def test_a_busy_port_fails_cleanly(
     base_url: str, metrics: Metrics, health: HealthState
 ) -> None:
     port = int(base_url.rsplit(":", 1)[1])
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match=f"MEETINGS_CDC_METRICS_PORT={port} "):
         await start_server("127.0.0.1", port, metrics, health)
 
 

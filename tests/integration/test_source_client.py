@@ -422,3 +422,19 @@ async def test_token_bucket_spaces_requests() -> None:
     async with limiter:
         pass
     assert waits[-1] == 10
+
+
+async def test_an_unresolvable_host_is_named_plainly_at_the_first_failure(
+    session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    conf = settings("http://does-not-exist.invalid", api_max_retries=1)
+    client = ExportClient(session, conf, sleep=Sleeps())
+    with pytest.raises(RetriableSourceError):
+        await client.fetch_page(3, None, 1, 100)
+    first = caplog.records[0]
+    assert first.levelno == logging.WARNING
+    message = first.getMessage()
+    assert "does-not-exist.invalid" in message
+    assert "MEETINGS_CDC_API_BASE_URL" in message
+    assert "ClientConnectorDNSError" in message or "resolve" in message.lower()

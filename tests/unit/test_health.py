@@ -365,3 +365,17 @@ def test_ready_implies_live_and_reasons_explain_not_ready(ops: list[tuple[str, o
     assert status["live"] == health.live()
     for event in status["events"].values():
         assert event["cycles_ok"] + event["cycles_failed"] >= event["consecutive_failures"]
+
+
+def test_readiness_names_the_last_error_of_an_event_never_ready(clock: FakeClock) -> None:
+    health = HealthState(
+        (7,), poll_interval_seconds=5.0, clock=clock, redact=lambda s: s.replace("k3y", "***")
+    )
+    health.cycle_finished(
+        7, phase="snapshot", ok=False, detail={"error": "API 401 for key k3y: check API_KEY"}
+    )
+    _, body = health.ready()
+    reason = next(r for r in body["reasons"] if r.startswith("event 7"))
+    assert (
+        reason == "event 7: no successful cycle yet; last error: API 401 for key ***: check API_KEY"
+    )
