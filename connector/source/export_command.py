@@ -30,6 +30,7 @@ from connector.source.client import ExportClient
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.rows import DeadLetter
 from connector.source.windows import Window, WindowKind
+from connector.timestamps import iso_millis
 
 _PROGRESS_INTERVAL = 0.2
 
@@ -190,11 +191,11 @@ def meeting_json(meeting: Meeting) -> str:
             "event_id": meeting.event_id,
             "meeting_id": meeting.meeting_id,
             "status": meeting.status,
-            "start_at": iso(meeting.start_at),
-            "end_at": iso(meeting.end_at),
+            "start_at": iso_millis(meeting.start_at),
+            "end_at": iso_millis(meeting.end_at),
             "location": meeting.location,
-            "created_at": iso(meeting.created_at),
-            "modified_at": iso(meeting.modified_at),
+            "created_at": iso_millis(meeting.created_at),
+            "modified_at": iso_millis(meeting.modified_at),
             "participants": [
                 {
                     "account_id": p.account_id,
@@ -227,13 +228,6 @@ def dead_letter_json(letter: DeadLetter) -> str:
         ensure_ascii=False,
         separators=(",", ":"),
     )
-
-
-def iso(millis: int) -> str:
-    """Epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` (with ``.mmm`` when not whole)."""
-    seconds, ms = divmod(millis, 1000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{ms:03d}Z" if ms else f"{text}Z"
 
 
 def _extra(extra: Extra) -> dict[str, Any]:

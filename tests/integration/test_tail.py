@@ -117,7 +117,7 @@ def test_tail_prints_committed_events_and_never_aborted_ones(
     assert first["change_type"] == "CREATED"
     assert first["before"] is None
     assert first["after"]["location"] == "Hall Ω"
-    assert first["after"]["start_at"] == "2026-01-01T10:00:00.000Z"
+    assert first["after"]["start_at"] == "2026-01-01T10:00:00Z"
     assert first["source"]["connector"] == "tail-test"
 
 
