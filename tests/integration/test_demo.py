@@ -52,7 +52,9 @@ def session_members(session: int) -> list[int]:
     return members
 
 
-def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(kafka_bootstrap: str) -> None:
+def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
     sim_port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
     env.update(
@@ -61,6 +63,7 @@ def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(kafka_bootstrap
             "KAFKA_PORT": kafka_bootstrap.rsplit(":", 1)[1],  # a running broker: used, kept
             "DEMO_SIMULATOR_PORT": str(sim_port),
             "DEMO_METRICS_PORT": str(metrics_port),
+            "TMPDIR": str(tmp_path),  # its logs, kept at exit
         }
     )
     proc = subprocess.Popen(
@@ -97,7 +100,9 @@ def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(kafka_bootstrap
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert "demo: stopping" in rest
-    assert "demo: logs kept in" in rest
+    assert f"demo: logs kept in {tmp_path}/meetings-cdc-demo-" in rest
+    (logs,) = tmp_path.glob("meetings-cdc-demo-*")
+    assert (logs / "connector.log").stat().st_size > 0
     assert session_members(proc.pid) == []
     assert topics
     prefix = topics[0].rsplit(".meetings.changes", 1)[0] + "."
