@@ -3,7 +3,12 @@
 A read_committed consumer (so aborted transactions never show), in a group of its own
 unless ``--group`` names one. Each line is the record's value, decoded with its writer
 schema (single-object encoding or the Confluent wire format, told apart by the first
-byte), with the decoded key under ``"key"``. Ctrl-C or SIGTERM stop it with exit code 0.
+byte), with the decoded key under ``"key"``; date-times are printed as ``export`` prints
+them (``connector.timestamps``). Ctrl-C or SIGTERM stop it with exit code 0.
+
+Exit codes: 0 stopped, done (``--until-end``, ``--max-messages``, ``--idle-timeout``) or
+the reader of stdout went away; 1 the broker cannot be reached, the topic does not exist
+(after ``--topic-timeout``) or a fatal Kafka error; 2 bad flags or configuration.
 """
 
 from __future__ import annotations
@@ -25,33 +30,71 @@ from connector.errors import SerializationError
 from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
 
 POLL_SECONDS = 0.5
+BOOTSTRAP_VARIABLE = "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"
+
+
+class TailError(Exception):
+    """Why tail cannot go on: printed as one line, exit code 1."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this subcommand's arguments."""
+    parser.epilog = (
+        "Other Kafka settings (security, SASL, TLS, extra librdkafka properties, the schema "
+        "registry) come from MEETINGS_CDC_KAFKA_* and MEETINGS_CDC_SCHEMA_REGISTRY_URL (see "
+        "README, 'Watching the change events'). Exit codes: 0 stopped or done; 1 broker "
+        "unreachable, topic missing or a fatal Kafka error; 2 bad flags or configuration."
+    )
     parser.add_argument(
-        "--topic", help="topic to read (default: MEETINGS_CDC_CHANGES_TOPIC)", default=None
+        "--bootstrap-servers",
+        metavar="HOST:PORT[,...]",
+        default=None,
+        help=f"Kafka bootstrap servers (default: ${BOOTSTRAP_VARIABLE}, else 127.0.0.1:19092)",
+    )
+    parser.add_argument(
+        "--topic",
+        help="topic to read (default: $MEETINGS_CDC_CHANGES_TOPIC, else expo.meetings.changes)",
+        default=None,
     )
     parser.add_argument(
         "--from-beginning",
         action="store_true",
-        help="start at the earliest offset (default: only records written from now on)",
+        help="start at the earliest offset (default: the group's committed offsets, else "
+        "only records written from now on)",
     )
     parser.add_argument(
-        "--event-id", type=int, default=None, help="print only records of this event id"
+        "--until-end",
+        action="store_true",
+        help="exit 0 once every partition has been read to its end as it was at start "
+        "(committed records only); pair with --from-beginning or --group",
+    )
+    parser.add_argument(
+        "--event-id",
+        type=int,
+        default=None,
+        help="print only records of this event id (default: all)",
     )
     parser.add_argument(
         "--max-messages",
         type=_positive_int,
         default=None,
-        help="exit after printing this many records",
+        help="exit 0 after printing this many records (default: no limit)",
     )
     parser.add_argument(
         "--idle-timeout",
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="exit when no record arrived for this long",
+        help="exit 0 when no record was printed for this long; records that --event-id "
+        "filters out do not count (default: wait forever)",
+    )
+    parser.add_argument(
+        "--topic-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="wait this long for the broker to answer and the topic to exist, then exit 1 "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--format",
@@ -68,24 +111,132 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Consume and print until stopped, ``--max-messages`` or ``--idle-timeout``."""
-    settings = load_settings(KafkaSettings)
+    """Consume and print until stopped, the end, ``--max-messages`` or ``--idle-timeout``."""
+    overrides: dict[str, Any] = {}
+    if args.bootstrap_servers is not None:
+        overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
+    settings = load_settings(KafkaSettings, **overrides)
     serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
     topic = args.topic or settings.changes_topic
-    consumer = Consumer(_consumer_config(settings, args.group, args.from_beginning))
+    consumer = new_consumer(settings, args)
     stopper = _Stopper()
     try:
-        on_assign = _seek_to_beginning if args.from_beginning else None
-        if on_assign is None:
-            consumer.subscribe([topic])
+        partitions = _await_topic(consumer, topic, args.topic_timeout, settings, stopper)
+        if partitions is None:  # stopped while waiting
+            return 0
+        ends: dict[int, int] | None = None
+        if args.until_end:
+            ends = _end_offsets(consumer, topic, partitions)
+            start = OFFSET_BEGINNING if args.from_beginning else OFFSET_STORED_OR_RESET
+            consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        elif args.from_beginning:
+            consumer.subscribe([topic], on_assign=_seek_to_beginning)
         else:
-            consumer.subscribe([topic], on_assign=on_assign)
-        return _loop(consumer, serdes, args, stopper, sys.stdout)
+            consumer.subscribe([topic])
+        return _loop(consumer, serdes, args, stopper, sys.stdout, (topic, ends))
+    except TailError as exc:
+        print(f"meetings-cdc tail: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `tail ... | head`: the reader is gone, nothing to report
         return 0
     finally:
         stopper.restore()
         consumer.close()
+
+
+# An assignment at this offset starts at the group's committed offset, else where
+# auto.offset.reset says (latest: a new group has nothing before the end to read).
+OFFSET_STORED_OR_RESET = -1000
+
+
+def new_consumer(settings: KafkaSettings, args: argparse.Namespace) -> Consumer:
+    """The one place tail builds its consumer."""
+    return Consumer(_consumer_config(settings, args.group, args.from_beginning, args.until_end))
+
+
+def _consumer_config(
+    settings: KafkaSettings, group: str | None, from_beginning: bool, until_end: bool = False
+) -> dict[str, Any]:
+    conf: dict[str, Any] = dict(settings.kafka_client_config())
+    conf.update(
+        {
+            "group.id": group or f"meetings-cdc-tail-{uuid.uuid4().hex[:12]}",
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": group is not None,
+            # --until-end: an end-of-partition event also tells a partition whose last
+            # offsets are transaction markers (no record to consume) has been read.
+            "enable.partition.eof": until_end,
+        }
+    )
+    return conf
+
+
+def _await_topic(
+    consumer: Consumer,
+    topic: str,
+    timeout: float,
+    settings: KafkaSettings,
+    stopper: _Stopper,
+) -> list[int] | None:
+    """The topic's partitions once the broker lists it; TailError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    servers = settings.kafka_bootstrap_servers
+    announced = False
+    while not stopper.stopped:
+        left = deadline - time.monotonic()
+        try:
+            metadata = consumer.list_topics(topic, timeout=max(0.1, min(left, 2.0)))
+        except KafkaException as exc:
+            if time.monotonic() < deadline:
+                continue
+            raise TailError(
+                f"cannot reach the Kafka broker at {servers} ({BOOTSTRAP_VARIABLE} or "
+                f"--bootstrap-servers) within {timeout:g} s: {exc.args[0].str()}"
+            ) from None
+        found = metadata.topics.get(topic)
+        if found is not None and found.error is None and found.partitions:
+            return sorted(found.partitions)
+        if time.monotonic() >= deadline:
+            raise TailError(
+                f"topic {topic} does not exist on {servers} (waited {timeout:g} s; "
+                "--topic-timeout waits longer)"
+            )
+        if not announced:  # the connector creates its topics on start: wait for it a bit
+            print(f"meetings-cdc tail: waiting for topic {topic}", file=sys.stderr)
+            announced = True
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    return None
+
+
+def _end_offsets(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+    """End offset of every non-empty partition now: for a read_committed consumer the last
+    stable offset, which counts the transaction markers at the end."""
+    ends: dict[int, int] = {}
+    for partition in partitions:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10, cached=False
+            )
+        except KafkaException as exc:
+            raise TailError(
+                f"cannot read the end offsets of {topic}[{partition}]: {exc.args[0].str()}"
+            ) from None
+        if high > low:
+            ends[partition] = high
+    return ends
+
+
+def _drop_read_to_end(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
+    """Forget partitions whose position reached their end. By position, not by the last
+    record's offset: markers of committed or aborted transactions occupy the last offsets
+    (as in ``connector.state``'s restore)."""
+    if not ends:
+        return
+    for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+        end = ends.get(tp.partition)
+        if end is not None and tp.offset >= end:
+            del ends[tp.partition]
 
 
 def _loop(
@@ -94,15 +245,22 @@ def _loop(
     args: argparse.Namespace,
     stopper: _Stopper,
     out: TextIO,
+    until_end: tuple[str, dict[int, int] | None],
 ) -> int:
+    """Print records; ``until_end`` is the topic and (with --until-end) the end offsets of
+    the partitions not yet read to their end."""
+    topic, ends = until_end
     printed = 0
-    waiting = False
-    last_activity = time.monotonic()
+    last_printed = time.monotonic()
     while not stopper.stopped:
         if args.max_messages is not None and printed >= args.max_messages:
             break
-        if args.idle_timeout is not None and time.monotonic() - last_activity > args.idle_timeout:
+        if args.idle_timeout is not None and time.monotonic() - last_printed > args.idle_timeout:
             break
+        if ends is not None:
+            _drop_read_to_end(consumer, topic, ends)
+            if not ends:
+                break
         msg = consumer.poll(POLL_SECONDS)
         if msg is None:
             continue
@@ -111,14 +269,16 @@ def _loop(
             if error.fatal():
                 print(f"meetings-cdc tail: fatal Kafka error: {error}", file=sys.stderr)
                 return 1
-            if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                if not waiting:  # the connector creates its topics on start: wait for it
-                    print(f"meetings-cdc tail: waiting for topic {msg.topic()}", file=sys.stderr)
-                    waiting = True
-            elif error.code() != KafkaError._PARTITION_EOF:
+            if error.code() == KafkaError._PARTITION_EOF:
+                partition, offset = msg.partition(), msg.offset()
+                if ends and partition is not None and (offset or 0) >= ends.get(partition, 0):
+                    ends.pop(partition, None)
+            elif error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                print(f"meetings-cdc tail: topic {msg.topic()} is gone", file=sys.stderr)
+                return 1
+            else:
                 print(f"meetings-cdc tail: {error}", file=sys.stderr)
             continue
-        last_activity = time.monotonic()
         try:
             line = _render(serdes, msg.key(), msg.value(), args.event_id)
         except SerializationError as exc:
@@ -134,6 +294,7 @@ def _loop(
         out.write(text + "\n")
         out.flush()
         printed += 1
+        last_printed = time.monotonic()
     return 0
 
 
@@ -153,22 +314,6 @@ def _render(
         if owner != event_id:
             return None
     return line
-
-
-def _consumer_config(
-    settings: KafkaSettings, group: str | None, from_beginning: bool
-) -> dict[str, Any]:
-    conf: dict[str, Any] = dict(settings.kafka_client_config())
-    conf.update(
-        {
-            "group.id": group or f"meetings-cdc-tail-{uuid.uuid4().hex[:12]}",
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": group is not None,
-            "enable.partition.eof": False,
-        }
-    )
-    return conf
 
 
 def _seek_to_beginning(consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -16,6 +16,7 @@ from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
 from connector.errors import SerializationError
 from connector.model import Meeting, Participant, freeze_extra
 from connector.progress import EventProgress
+from connector.timestamps import iso_utc
 
 MEETING = "meetings_cdc.Meeting"
 MEETING_STATE = "meetings_cdc.MeetingState"
@@ -129,16 +130,15 @@ def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
 
 
 def jsonable(value: Any) -> Any:
-    """A decoded datum made JSON-ready: timestamps as ISO-8601 UTC strings ("...Z"),
-    bytes as base64, non-finite floats as strings."""
+    """A decoded datum made JSON-ready: timestamps as ``export`` prints them
+    (``connector.timestamps``: "2025-06-01T09:30:00Z"), bytes as base64, non-finite floats
+    as strings."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat(timespec="milliseconds") + "Z"
+        return iso_utc(value)
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes):

@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an event to seed and churn; repeatable (default 1)",
     )
     parser.add_argument(
-        "--meetings", type=int, default=0, help="meetings seeded at start, spread over the events"
+        "--meetings",
+        type=int,
+        default=0,
+        help="meetings seeded at start, spread over the events (default %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of every random choice (default %(default)s)"
@@ -39,17 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="X",
-        help="background changes per second: creates, reschedules, confirms, cancels, ...",
+        help="background changes per second: creates, reschedules, confirms, cancels, ... "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--clock-skew-seconds",
         type=float,
         default=0.0,
         metavar="S",
-        help="the API clock runs S seconds ahead (negative: behind) of this machine's",
+        help="the API clock runs S seconds ahead (negative: behind) of this machine's "
+        "(default %(default)s)",
     )
     parser.add_argument(
-        "--timezone", default="UTC", help="the events' time zone for date-times (IANA name)"
+        "--timezone",
+        default="UTC",
+        help="the events' time zone for date-times (IANA name; default %(default)s)",
     )
 
 

@@ -6,8 +6,12 @@ when a ``--modified-*`` bound is given (then ``--created-*`` bounds narrow it). 
 is printed once, complete, as one JSON object; times are ISO 8601 UTC strings. Meetings that
 changed while they were read are looked up once more in a catch-up MODIFIED window.
 
-Progress goes to stderr: a live bar on a terminal, one summary line otherwise. Exit codes:
-0 done, 1 the API failed (the message says why), 2 bad flags or configuration.
+Progress goes to stderr: a live bar on a terminal, one summary line otherwise; an event with
+no meetings at all gets a warning line. ``--out`` (and ``--dead-letters``) are written to a
+hidden temporary file beside the target, renamed onto it only once the export is complete;
+a failure, Ctrl-C or SIGTERM removes the temporary file, so an existing target is left as it
+was and a file at the target is always a complete export. Exit codes: 0 done, 1 the API
+failed (the message says why), 2 bad flags or configuration, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import FrameType
 from typing import IO, Any
 
 from connector.config import ApiSettings, load_settings
@@ -27,11 +34,11 @@ from connector.errors import ConfigError, SourceError
 from connector.logs import configure_logging
 from connector.model import Extra, Meeting
 from connector.source.client import ExportClient
+from connector.source.export_progress import Progress
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.rows import DeadLetter
 from connector.source.windows import Window, WindowKind
-
-_PROGRESS_INTERVAL = 0.2
+from connector.timestamps import iso_millis, iso_seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             metavar="T",
             help=f"latest {what} time (default: the API's now minus the settle delay)",
         )
-    parser.add_argument("--out", metavar="FILE", help="write JSON lines here (default stdout)")
     parser.add_argument(
-        "--dead-letters", metavar="FILE", help="write malformed rows here as JSON lines"
+        "--out",
+        metavar="FILE",
+        help="write JSON lines here, in full or not at all (default stdout)",
+    )
+    parser.add_argument(
+        "--dead-letters",
+        metavar="FILE",
+        help="write malformed rows here as JSON lines, in full or not at all (default: none)",
     )
     parser.add_argument("--api-base-url", metavar="URL", help="overrides MEETINGS_CDC_API_BASE_URL")
     parser.add_argument(
@@ -82,17 +95,30 @@ def main(args: argparse.Namespace) -> int:
     if args.settle_seconds < 0:
         print("meetings-cdc export: --settle-seconds must be >= 0", file=sys.stderr)
         return 2
+    check_flags(args)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with _open(args.out) as out, _open(args.dead_letters, optional=True) as dead:
             progress = Progress(args.progress, sys.stderr)
             asyncio.run(export(settings, args, out, dead, progress))
+    except KeyboardInterrupt:
+        kept = f"; {args.out} not written" if args.out not in (None, "-") else ""
+        print(f"meetings-cdc export: interrupted{kept}", file=sys.stderr)
+        return 130
     except SourceError as exc:
         print(f"meetings-cdc export: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"meetings-cdc export: {exc}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM ends the export like Ctrl-C does: through the clean-up of the output files.
+    raise KeyboardInterrupt
 
 
 async def export(
@@ -105,9 +131,16 @@ async def export(
     """Read the requested window of one event and write its meetings to ``out``."""
     event_id = args.event_id
     async with ExportClient.connect(settings) as client:
-        await client.fetch_page(event_id, None, 1, 1)  # the API's clock; fails fast on auth
+        # The API's clock, the event's size; fails fast on auth.
+        whole = await client.fetch_page(event_id, None, 1, 1)
         upper = client.api_now() - args.settle_seconds
         window, filters = plan_export(args, upper)
+        if whole.total == 0:
+            print(
+                f"meetings-cdc export: warning: event {event_id} has no meetings "
+                "(check --event-id)",
+                file=sys.stderr,
+            )
         probe = await client.fetch_page(event_id, window, 1, 1, filters)
         progress.start(probe.total)
         reader = WindowReader(client, settings.api_per_page)
@@ -139,26 +172,39 @@ async def export(
         progress.finish(len(emitted), len((pending | skipped) - emitted))
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Bounds given in the wrong order, before any request: ``ConfigError`` naming them."""
+    for kind in ("created", "modified"):
+        low, high = getattr(args, f"{kind}_from"), getattr(args, f"{kind}_to")
+        if low is not None and high is not None and high < low:
+            raise ConfigError(
+                f"--{kind}-to ({iso_seconds(high)}) is before --{kind}-from ({iso_seconds(low)})"
+            )
+
+
 def plan_export(args: argparse.Namespace, upper: int) -> tuple[Window, dict[str, int | str]]:
-    """The window to read and the filters narrowing it, from the flags."""
+    """The window to read and the filters narrowing it, from the flags; ``upper`` is the
+    API's now minus the settle delay (the end of a window whose ``--*-to`` is not given)."""
+    filters: dict[str, int | str] = {}
     if args.modified_from is not None or args.modified_to is not None:
-        start = args.modified_from or 0
-        end = args.modified_to if args.modified_to is not None else upper
-        filters: dict[str, int | str] = {}
+        kind, name = WindowKind.MODIFIED, "modified"
         if args.created_from is not None:
             filters["created_from"] = args.created_from
         if args.created_to is not None:
             filters["created_to"] = args.created_to
-        return Window(WindowKind.MODIFIED, start, _checked(start, end)), filters
-    start = args.created_from or 0
-    end = args.created_to if args.created_to is not None else upper
-    return Window(WindowKind.CREATED, start, _checked(start, end)), {}
-
-
-def _checked(start: int, end: int) -> int:
+    else:
+        kind, name = WindowKind.CREATED, "created"
+    start = getattr(args, f"{name}_from") or 0
+    given_end = getattr(args, f"{name}_to")
+    end = given_end if given_end is not None else upper
     if end < start:
-        raise ConfigError(f"the window ends ({end}) before it starts ({start})")
-    return end
+        ends = (
+            f"--{name}-to ({iso_seconds(end)})"
+            if given_end is not None
+            else f"the API's now minus --settle-seconds ({iso_seconds(end)})"
+        )
+        raise ConfigError(f"--{name}-from ({iso_seconds(start)}) is after {ends}")
+    return Window(kind, start, end), filters
 
 
 def _write(
@@ -190,11 +236,11 @@ def meeting_json(meeting: Meeting) -> str:
             "event_id": meeting.event_id,
             "meeting_id": meeting.meeting_id,
             "status": meeting.status,
-            "start_at": iso(meeting.start_at),
-            "end_at": iso(meeting.end_at),
+            "start_at": iso_millis(meeting.start_at),
+            "end_at": iso_millis(meeting.end_at),
             "location": meeting.location,
-            "created_at": iso(meeting.created_at),
-            "modified_at": iso(meeting.modified_at),
+            "created_at": iso_millis(meeting.created_at),
+            "modified_at": iso_millis(meeting.modified_at),
             "participants": [
                 {
                     "account_id": p.account_id,
@@ -229,13 +275,6 @@ def dead_letter_json(letter: DeadLetter) -> str:
     )
 
 
-def iso(millis: int) -> str:
-    """Epoch milliseconds as ``YYYY-MM-DDTHH:MM:SSZ`` (with ``.mmm`` when not whole)."""
-    seconds, ms = divmod(millis, 1000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{ms:03d}Z" if ms else f"{text}Z"
-
-
 def _extra(extra: Extra) -> dict[str, Any]:
     return dict(extra)
 
@@ -261,74 +300,23 @@ def _timestamp(text: str) -> int:
 
 @contextlib.contextmanager
 def _open(path: str | None, *, optional: bool = False) -> Iterator[Any]:
+    """stdout, or a temporary file beside ``path`` renamed onto it only on success (any
+    exception, Ctrl-C included, removes it: no half export ever sits at ``path``)."""
     if path is None or path == "-":
         yield None if optional else sys.stdout
         return
-    with open(path, "w", encoding="utf-8") as handle:
-        yield handle
-
-
-# --- progress ---------------------------------------------------------------------------------
-
-
-class Progress:
-    """A live bar (rows, pages, rate, ETA) on a terminal; one summary line otherwise."""
-
-    def __init__(self, mode: str, stream: IO[str]) -> None:
-        if mode == "auto":
-            mode = "bar" if stream.isatty() else "summary"
-        self.mode = mode
-        self.stream = stream
-        self.total = 0
-        self.rows = self.pages = self.requests = self.dead = 0
-        self.started = time.monotonic()
-        self._drawn = 0.0
-
-    def start(self, total: int) -> None:
-        """The read begins; ``total`` rows are expected."""
-        self.total = total
-        self.started = time.monotonic()
-
-    def update(self, part: WindowPart, meetings: int, *, count_rows: bool = True) -> None:
-        """A part was read."""
-        if count_rows:
-            self.rows += part.rows
-        self.pages += part.pages
-        self.requests += part.requests
-        self.dead += len(part.dead_letters)
-        now = time.monotonic()
-        if self.mode == "bar" and now - self._drawn >= _PROGRESS_INTERVAL:
-            self._drawn = now
-            self.stream.write("\r" + self._bar(meetings, now) + "\x1b[K")
-            self.stream.flush()
-
-    def _bar(self, meetings: int, now: float) -> str:
-        elapsed = max(now - self.started, 1e-6)
-        rate = self.rows / elapsed
-        share = min(1.0, self.rows / self.total) if self.total else 1.0
-        width = 24
-        filled = int(share * width)
-        eta = "--:--"
-        if rate > 0 and self.total:
-            left = max(0.0, (self.total - self.rows) / rate)
-            eta = f"{int(left // 60):02d}:{int(left % 60):02d}"
-        return (
-            f"[{'#' * filled}{'.' * (width - filled)}] {share:4.0%} "
-            f"{self.rows:,}/{self.total:,} rows, {meetings:,} meetings, {self.pages:,} pages, "
-            f"{rate:,.0f} rows/s, ETA {eta}"
-        )
-
-    def finish(self, meetings: int, not_exported: int) -> None:
-        """Print the summary line (and end the bar)."""
-        if self.mode == "none":
-            return
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        if self.mode == "bar":
-            self.stream.write("\r\x1b[K")
-        line = (
-            f"exported {meetings:,} meetings ({self.rows:,} rows, {self.pages:,} pages, "
-            f"{self.requests:,} requests) in {elapsed:.1f}s, {self.rows / elapsed:,.0f} rows/s; "
-            f"{self.dead:,} malformed rows, {not_exported:,} meetings not exported"
-        )
-        self.stream.write(line + "\n")
-        self.stream.flush()
+    directory, name = os.path.split(os.path.abspath(path))
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed or removed
+        "w", encoding="utf-8", dir=directory, prefix=f".{name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)  # as open() would have made it, not 0600
+        os.replace(handle.name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise

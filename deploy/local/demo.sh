@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # make demo: a local broker, the API simulator with churn, the connector, and `tail` showing
 # classified change events as they are committed. Ctrl-C stops everything it started.
+#
+# Everything binds 127.0.0.1. Ports: DEMO_SIMULATOR_PORT (18080), DEMO_METRICS_PORT (9400),
+# KAFKA_PORT (19092; a broker already running there is used and left running). At exit the
+# demo's topics (demo.<run>.*) are deleted; the logs of the simulator and the connector are
+# kept in ${TMPDIR:-/tmp}/meetings-cdc-demo-<run>/ and their paths printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PY:-.venv/bin/python}"
@@ -8,28 +13,49 @@ BIN="$(cd "$(dirname "$PY")" && pwd)/meetings-cdc"
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 SIM_PORT="${DEMO_SIMULATOR_PORT:-18080}"
 METRICS_PORT="${DEMO_METRICS_PORT:-9400}"
+BOOTSTRAP="127.0.0.1:${KAFKA_PORT:-19092}"
 EVENT_ID=42
 RUN_ID="$(date +%s)"
+LOG_DIR="${TMPDIR:-/tmp}/meetings-cdc-demo-$RUN_ID"
+TOPIC_PREFIX="demo.$RUN_ID."
+mkdir -p "$LOG_DIR"
 pids=()
+started_kafka=0
+
+delete_topics() {
+  "$PY" - "$BOOTSTRAP" "$TOPIC_PREFIX" <<'PYTHON' || echo "demo: could not delete the topics ${TOPIC_PREFIX}*"
+import sys
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(sys.argv[2])]
+for name, future in admin.delete_topics(names).items() if names else ():
+    future.result(timeout=30)
+print(f"demo: deleted topics {', '.join(sorted(names)) or '(none)'}")
+PYTHON
+}
 
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "demo: stopping"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ "${started_kafka:-0}" == 1 ]]; then PYTHON="$PY" deploy/local/kafka.sh down; fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ "$started_kafka" == 1 ]]; then
+    PYTHON="$PY" deploy/local/kafka.sh down  # its data goes with it
+  else
+    delete_topics
+  fi
+  echo "demo: logs kept in $LOG_DIR/ (simulator.log, connector.log)"
 }
 trap cleanup INT TERM EXIT
 
-started_kafka=0
 if ! PYTHON="$PY" deploy/local/kafka.sh status >/dev/null; then
   PYTHON="$PY" deploy/local/kafka.sh up
   started_kafka=1
 fi
 
 "$BIN" simulate --host 127.0.0.1 --port "$SIM_PORT" --event-id "$EVENT_ID" \
-  --meetings 200 --churn-per-second 2 --seed "$RUN_ID" >/tmp/meetings-cdc-demo-simulator.log 2>&1 &
+  --meetings 200 --churn-per-second 2 --seed "$RUN_ID" >"$LOG_DIR/simulator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null && break
@@ -38,21 +64,27 @@ done
 
 export MEETINGS_CDC_API_BASE_URL="http://127.0.0.1:$SIM_PORT"
 export MEETINGS_CDC_EVENT_IDS="$EVENT_ID"
-export MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:${KAFKA_PORT:-19092}"
-export MEETINGS_CDC_CHANGES_TOPIC="demo.$RUN_ID.meetings.changes"
-export MEETINGS_CDC_STATE_TOPIC="demo.$RUN_ID.meetings.state"
-export MEETINGS_CDC_DLQ_TOPIC="demo.$RUN_ID.meetings.dlq"
+export MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP"
+export MEETINGS_CDC_CHANGES_TOPIC="${TOPIC_PREFIX}meetings.changes"
+export MEETINGS_CDC_STATE_TOPIC="${TOPIC_PREFIX}meetings.state"
+export MEETINGS_CDC_DLQ_TOPIC="${TOPIC_PREFIX}meetings.dlq"
 export MEETINGS_CDC_CONNECTOR_NAME="demo-$RUN_ID"
 export MEETINGS_CDC_POLL_INTERVAL_SECONDS=1
 export MEETINGS_CDC_SETTLE_SECONDS=1
 export MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS=30
+export MEETINGS_CDC_METRICS_HOST=127.0.0.1
 export MEETINGS_CDC_METRICS_PORT="$METRICS_PORT"
-"$BIN" run >/tmp/meetings-cdc-demo-connector.log 2>&1 &
+"$BIN" run >"$LOG_DIR/connector.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG
 demo: simulator  http://127.0.0.1:$SIM_PORT/api/v2/meetings/export?event_id=$EVENT_ID
-demo: connector  http://127.0.0.1:$METRICS_PORT/status  (metrics: /metrics, logs: /tmp/meetings-cdc-demo-connector.log)
+demo: connector  http://127.0.0.1:$METRICS_PORT/status  (metrics: /metrics)
+demo: logs       $LOG_DIR/simulator.log, $LOG_DIR/connector.log
 demo: change events of $MEETINGS_CDC_CHANGES_TOPIC follow (200 SNAPSHOT events first, then live changes). Ctrl-C stops.
 MSG
-"$BIN" tail --topic "$MEETINGS_CDC_CHANGES_TOPIC" --from-beginning --format summary
+# tail in the background so this shell can run cleanup() at Ctrl-C or SIGTERM right away
+"$BIN" tail --topic "$MEETINGS_CDC_CHANGES_TOPIC" --from-beginning --format summary \
+  --topic-timeout 60 &
+pids+=($!)
+wait "${pids[-1]}"

@@ -235,11 +235,11 @@ async def _churn(simulator, rng: random.Random, per_second: float) -> None:
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _seconds(iso: str) -> int:
-    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp())
+    return int(datetime.fromisoformat(iso).timestamp())
 
 
 def _converged(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -> bool:

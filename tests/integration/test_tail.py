@@ -41,7 +41,7 @@ def event(meeting_id: int, change_type: ChangeType, event_id: int = 10) -> Chang
         meeting_id=meeting_id,
         change=Change(change_type, (), None, after),
         modified_at=after.modified_at,
-        detected_at=1_767_100_001_000,
+        detected_at=1_767_100_001_250,
         version=1,
         source=SourceInfo("tail-test", "0.1.0", "created", 1_767_099_000_000, 1_767_100_000_000),
     )
@@ -117,7 +117,8 @@ def test_tail_prints_committed_events_and_never_aborted_ones(
     assert first["change_type"] == "CREATED"
     assert first["before"] is None
     assert first["after"]["location"] == "Hall Ω"
-    assert first["after"]["start_at"] == "2026-01-01T10:00:00.000Z"
+    assert first["after"]["start_at"] == "2026-01-01T10:00:00Z"  # as export prints it
+    assert first["detected_at"] == "2025-12-30T13:06:41.250Z"
     assert first["source"]["connector"] == "tail-test"
 
 
@@ -171,3 +172,122 @@ def test_tail_reports_a_bad_flag_with_exit_2(kafka_bootstrap: str) -> None:
     result = run_tail(kafka_bootstrap, "--max-messages", "0")
     assert result.returncode == 2
     assert "--max-messages" in result.stderr
+
+
+def test_until_end_prints_exactly_the_committed_records_and_exits_0(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], serdes: Serdes
+) -> None:
+    topic = topic_factory("tail.until-end", partitions=3)
+    produce(
+        kafka_bootstrap,
+        topic,
+        serdes,
+        [
+            ([event(i, ChangeType.CREATED) for i in range(1, 7)], True),
+            ([event(666, ChangeType.CREATED), event(667, ChangeType.CREATED)], False),
+            ([event(7, ChangeType.SNAPSHOT)], True),
+            ([event(668, ChangeType.CREATED)], False),  # an aborted one last: markers at end
+        ],
+    )
+
+    started = time.monotonic()
+    result = run_tail(
+        "127.0.0.1:1",  # the flag wins over the environment variable
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--until-end",
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["meeting_id"] for line in result.stdout.splitlines()) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+    assert time.monotonic() - started < 30
+
+
+def test_until_end_on_an_empty_topic_exits_0_at_once(
+    kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    topic = topic_factory("tail.until-end-empty", partitions=2)
+    result = run_tail(kafka_bootstrap, "--topic", topic, "--from-beginning", "--until-end")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_idle_timeout_ends_a_live_topic_whose_records_do_not_match(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], serdes: Serdes
+) -> None:
+    topic = topic_factory("tail.idle-live")
+    env = {**os.environ, "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    env.pop("MEETINGS_CDC_SCHEMA_REGISTRY_URL", None)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    args = ["--topic", topic, "--from-beginning", "--event-id", "11", "--idle-timeout", "3"]
+    with subprocess.Popen(
+        [sys.executable, "-m", "connector", "tail", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        try:
+            deadline = time.monotonic() + 40
+            sent = 0
+            # event 10 keeps writing, far more often than the idle timeout: tail must not wait
+            while proc.poll() is None and time.monotonic() < deadline:
+                e = event(1000 + sent, ChangeType.CREATED, event_id=10)
+                producer.produce(
+                    topic, serdes.encode_change_key(10, e.meeting_id), serdes.encode_change(e)
+                )
+                producer.flush(5)
+                sent += 1
+                time.sleep(0.2)
+            stdout, stderr = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stdout == ""
+    assert sent > 15  # records kept arriving during the idle timeout
+
+
+def test_a_missing_topic_exits_1_after_the_topic_timeout(kafka_bootstrap: str) -> None:
+    started = time.monotonic()
+    result = run_tail(
+        kafka_bootstrap, "--topic", f"tail.missing.{time.time_ns()}", "--topic-timeout", "3"
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "does not exist" in last
+    assert "--topic-timeout" in last
+    assert elapsed < 20
+
+
+def test_an_unreachable_broker_exits_1_naming_the_address(kafka_bootstrap: str) -> None:
+    started = time.monotonic()
+    result = run_tail("127.0.0.1:9", "--topic", "anything", "--topic-timeout", "3")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1
+    ours = [line for line in result.stderr.splitlines() if line.startswith("meetings-cdc tail:")]
+    assert ours[-1].startswith("meetings-cdc tail: cannot reach the Kafka broker at 127.0.0.1:9")
+    assert "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS" in ours[-1]
+    assert elapsed < 20
+
+
+def test_help_names_the_environment_variable_and_the_defaults(kafka_bootstrap: str) -> None:
+    result = run_tail(kafka_bootstrap, "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "$MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:19092" in text
+    assert "--until-end" in text
+    assert "(default 10.0)" in text

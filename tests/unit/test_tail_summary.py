@@ -13,10 +13,10 @@ def test_a_change_event_becomes_one_line_with_what_changed():
             "meeting_id": 913,
             "version": 3,
             "changed_fields": ["end_at", "start_at"],
-            "before": {"status": "confirmed", "start_at": "2026-11-25T10:00:00.000Z"},
+            "before": {"status": "confirmed", "start_at": "2026-11-25T10:00:00Z"},
             "after": {
                 "status": "confirmed",
-                "start_at": "2026-11-25T11:30:00.000Z",
+                "start_at": "2026-11-25T11:30:00Z",
                 "location": "Hall B",
             },
         }
