@@ -22,6 +22,7 @@ from tests.deploy.tools import (
     OPERATOR_KINDS,
     REPO,
     deploycheck_k8s,
+    documents,
     schema_problems,
 )
 
@@ -131,3 +132,19 @@ def test_image_tag_and_label_follow_the_package_version(rendered_docs) -> None:
     _, container = connector_workload(rendered_docs["base"])
     assert container["image"] == f"meetings-cdc:{version}"
     assert f"ARG VERSION={version}\n" in (REPO / "Dockerfile").read_text()
+
+
+def test_prometheusrule_runbook_urls_move_to_another_base_url() -> None:
+    """A fork publishing the runbook elsewhere gets every runbook_url rebased, anchors kept."""
+    generator = load_generator()
+    text = generator.RULES.read_text(encoding="utf-8")
+    (default,) = documents(generator.render(text))
+    (moved,) = documents(generator.render(text, "https://git.example/ops/RUNBOOK.md"))
+    urls = [r["annotations"]["runbook_url"] for g in moved["spec"]["groups"] for r in g["rules"]]
+    names = [r["alert"] for g in moved["spec"]["groups"] for r in g["rules"]]
+    assert urls == [f"https://git.example/ops/RUNBOOK.md#{n.lower()}" for n in names]
+    assert all(
+        r["annotations"]["runbook_url"].startswith(generator.RUNBOOK_BASE_URL + "#")
+        for g in default["spec"]["groups"]
+        for r in g["rules"]
+    )
