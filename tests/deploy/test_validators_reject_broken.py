@@ -288,6 +288,12 @@ def test_compose_validator_rejects_a_broken_compose_file(repo_copy, old, new, me
         ("      - --churn-per-second=5\n", "", "with churn"),
         ('CLUSTER_ID: "bWVldGluZ3MtY2RjLWRlbQ"', 'CLUSTER_ID: "meetings-cdc-demo"', "CLUSTER_ID"),
         ("      KAFKA_LOG_DIRS: /var/lib/kafka/data\n", "", "KAFKA_LOG_DIRS"),
+        ('"127.0.0.1:${GRAFANA_PORT:-3000}:3000"', '"${GRAFANA_PORT:-3000}:3000"',
+         "beyond 127.0.0.1"),
+        ('      GF_AUTH_BASIC_ENABLED: "false"\n',
+         '      GF_AUTH_BASIC_ENABLED: "true"\n      GF_SECURITY_ADMIN_PASSWORD: admin\n',
+         "grafana admin login"),
+        ("GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer", "GF_AUTH_ANONYMOUS_ORG_ROLE: Admin", "Viewers"),
     ],
 )  # fmt: skip
 def test_compose_structure_check_rejects_a_broken_stack(repo_copy, old, new, message) -> None:
