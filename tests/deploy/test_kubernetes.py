@@ -23,6 +23,7 @@ from tests.deploy.tools import (
     REPO,
     deploycheck_k8s,
     documents,
+    kustomize_build,
     schema_problems,
 )
 
@@ -148,3 +149,28 @@ def test_prometheusrule_runbook_urls_move_to_another_base_url() -> None:
         for g in default["spec"]["groups"]
         for r in g["rules"]
     )
+
+
+def test_without_operator_component_drops_only_the_operator_kinds(rendered_docs) -> None:
+    """A cluster without the monitoring.coreos.com CRDs can apply everything else, valid."""
+    rendered = kustomize_build(K8S / "overlays" / "without-prometheus-operator")
+    docs = documents(rendered)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    base = {(d["kind"], d["metadata"]["name"]) for d in rendered_docs["base"]}
+    assert kinds == {k for k in base if k[0] not in OPERATOR_KINDS}
+    assert not any(d["apiVersion"].startswith("monitoring.coreos.com/") for d in docs)
+    assert schema_problems(docs) == []
+    result = deploycheck_k8s(rendered)
+    assert result.returncode == 0, result.stderr
+    checks = {(r["kind"], r["name"]): set(r["checks"]) for r in result.reports}
+    assert checks[("Deployment", "meetings-cdc")] == {"strict-decode", "pod-security-restricted"}
+
+
+def test_example_overlay_labels_operator_objects_for_kube_prometheus_stack(rendered_docs) -> None:
+    """kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release`."""
+    for doc in rendered_docs["example"]:
+        labels = doc["metadata"].get("labels") or {}
+        if doc["kind"] in OPERATOR_KINDS:
+            assert labels.get("release") == "kube-prometheus-stack", doc["kind"]
+        else:
+            assert "release" not in labels, doc["kind"]
