@@ -1,5 +1,8 @@
 """Generate deploy/k8s/base/prometheusrule.yaml from deploy/monitoring/prometheus/alerts.yml.
 
+It also copies the rule file into the Helm chart (deploy/helm/meetings-cdc/files/alerts.yml),
+whose PrometheusRule template reads it: a chart cannot read files outside its directory.
+
 The Prometheus rule file is the single source of the alert rules: Prometheus in the compose
 stack loads it as it is, and the Prometheus operator gets the same groups wrapped in a
 PrometheusRule. Run after changing the rules (tests/deploy fails while the two differ)::
@@ -24,6 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "monitoring" / "prometheus" / "alerts.yml"
 OUTPUT = REPO / "deploy" / "k8s" / "base" / "prometheusrule.yaml"
+HELM_RULES = REPO / "deploy" / "helm" / "meetings-cdc" / "files" / "alerts.yml"
 # Where the runbook is published; alerts.yml spells it out in every runbook_url.
 RUNBOOK_BASE_URL = (
     "https://github.com/meetings-cdc/meetings-cdc/blob/main/deploy/monitoring/RUNBOOK.md"
@@ -103,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     output: Path = args.output
     expected = render(RULES.read_text(encoding="utf-8"), args.runbook_base_url.rstrip("#"))
     if args.check:
-        current = output.read_text(encoding="utf-8") if output.exists() else ""
-        if current != expected:
-            print(f"{output} is stale: run {Path(__file__).name}")
-            return 1
+        rules = RULES.read_text(encoding="utf-8")
+        for path, text in ((output, expected), (HELM_RULES, rules)):
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"{path} is stale: run {Path(__file__).name}")
+                return 1
         return 0
     output.write_text(expected, encoding="utf-8")
+    HELM_RULES.write_text(RULES.read_text(encoding="utf-8"), encoding="utf-8")
     return 0
 
 

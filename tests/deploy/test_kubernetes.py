@@ -114,6 +114,9 @@ def test_prometheusrule_is_generated_from_the_alert_rules(rendered_docs) -> None
         "deploy/k8s/base/prometheusrule.yaml is stale: run "
         ".venv/bin/python deploy/k8s/generate_prometheusrule.py"
     )
+    assert generator.HELM_RULES.read_text(encoding="utf-8") == generator.RULES.read_text(
+        encoding="utf-8"
+    ), "the Helm chart's files/alerts.yml is stale: run deploy/k8s/generate_prometheusrule.py"
     alerts = yaml.safe_load((REPO / "deploy/monitoring/prometheus/alerts.yml").read_text())
     for docs in rendered_docs.values():
         (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
