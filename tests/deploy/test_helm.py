@@ -157,3 +157,20 @@ def test_chart_default_image_tag_is_the_package_version(helm_docs) -> None:
     assert chart["appVersion"] == version
     _, container = connector_workload(helm_docs)
     assert container["image"] == f"meetings-cdc:{version}"
+
+
+def test_readme_documents_every_chart_value() -> None:
+    """Each value of values.yaml (to the second level) is named in README's Kubernetes section."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    kubernetes = readme.split("### Kubernetes", 1)[1].split("\n### ", 1)[0]
+    values = yaml.safe_load((HELM_CHART / "values.yaml").read_text(encoding="utf-8"))
+    names = []
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in {"settings", "resources", "strategy"} and value:
+            names += [
+                f"{key}.{sub}" if f"`{key}.{sub}`" in kubernetes else f".{sub}" for sub in value
+            ]
+        else:
+            names.append(key)
+    missing = [n for n in names if f"`{n}" not in kubernetes and f"{n}`" not in kubernetes]
+    assert missing == [], f"README Kubernetes/Helm lacks {missing}"
