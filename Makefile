@@ -32,7 +32,7 @@ kafka-down: ## stop the local Kafka broker started by kafka-up
 demo: venv ## broker + simulator with churn + connector + tail: watch events stream by
 	PY=$(PY) deploy/local/demo.sh
 
-tools: ## build the offline deploy validators (kustomize, deploycheck) into ~/.cache
+tools: ## build the offline deploy validators (kustomize, helm, deploycheck) into ~/.cache
 	.ci/install-tools
 
 system-packages: ## Debian's prometheus + promtool for the monitoring tests (apt, once)

@@ -302,6 +302,9 @@ def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
     for name, service in services.items():
         if "healthcheck" not in service:
             problems.append(f"service {name} has no healthcheck")
+        for port in service.get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"service {name} publishes {port} beyond 127.0.0.1")
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
             if source and source.startswith((".", "/")) and not (root / source).exists():
@@ -404,6 +407,16 @@ def compose_problems(compose: dict[str, Any], root: Path) -> list[str]:
                 problems.append(f"dashboard provider path {path} is no mounted dashboard folder")
     if not list(provisioning.glob("datasources/*.y*ml")):
         problems.append("grafana has no provisioned data source")
+    genv = {k: str(v) for k, v in (services["grafana"].get("environment") or {}).items()}
+    if genv.get("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Viewer":
+        problems.append("grafana's anonymous users must be Viewers")
+    admin_login_off = (
+        genv.get("GF_AUTH_DISABLE_LOGIN_FORM") == "true"
+        and genv.get("GF_AUTH_BASIC_ENABLED") == "false"
+    )
+    password = genv.get("GF_SECURITY_ADMIN_PASSWORD", "admin")
+    if not admin_login_off and (password in {"", "admin"} or not password.startswith("${")):
+        problems.append("grafana admin login must be off or its password come from a variable")
     home = (services["grafana"].get("environment") or {}).get(
         "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH", ""
     )

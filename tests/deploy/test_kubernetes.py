@@ -22,6 +22,8 @@ from tests.deploy.tools import (
     OPERATOR_KINDS,
     REPO,
     deploycheck_k8s,
+    documents,
+    kustomize_build,
     schema_problems,
 )
 
@@ -121,6 +123,9 @@ def test_prometheusrule_is_generated_from_the_alert_rules(rendered_docs) -> None
         "deploy/k8s/base/prometheusrule.yaml is stale: run "
         ".venv/bin/python deploy/k8s/generate_prometheusrule.py"
     )
+    assert generator.HELM_RULES.read_text(encoding="utf-8") == generator.RULES.read_text(
+        encoding="utf-8"
+    ), "the Helm chart's files/alerts.yml is stale: run deploy/k8s/generate_prometheusrule.py"
     alerts = yaml.safe_load((REPO / "deploy/monitoring/prometheus/alerts.yml").read_text())
     for docs in rendered_docs.values():
         (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
@@ -140,3 +145,44 @@ def test_image_tag_and_label_follow_the_package_version(rendered_docs) -> None:
     _, container = connector_workload(rendered_docs["base"])
     assert container["image"] == f"meetings-cdc:{version}"
     assert f"ARG VERSION={version}\n" in (REPO / "Dockerfile").read_text()
+
+
+def test_prometheusrule_runbook_urls_move_to_another_base_url() -> None:
+    """A fork publishing the runbook elsewhere gets every runbook_url rebased, anchors kept."""
+    generator = load_generator()
+    text = generator.RULES.read_text(encoding="utf-8")
+    (default,) = documents(generator.render(text))
+    (moved,) = documents(generator.render(text, "https://git.example/ops/RUNBOOK.md"))
+    urls = [r["annotations"]["runbook_url"] for g in moved["spec"]["groups"] for r in g["rules"]]
+    names = [r["alert"] for g in moved["spec"]["groups"] for r in g["rules"]]
+    assert urls == [f"https://git.example/ops/RUNBOOK.md#{n.lower()}" for n in names]
+    assert all(
+        r["annotations"]["runbook_url"].startswith(generator.RUNBOOK_BASE_URL + "#")
+        for g in default["spec"]["groups"]
+        for r in g["rules"]
+    )
+
+
+def test_without_operator_component_drops_only_the_operator_kinds(rendered_docs) -> None:
+    """A cluster without the monitoring.coreos.com CRDs can apply everything else, valid."""
+    rendered = kustomize_build(K8S / "overlays" / "without-prometheus-operator")
+    docs = documents(rendered)
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    base = {(d["kind"], d["metadata"]["name"]) for d in rendered_docs["base"]}
+    assert kinds == {k for k in base if k[0] not in OPERATOR_KINDS}
+    assert not any(d["apiVersion"].startswith("monitoring.coreos.com/") for d in docs)
+    assert schema_problems(docs) == []
+    result = deploycheck_k8s(rendered)
+    assert result.returncode == 0, result.stderr
+    checks = {(r["kind"], r["name"]): set(r["checks"]) for r in result.reports}
+    assert checks[("Deployment", "meetings-cdc")] == {"strict-decode", "pod-security-restricted"}
+
+
+def test_example_overlay_labels_operator_objects_for_kube_prometheus_stack(rendered_docs) -> None:
+    """kube-prometheus-stack selects ServiceMonitors and PrometheusRules by `release`."""
+    for doc in rendered_docs["example"]:
+        labels = doc["metadata"].get("labels") or {}
+        if doc["kind"] in OPERATOR_KINDS:
+            assert labels.get("release") == "kube-prometheus-stack", doc["kind"]
+        else:
+            assert "release" not in labels, doc["kind"]

@@ -25,6 +25,7 @@ from tests.deploy.test_kubernetes import load_generator
 from tests.deploy.tools import (
     COMPOSE_FILE,
     DOCKERFILE,
+    HELM_CHART,
     K8S,
     REPO,
     compose_env,
@@ -33,6 +34,8 @@ from tests.deploy.tools import (
     documents,
     env_problems,
     hadolint,
+    helm_lint,
+    helm_template,
     kustomize_build,
     manifest_env,
     schema_problems,
@@ -288,6 +291,12 @@ def test_compose_validator_rejects_a_broken_compose_file(repo_copy, old, new, me
         ("      - --churn-per-second=5\n", "", "with churn"),
         ('CLUSTER_ID: "bWVldGluZ3MtY2RjLWRlbQ"', 'CLUSTER_ID: "meetings-cdc-demo"', "CLUSTER_ID"),
         ("      KAFKA_LOG_DIRS: /var/lib/kafka/data\n", "", "KAFKA_LOG_DIRS"),
+        ('"127.0.0.1:${GRAFANA_PORT:-3000}:3000"', '"${GRAFANA_PORT:-3000}:3000"',
+         "beyond 127.0.0.1"),
+        ('      GF_AUTH_BASIC_ENABLED: "false"\n',
+         '      GF_AUTH_BASIC_ENABLED: "true"\n      GF_SECURITY_ADMIN_PASSWORD: admin\n',
+         "grafana admin login"),
+        ("GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer", "GF_AUTH_ANONYMOUS_ORG_ROLE: Admin", "Viewers"),
     ],
 )  # fmt: skip
 def test_compose_structure_check_rejects_a_broken_stack(repo_copy, old, new, message) -> None:
@@ -369,3 +378,87 @@ def test_command_check_rejects_a_misspelt_flag(repo_copy) -> None:
     problems = command_problems(compose["services"]["simulator"]["command"])
     assert problems
     assert "unrecognized arguments: --churn-per-secnd=5" in problems[0]
+
+
+# --- helm: lint, template, schemas, agreement with the kustomize base ---------------------
+
+
+@pytest.fixture
+def chart_copy(tmp_path: Path) -> Path:
+    """A copy of deploy/helm/meetings-cdc."""
+    target = tmp_path / "meetings-cdc"
+    shutil.copytree(HELM_CHART, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("Chart.yaml", "version: 0.1.0", "version: one", "version"),
+        ("templates/service.yaml", "  type: ClusterIP", "  type: {{ .Values.nowhere.type }}",
+         "nil pointer"),
+        ("templates/deployment.yaml", "          args: [\"run\"]", "          args: [\"run\"",
+         "deployment.yaml"),
+    ],
+)  # fmt: skip
+def test_helm_lint_rejects_a_broken_chart(chart_copy, file, old, new, message) -> None:
+    replace(chart_copy / file, old, new)
+    result = helm_lint(chart_copy)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_helm_template_rejects_a_setting_without_the_prefix(chart_copy) -> None:
+    with pytest.raises(AssertionError, match=r"settings\.POLL_INTERVAL"):
+        helm_template(chart_copy, "--set", "settings.POLL_INTERVAL=5")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("          startupProbe:", "          startupprobe:", "Additional properties"),
+        ("      terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}",
+         "      terminationGracePeriodSeconds: \"{{ .Values.terminationGracePeriodSeconds }}\"",
+         "is not of type"),
+    ],
+)  # fmt: skip
+def test_schema_validation_rejects_a_broken_chart(chart_copy, old, new, message) -> None:
+    replace(chart_copy / "templates/deployment.yaml", old, new)
+    problems = schema_problems(documents(helm_template(chart_copy)))
+    assert any(message in p for p in problems), problems
+
+
+def test_deploycheck_rejects_a_chart_breaking_pod_security(chart_copy) -> None:
+    replace(
+        chart_copy / "templates/deployment.yaml",
+        "allowPrivilegeEscalation: false",
+        "allowPrivilegeEscalation: true",
+    )
+    result = deploycheck_k8s(helm_template(chart_copy))
+    assert result.returncode == 1
+    assert "allowPrivilegeEscalation != false" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("templates/deployment.yaml", "            periodSeconds: 15",
+         "            periodSeconds: 20"),
+        ("templates/deployment.yaml", "              mountPath: /tmp",
+         "              mountPath: /var/tmp"),
+        ("values.yaml", "  MEETINGS_CDC_LOG_LEVEL: INFO", "  MEETINGS_CDC_LOG_LEVEL: DEBUG"),
+        ("values.yaml", "    memory: 512Mi", "    memory: 1Gi"),
+        ("templates/networkpolicy.yaml", "        - port: 53\n          protocol: TCP\n", ""),
+        ("files/alerts.yml", "for: 2m", "for: 3m"),
+    ],
+)  # fmt: skip
+def test_agreement_check_rejects_a_chart_drifting_from_the_base(
+    chart_copy, rendered_docs, file, old, new
+) -> None:
+    from tests.deploy.test_helm import _comparable
+
+    replace(chart_copy / file, old, new)
+    helm = _comparable(documents(helm_template(chart_copy)))
+    base = _comparable(rendered_docs["base"])
+    assert sorted(helm) == sorted(base)
+    assert [key for key in base if helm[key] != base[key]]

@@ -66,6 +66,24 @@ def kustomize_build(directory: Path) -> str:
     return result.stdout
 
 
+HELM_CHART = REPO / "deploy" / "helm" / "meetings-cdc"
+# The release name under which the chart's objects carry the kustomize base's names.
+HELM_RELEASE = "meetings-cdc"
+
+
+def helm_template(chart: Path, *args: str, release: str = HELM_RELEASE) -> str:
+    """Render a chart offline; fails with helm's message when it does not render."""
+    result = run([tool("helm"), "template", release, chart, *args])
+    if result.returncode != 0:
+        raise AssertionError(f"helm template {chart} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def helm_lint(chart: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``helm lint --strict`` (warnings fail too)."""
+    return run([tool("helm"), "lint", "--strict", chart, *args])
+
+
 def documents(text: str) -> list[dict[str, Any]]:
     """The non-empty documents of a YAML stream."""
     return [d for d in yaml.safe_load_all(text) if d]

@@ -126,8 +126,10 @@ def test_every_alert_is_documented(rule: dict[str, object]) -> None:
     assert isinstance(labels, dict)
     assert isinstance(annotations, dict)
     assert labels["severity"] in {"critical", "warning"}
-    assert set(annotations) >= {"summary", "description", "runbook"}
-    anchor = str(annotations["runbook"]).split("#", 1)[1]
+    assert set(annotations) >= {"summary", "description", "runbook_url"}
+    page, _, anchor = str(annotations["runbook_url"]).partition("#")
+    assert page.endswith("/deploy/monitoring/RUNBOOK.md"), annotations["runbook_url"]
+    assert anchor == str(rule["alert"]).lower()
     headings = {
         h.strip().lower() for h in re.findall(r"^## (.+)$", RUNBOOK.read_text(), re.MULTILINE)
     }
