@@ -92,7 +92,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     heartbeat = asyncio.create_task(_heartbeat(health))
     publishers: dict[int, TransactionalPublisher] = {}
     try:
-        await asyncio.to_thread(wait_for_brokers, settings.kafka_client_config())
+        await _unless_stopped(
+            stop, asyncio.to_thread(wait_for_brokers, settings.kafka_client_config())
+        )
         admin = AdminClient(settings.kafka_client_config())
         partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
         serdes = make_serdes(
