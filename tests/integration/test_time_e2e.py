@@ -62,7 +62,7 @@ async def until_api_clock(simulator, unix: int) -> None:
 
 
 def seconds(iso: str) -> int:
-    return int(datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp())
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
 def assert_matches_truth(after: dict[str, Any], truth: dict[str, Any]) -> None:
