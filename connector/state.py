@@ -157,7 +157,7 @@ def restore(
     )
     records = 0
     try:
-        pending = _partitions_to_read(consumer, topic, partitions)
+        pending = end_offsets(consumer, topic, partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
         deadline = clock() + timeout
         last_log = clock()
@@ -179,7 +179,7 @@ def restore(
                     )
                 records += 1
                 _apply_record(states, codec, msg.key(), msg.value())
-            _drop_finished(consumer, topic, pending)
+            drop_read_to_end(consumer, topic, pending)
             if clock() - last_log > 5:
                 last_log = clock()
                 log.info("restoring state", extra={"records": records, "topic": topic})
@@ -197,10 +197,10 @@ def restore(
     return states, report
 
 
-def _partitions_to_read(
-    consumer: Consumer, topic: str, partitions: Iterable[int]
-) -> dict[int, int]:
-    """End offset (the last stable offset, for read_committed) of each non-empty partition."""
+def end_offsets(consumer: Consumer, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+    """End offset (the last stable offset, for read_committed) of each non-empty partition;
+    ``FatalPublishError`` when the offsets cannot be read (after retries: a topic created a
+    moment ago may not have a partition leader yet)."""
     ends: dict[int, int] = {}
     for partition in set(partitions):
         for attempt in range(1, _OFFSET_ATTEMPTS + 1):
@@ -224,7 +224,10 @@ def _partitions_to_read(
     return ends
 
 
-def _drop_finished(consumer: Consumer, topic: str, pending: dict[int, int]) -> None:
+def drop_read_to_end(consumer: Consumer, topic: str, pending: dict[int, int]) -> None:
+    """Forget the partitions of ``pending`` (partition -> end offset) whose consumer
+    position reached their end. By position, not by the last record's offset: markers of
+    committed or aborted transactions occupy the last offsets."""
     if not pending:
         return
     positions = consumer.position([TopicPartition(topic, p) for p in pending])

@@ -26,8 +26,9 @@ from typing import Any, TextIO
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from connector.config import KafkaSettings, load_settings
-from connector.errors import SerializationError
+from connector.errors import FatalPublishError, SerializationError
 from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
+from connector.state import drop_read_to_end, end_offsets
 
 POLL_SECONDS = 0.5
 BOOTSTRAP_VARIABLE = "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"
@@ -126,7 +127,10 @@ def main(args: argparse.Namespace) -> int:
             return 0
         ends: dict[int, int] | None = None
         if args.until_end:
-            ends = _end_offsets(consumer, topic, partitions)
+            try:
+                ends = end_offsets(consumer, topic, partitions)
+            except FatalPublishError as exc:
+                raise TailError(str(exc)) from None
             start = OFFSET_BEGINNING if args.from_beginning else OFFSET_STORED_OR_RESET
             consumer.assign([TopicPartition(topic, p, start) for p in partitions])
         elif args.from_beginning:
@@ -209,36 +213,6 @@ def _await_topic(
     return None
 
 
-def _end_offsets(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
-    """End offset of every non-empty partition now: for a read_committed consumer the last
-    stable offset, which counts the transaction markers at the end."""
-    ends: dict[int, int] = {}
-    for partition in partitions:
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=10, cached=False
-            )
-        except KafkaException as exc:
-            raise TailError(
-                f"cannot read the end offsets of {topic}[{partition}]: {exc.args[0].str()}"
-            ) from None
-        if high > low:
-            ends[partition] = high
-    return ends
-
-
-def _drop_read_to_end(consumer: Consumer, topic: str, ends: dict[int, int]) -> None:
-    """Forget partitions whose position reached their end. By position, not by the last
-    record's offset: markers of committed or aborted transactions occupy the last offsets
-    (as in ``connector.state``'s restore)."""
-    if not ends:
-        return
-    for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-        end = ends.get(tp.partition)
-        if end is not None and tp.offset >= end:
-            del ends[tp.partition]
-
-
 def _loop(
     consumer: Consumer,
     serdes: Serdes,
@@ -258,7 +232,7 @@ def _loop(
         if args.idle_timeout is not None and time.monotonic() - last_printed > args.idle_timeout:
             break
         if ends is not None:
-            _drop_read_to_end(consumer, topic, ends)
+            drop_read_to_end(consumer, topic, ends)
             if not ends:
                 break
         msg = consumer.poll(POLL_SECONDS)
