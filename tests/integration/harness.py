@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
@@ -183,3 +184,34 @@ class ChangeLog:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def seconds(iso: str) -> int:
+    """Unix seconds of a date-time as tail and export print it (``...Z``)."""
+    return int(datetime.fromisoformat(iso).timestamp())
+
+
+def converged(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -> bool:
+    """Whether the last event of every meeting matches the API's ground truth ``truth``
+    (``GET /admin/meetings``), and every meeting no longer there was last DELETED."""
+    last: dict[int, dict[str, Any]] = {}
+    for event in events:
+        last[event["meeting_id"]] = event
+    for meeting_id, event in last.items():
+        if meeting_id not in truth and event["change_type"] != "DELETED":
+            return False
+    for meeting_id, meeting in truth.items():
+        event = last.get(meeting_id)
+        if event is None or event["after"] is None:
+            return False
+        after = event["after"]
+        if (
+            after["status"] != meeting["status"]
+            or seconds(after["start_at"]) != meeting["start"]
+            or seconds(after["modified_at"]) != meeting["updated_at"]
+            or [p["account_id"] for p in after["participants"]]
+            != [p["account_id"] for p in meeting["participants"]]
+            or after["location"] != meeting["location"]
+        ):
+            return False
+    return True

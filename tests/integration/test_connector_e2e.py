@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, past_settle
+from tests.integration.harness import (
+    ChangeLog,
+    ConnectorProcess,
+    connector_env,
+    converged,
+    past_settle,
+    seconds,
+)
 
 EVENT = 1
 T0 = 1_900_000_000  # a scheduled start, far from "now"
@@ -184,7 +191,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(simulator, 
     final, log = await running(MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="2")
     truth = {m["meeting_id"]: m for m in await simulator.truth(EVENT)}
     history = await simulator.history(EVENT)
-    await log.wait_for(lambda ev: _converged(ev, truth), 90, "the final state of every meeting")
+    await log.wait_for(lambda ev: converged(ev, truth), 90, "the final state of every meeting")
     assert await final.terminate() == 0
 
     by_meeting: dict[int, list[dict[str, Any]]] = {}
@@ -200,7 +207,7 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(simulator, 
         # every published version is one the API really had
         for event in events:
             if event["after"] is not None:
-                at = _seconds(event["after"]["modified_at"])
+                at = seconds(event["after"]["modified_at"])
                 assert (meeting_id, at) in observed_versions, (meeting_id, at)
 
 
@@ -236,34 +243,6 @@ async def _churn(simulator, rng: random.Random, per_second: float) -> None:
 
 def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _seconds(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp())
-
-
-def _converged(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -> bool:
-    last: dict[int, dict[str, Any]] = {}
-    for event in events:
-        last[event["meeting_id"]] = event
-    for meeting_id, event in last.items():
-        if meeting_id not in truth and event["change_type"] != "DELETED":
-            return False
-    for meeting_id, meeting in truth.items():
-        event = last.get(meeting_id)
-        if event is None or event["after"] is None:
-            return False
-        after = event["after"]
-        if (
-            after["status"] != meeting["status"]
-            or _seconds(after["start_at"]) != meeting["start"]
-            or _seconds(after["modified_at"]) != meeting["updated_at"]
-            or [p["account_id"] for p in after["participants"]]
-            != [p["account_id"] for p in meeting["participants"]]
-            or after["location"] != meeting["location"]
-        ):
-            return False
-    return True
 
 
 async def test_several_events_sync_concurrently_in_one_process(

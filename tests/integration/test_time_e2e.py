@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from connector.simulator.app import SimulatorConfig
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.integration.harness import (
+    ChangeLog,
+    ConnectorProcess,
+    connector_env,
+    converged,
+    seconds,
+)
 
 EVENT = 1
 T0 = 1_900_000_000
@@ -59,10 +65,6 @@ async def until_api_clock(simulator, unix: int) -> None:
     """Wait for the API's clock (it runs at the wall clock's pace) to reach ``unix``."""
     now = (await simulator.get_clock())["now"]
     await asyncio.sleep(max(0, unix - now) + 0.1)
-
-
-def seconds(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
 
 
 def assert_matches_truth(after: dict[str, Any], truth: dict[str, Any]) -> None:
@@ -177,23 +179,6 @@ async def _churn(simulator, rng: random.Random, meeting_ids: list[int], stop: as
         await asyncio.sleep(0.1)
 
 
-def _converged(events: list[dict[str, Any]], truth: dict[int, dict[str, Any]]) -> bool:
-    last = _last(events)
-    for meeting_id, meeting in truth.items():
-        event = last.get(meeting_id)
-        if event is None or event["after"] is None:
-            return False
-        after = event["after"]
-        if (
-            after["status"] != meeting["status"]
-            or seconds(after["start_at"]) != meeting["start"]
-            or seconds(after["modified_at"]) != meeting["updated_at"]
-            or after["location"] != meeting["location"]
-        ):
-            return False
-    return True
-
-
 async def test_a_clock_step_back_while_meetings_change_loses_and_duplicates_nothing(
     simulator, connect
 ):
@@ -219,10 +204,10 @@ async def test_a_clock_step_back_while_meetings_change_loses_and_duplicates_noth
         await churn
 
     truth = await _truth(simulator)
-    await log.wait_for(lambda ev: _converged(ev, truth), 60, "the API's current state")
+    await log.wait_for(lambda ev: converged(ev, truth), 60, "the API's current state")
     await log.settle(2)
     assert_exactly_once(log.events)
-    assert _converged(log.events, truth)
+    assert converged(log.events, truth)
     older = [
         e
         for e in log.events
