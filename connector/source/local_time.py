@@ -62,8 +62,8 @@ def resolve_interval(
     bounds, when known, say where each must lie. Bounds that no candidate meets are
     ignored (a row outside its window is the API's doing, not a reason to fail).
     """
-    first = _within(earlier, earlier_bounds)
-    second = _within(later, later_bounds)
+    first = within(earlier, earlier_bounds)
+    second = within(later, later_bounds)
     best: tuple[int, int] | None = None
     best_key: tuple[int, int, int, int] | None = None
     for a in first:
@@ -76,7 +76,8 @@ def resolve_interval(
     return best
 
 
-def _within(candidates: tuple[int, ...], bounds: Bounds | None) -> tuple[int, ...]:
+def within(candidates: tuple[int, ...], bounds: Bounds | None) -> tuple[int, ...]:
+    """The candidates inside ``bounds``; all of them when none is (or no bounds)."""
     if bounds is None or len(candidates) == 1:
         return candidates
     inside = tuple(c for c in candidates if bounds[0] <= c <= bounds[1])

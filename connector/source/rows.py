@@ -25,7 +25,7 @@ from typing import Any
 
 from connector.errors import MalformedRowError
 from connector.model import Extra, Participant, freeze_extra
-from connector.source.local_time import Bounds, instants, resolve_interval
+from connector.source.local_time import Bounds, instants, resolve_interval, within
 from connector.source.windows import Window, WindowKind
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -368,7 +368,7 @@ class RowParser:
             return None
         folds = self._folds.get(value) if isinstance(value, str) else None
         if folds is not None and window is not None:
-            millis = resolve_interval(folds, folds, _bounds(window), _bounds(window))[0]
+            millis = within(folds, _bounds(window))[0]
         return millis // 1000
 
     # --- date-times ------------------------------------------------------------------------
@@ -380,17 +380,14 @@ class RowParser:
         window: Window | None,
     ) -> tuple[int, int, int, int]:
         """``values`` (start, end, created, modified) with repeated local times resolved."""
-        folds = self._folds
-        start_text, end_text, created_text, modified_text = (
-            t if isinstance(t, str) else None for t in texts
-        )
+        start_text, end_text, created_text, modified_text = texts
         start_at, end_at, created_at, modified_at = values
-        if start_text in folds or end_text in folds:
+        candidates = self._candidates
+        if self._repeats(start_text) or self._repeats(end_text):
             start_at, end_at = resolve_interval(
-                folds.get(start_text, (start_at,)),  # type: ignore[arg-type]
-                folds.get(end_text, (end_at,)),  # type: ignore[arg-type]
+                candidates(start_text, start_at), candidates(end_text, end_at)
             )
-        if created_text in folds or modified_text in folds:
+        if self._repeats(created_text) or self._repeats(modified_text):
             created_bounds = modified_bounds = None
             if window is not None:
                 if window.kind is WindowKind.CREATED:
@@ -398,12 +395,21 @@ class RowParser:
                 else:
                     modified_bounds = _bounds(window)
             created_at, modified_at = resolve_interval(
-                folds.get(created_text, (created_at,)),  # type: ignore[arg-type]
-                folds.get(modified_text, (modified_at,)),  # type: ignore[arg-type]
+                candidates(created_text, created_at),
+                candidates(modified_text, modified_at),
                 created_bounds,
                 modified_bounds,
             )
         return start_at, end_at, created_at, modified_at
+
+    def _repeats(self, text: object) -> bool:
+        """Whether ``text`` is a local time that a fall-back repeats (seen before)."""
+        return isinstance(text, str) and text in self._folds
+
+    def _candidates(self, text: object, value: int) -> tuple[int, ...]:
+        """Both instants of a repeated local time, else ``value`` alone."""
+        folds = self._folds.get(text) if isinstance(text, str) else None
+        return (value,) if folds is None else folds
 
     def _millis(self, value: object) -> int:
         """Epoch ms of a date-time; the first occurrence for a repeated local time (whose

@@ -176,9 +176,9 @@ def follow_api_clock(
         created = min(created, target)
     if modified > upper or (floor is not None and modified >= floor):
         modified = min(modified, target)
-    if (created, modified) == (watermarks.created_through, watermarks.modified_through):
-        return Followed(watermarks, ahead if ahead > upper else None)
-    return Followed(Watermarks(created, modified), ahead if ahead > upper else None)
+    unchanged = (created, modified) == (watermarks.created_through, watermarks.modified_through)
+    followed = watermarks if unchanged else Watermarks(created, modified)
+    return Followed(followed, ahead if ahead > upper else None)
 
 
 def advance(watermarks: Watermarks, window: Window) -> Watermarks:
