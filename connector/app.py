@@ -92,10 +92,10 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
     heartbeat = asyncio.create_task(_heartbeat(health))
     publishers: dict[int, TransactionalPublisher] = {}
     try:
-        await _unless_stopped(
-            stop, asyncio.to_thread(wait_for_brokers, settings.kafka_client_config())
-        )
         admin = AdminClient(settings.kafka_client_config())
+        await _unless_stopped(
+            stop, asyncio.to_thread(wait_for_brokers, admin, settings.kafka_bootstrap_servers)
+        )
         partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
         serdes = make_serdes(
             settings, settings.changes_topic, settings.state_topic, settings.dlq_topic

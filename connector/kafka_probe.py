@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -51,13 +50,15 @@ class _Recorder(logging.Filter):
         return True
 
 
-def wait_for_brokers(conf: dict[str, Any], timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
-    """Return once a broker answers; raise ``BrokerUnreachableError`` after ``timeout``."""
+def wait_for_brokers(
+    admin: AdminClient, servers: str, timeout: float = STARTUP_TIMEOUT_SECONDS
+) -> None:
+    """Return once a broker of ``servers`` answers ``admin`` (the client the start-up goes
+    on with); raise ``BrokerUnreachableError`` after ``timeout``."""
     recorder = _Recorder()
     logger = logging.getLogger(LOGGER_NAME)
     # Inserted first, so it sees every line before the throttle drops repetitions.
     logger.filters.insert(0, recorder)
-    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -71,8 +72,8 @@ def wait_for_brokers(conf: dict[str, Any], timeout: float = STARTUP_TIMEOUT_SECO
     finally:
         admin.poll(0)
         logger.removeFilter(recorder)
-    servers = [s.strip() for s in str(conf.get("bootstrap.servers", "")).split(",") if s.strip()]
-    details = ", ".join(f"{s}: {recorder.reasons.get(s, 'no answer')}" for s in servers)
+    addresses = [s.strip() for s in servers.split(",") if s.strip()]
+    details = ", ".join(f"{s}: {recorder.reasons.get(s, 'no answer')}" for s in addresses)
     raise BrokerUnreachableError(
         f"MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS: no broker answered within {timeout:g}s ({details})"
     )
