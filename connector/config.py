@@ -325,16 +325,18 @@ def closest_name(name: str, known: set[str] | frozenset[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def _did_you_mean(name: str, known: set[str] | frozenset[str]) -> str:
+    suggestion = closest_name(name, known)
+    return f"; did you mean {suggestion}?" if suggestion else ""
+
+
 def unknown_names(given: list[str], known: set[str] | frozenset[str], *, label: str) -> list[str]:
     """One problem per name of ``given`` not in ``known``, with the closest known name."""
-    problems = []
-    for name in sorted(given):
-        if name in known:
-            continue
-        suggestion = closest_name(name, known)
-        hint = f"; did you mean {suggestion}?" if suggestion else ""
-        problems.append(f"{label}{name}: unknown setting{hint}")
-    return problems
+    return [
+        f"{label}{name}: unknown setting{_did_you_mean(name, known)}"
+        for name in sorted(given)
+        if name not in known
+    ]
 
 
 def _environment_problems(environ: Mapping[str, str]) -> list[str]:
@@ -369,8 +371,7 @@ def _config_file_problems(environ: Mapping[str, str]) -> list[str]:
         if name.upper().startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in known:
             hint = f"; write {name[len(ENV_PREFIX) :]} (no prefix in the file)"
         else:
-            suggestion = closest_name(name, known)
-            hint = f"; did you mean {suggestion}?" if suggestion else ""
+            hint = _did_you_mean(name, known)
         problems.append(f"{CONFIG_FILE_VARIABLE}: {path}: key {key}: unknown setting{hint}")
     return problems
 
