@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml simulator/pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "need $(PYTHON_BIN) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ./simulator -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e ./simulator
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv; install the package with dev extras and the simulator
