@@ -86,7 +86,7 @@ if ! buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
 fi
 
 log "building $IMAGE on $BASE_IMAGE"
-buildah bud --isolation chroot --format docker --layers --quiet \
+buildah bud --isolation chroot --format docker --layers --force-rm --quiet \
     --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
     -t "$IMAGE" . >/dev/null
 log "built $IMAGE"
