@@ -24,9 +24,12 @@ from types import FrameType
 from typing import Any, TextIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from connector.config import KafkaSettings, load_settings
 from connector.errors import FatalPublishError, SerializationError
+from connector.kafka_probe import BrokerUnreachableError, wait_for_brokers
+from connector.logs import configure_logging
 from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
 from connector.state import drop_read_to_end, end_offsets
 
@@ -117,6 +120,13 @@ def main(args: argparse.Namespace) -> int:
     if args.bootstrap_servers is not None:
         overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
     settings = load_settings(KafkaSettings, **overrides)
+    # Log lines (librdkafka's included) go to stderr in the configured format, as in `run`.
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    try:
+        _check_brokers(settings, args.topic_timeout)
+    except TailError as exc:
+        print(f"meetings-cdc tail: {exc}", file=sys.stderr)
+        return 1
     serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
     topic = args.topic or settings.changes_topic
     consumer = new_consumer(settings, args)
@@ -146,6 +156,18 @@ def main(args: argparse.Namespace) -> int:
     finally:
         stopper.restore()
         consumer.close()
+
+
+def _check_brokers(settings: KafkaSettings, timeout: float) -> None:
+    """The start-up check of `run` (``wait_for_brokers``): a broker answers within
+    ``timeout``, else TailError naming each address and librdkafka's reason."""
+    servers = settings.kafka_bootstrap_servers
+    admin = AdminClient(settings.kafka_client_config())
+    try:
+        wait_for_brokers(admin, servers, timeout=timeout)
+    except BrokerUnreachableError as exc:
+        message = f"cannot reach the Kafka broker at {servers} (--bootstrap-servers): {exc}"
+        raise TailError(message) from None
 
 
 # An assignment at this offset starts at the group's committed offset, else where
