@@ -24,7 +24,6 @@ from types import FrameType
 from typing import Any, TextIO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from connector.config import KafkaSettings, load_settings
 from connector.errors import FatalPublishError, SerializationError
@@ -120,18 +119,14 @@ def main(args: argparse.Namespace) -> int:
     if args.bootstrap_servers is not None:
         overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
     settings = load_settings(KafkaSettings, **overrides)
-    # Log lines (librdkafka's included) go to stderr in the configured format, as in `run`.
+    # librdkafka's lines go through the JSON logger, deduplicated (never raw on stderr).
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
-    try:
-        _check_brokers(settings, args.topic_timeout)
-    except TailError as exc:
-        print(f"meetings-cdc tail: {exc}", file=sys.stderr)
-        return 1
     serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
     topic = args.topic or settings.changes_topic
     consumer = new_consumer(settings, args)
     stopper = _Stopper()
     try:
+        _await_broker(consumer, settings.kafka_bootstrap_servers, args.topic_timeout)
         partitions = _await_topic(consumer, topic, args.topic_timeout, settings, stopper)
         if partitions is None:  # stopped while waiting
             return 0
@@ -156,18 +151,6 @@ def main(args: argparse.Namespace) -> int:
     finally:
         stopper.restore()
         consumer.close()
-
-
-def _check_brokers(settings: KafkaSettings, timeout: float) -> None:
-    """The start-up check of `run` (``wait_for_brokers``): a broker answers within
-    ``timeout``, else TailError naming each address and librdkafka's reason."""
-    servers = settings.kafka_bootstrap_servers
-    admin = AdminClient(settings.kafka_client_config())
-    try:
-        wait_for_brokers(admin, servers, timeout=timeout)
-    except BrokerUnreachableError as exc:
-        message = f"cannot reach the Kafka broker at {servers} (--bootstrap-servers): {exc}"
-        raise TailError(message) from None
 
 
 # An assignment at this offset starts at the group's committed offset, else where
@@ -196,6 +179,17 @@ def _consumer_config(
         }
     )
     return conf
+
+
+def _await_broker(consumer: Consumer, servers: str, timeout: float) -> None:
+    """The start-up check of ``run``, on tail's consumer: each address and why it fails."""
+    try:
+        wait_for_brokers(consumer, servers, timeout)
+    except BrokerUnreachableError as exc:
+        raise TailError(
+            f"cannot reach the Kafka broker at {servers} ({BOOTSTRAP_VARIABLE} or "
+            f"--bootstrap-servers) within {timeout:g} s: {exc.details}"
+        ) from None
 
 
 def _await_topic(
