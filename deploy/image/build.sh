@@ -7,6 +7,7 @@
 #
 #   deploy/image/build.sh            # -> localhost/meetings-cdc:test
 #   IMAGE=localhost/meetings-cdc:dev deploy/image/build.sh
+#   WITH_SIMULATOR=true IMAGE=localhost/meetings-cdc:demo deploy/image/build.sh   # + simulator
 #
 # Users with Docker build the Dockerfile directly on the public python:3.11-slim-bookworm.
 set -euo pipefail
@@ -14,6 +15,8 @@ cd "$(dirname "$0")/../.."
 
 IMAGE="${IMAGE:-localhost/meetings-cdc:test}"
 BASE_IMAGE="${BASE_IMAGE:-localhost/meetings-cdc-base:bookworm}"
+# The Dockerfile's WITH_SIMULATOR: true also installs the API simulator (the demo image).
+WITH_SIMULATOR="${WITH_SIMULATOR:-false}"
 CACHE="${MEETINGS_CDC_IMAGE_CACHE:-$HOME/.cache/meetings-cdc/image}"
 ROOTFS_TAR="$CACHE/debian-bookworm-python3.11.tar"
 # Debian packages of the base: the interpreter, venv (ensurepip), useradd/groupadd.
@@ -87,6 +90,6 @@ fi
 
 log "building $IMAGE on $BASE_IMAGE"
 buildah bud --isolation chroot --format docker --layers --force-rm --quiet \
-    --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
+    --build-arg PYTHON_IMAGE="$BASE_IMAGE" --build-arg WITH_SIMULATOR="$WITH_SIMULATOR" \
     -t "$IMAGE" . >/dev/null
 log "built $IMAGE"

@@ -1,7 +1,9 @@
 """The container image, built and started: ``deploy/image/build.sh`` (``make image``) builds
-the Dockerfile with buildah on a debootstrapped Debian base; ``buildah run`` then starts
-``meetings-cdc --help``, ``simulate`` and ``run`` from it as its non-root user (UID 10001)
-against the local broker, and the snapshot must arrive in the changes topic.
+the Dockerfile with buildah on a debootstrapped Debian base, as shipped and as the demo
+variant (``WITH_SIMULATOR=true``: with the API simulator); ``buildah run`` then starts
+``meetings-cdc --help`` and ``run`` from the shipped image and ``meetings-cdc simulate`` from
+the demo image, as the non-root user (UID 10001), against the local broker, and the snapshot
+must arrive in the changes topic.
 
 No Docker engine is needed: buildah's chroot isolation runs the image's processes directly on
 this machine, sharing its network (the test checks that: the host reaches the simulator in
@@ -29,6 +31,7 @@ from tests.integration.harness import ChangeLog, connector_env, free_port
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "deploy" / "image" / "build.sh"
 IMAGE = os.environ.get("MEETINGS_CDC_TEST_IMAGE", "localhost/meetings-cdc:test")
+DEMO_IMAGE = f"{IMAGE}-demo"
 USER = "10001:10001"
 EVENT = 1
 MEETINGS = 25
@@ -43,27 +46,34 @@ def buildah(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The image, built (or found up to date) by the ``make image`` script."""
+def build(image: str, *, with_simulator: bool) -> str:
+    """``image``, built (or found up to date) by the ``make image`` script."""
+    env = {**os.environ, "IMAGE": image, "WITH_SIMULATOR": str(with_simulator).lower()}
     result = subprocess.run(
-        [str(BUILD)],
-        env={**os.environ, "IMAGE": IMAGE},
-        capture_output=True,
-        text=True,
-        timeout=1700,
-        check=False,
+        [str(BUILD)], env=env, capture_output=True, text=True, timeout=1700, check=False
     )
     assert result.returncode == 0, f"{BUILD.name} failed:\n{result.stderr[-6000:]}"
-    return IMAGE
+    return image
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The image as shipped."""
+    return build(IMAGE, with_simulator=False)
+
+
+@pytest.fixture(scope="module")
+def demo_image(image: str) -> str:
+    """The demo variant: the same plus the API simulator (``meetings-cdc simulate``)."""
+    return build(DEMO_IMAGE, with_simulator=True)
 
 
 @pytest.fixture
-def working_container(image: str) -> Iterator[Callable[[], str]]:
-    """A factory of buildah working containers made from the image; removed at teardown."""
+def working_container() -> Iterator[Callable[[str], str]]:
+    """A factory of buildah working containers made from an image; removed at teardown."""
     made: list[str] = []
 
-    def make() -> str:
+    def make(image: str) -> str:
         name = f"meetings-cdc-test-{uuid.uuid4().hex[:10]}"
         result = buildah("from", "--quiet", "--pull=never", "--name", name, image)
         assert result.returncode == 0, result.stderr
@@ -135,7 +145,7 @@ def test_image_config_and_help_as_the_non_root_user(image, working_container) ->
     assert config["User"] == USER
     assert "9400/tcp" in config["ExposedPorts"]
 
-    container = working_container()
+    container = working_container(image)
     whoami = subprocess.run(
         run_args(container, "id", "-u"), capture_output=True, text=True, timeout=120
     )
@@ -150,12 +160,12 @@ def test_image_config_and_help_as_the_non_root_user(image, working_container) ->
 
 
 async def test_simulate_and_run_from_the_image_deliver_the_snapshot(
-    image, working_container, kafka_bootstrap, unique_name
+    image, demo_image, working_container, kafka_bootstrap, unique_name
 ) -> None:
     port = free_port()
     simulator = await asyncio.create_subprocess_exec(
         *run_args(
-            working_container(),
+            working_container(demo_image),
             "meetings-cdc",
             "simulate",
             "--host",
@@ -205,7 +215,7 @@ async def test_simulate_and_run_from_the_image_deliver_the_snapshot(
         assert len(truth) == MEETINGS
 
         connector = await asyncio.create_subprocess_exec(
-            *run_args(working_container(), "meetings-cdc", "run", env=env),
+            *run_args(working_container(image), "meetings-cdc", "run", env=env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
