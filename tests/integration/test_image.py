@@ -241,3 +241,24 @@ async def test_simulate_and_run_from_the_image_deliver_the_snapshot(
         if connector is not None:
             await stop(connector)
         await stop(simulator)
+
+
+def test_the_shipped_image_leaves_the_simulator_out_and_the_demo_has_it(
+    image, demo_image, working_container
+) -> None:
+    shipped = subprocess.run(
+        run_args(working_container(image), "meetings-cdc", "simulate", "--help"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shipped.returncode == 2, shipped.stdout + shipped.stderr
+    assert "pip install meetings-cdc-simulator" in shipped.stderr
+    demo = subprocess.run(
+        run_args(working_container(demo_image), "meetings-cdc", "simulate", "--help"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "--churn-per-second" in demo.stdout
