@@ -9,7 +9,7 @@ KAFKA := PYTHON=$(abspath $(PY)) deploy/local/kafka.sh
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools system-packages
+.PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools system-packages image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,8 +35,11 @@ demo: venv ## broker + simulator with churn + connector + tail: watch events str
 tools: ## build the offline deploy validators (kustomize, helm, deploycheck) into ~/.cache
 	.ci/install-tools
 
-system-packages: ## Debian's prometheus + promtool for the monitoring tests (apt, once)
+system-packages: ## Debian's prometheus, promtool, buildah, debootstrap for the tests (apt, once)
 	.ci/install-system-packages
+
+image: system-packages ## build localhost/meetings-cdc:test with buildah on a debootstrapped Debian base
+	deploy/image/build.sh
 
 test: venv tools system-packages ## unit + integration tests against a real broker and the simulator
 	@started=0; \

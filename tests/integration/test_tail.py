@@ -287,6 +287,22 @@ def test_an_unreachable_broker_exits_1_naming_the_address(kafka_bootstrap: str) 
     assert elapsed < 20
 
 
+def test_an_unreachable_broker_is_named_with_its_reason_and_logs_are_json(
+    kafka_bootstrap: str,
+) -> None:
+    """The start-up check of `run` (wait_for_brokers): each address with librdkafka's reason;
+    librdkafka's lines arrive as JSON log records (MEETINGS_CDC_LOG_FORMAT), never raw."""
+    result = run_tail("127.0.0.1:9", "--topic", "anything", "--topic-timeout", "3")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("meetings-cdc tail: cannot reach the Kafka broker at 127.0.0.1:9")
+    assert "127.0.0.1:9: Connect to ipv4#127.0.0.1:9 failed: Connection refused" in lines[-1]
+    logged = [json.loads(line) for line in lines if not line.startswith("meetings-cdc tail:")]
+    assert logged, result.stderr
+    assert any(r["logger"] == "connector.kafka" and r["level"] == "ERROR" for r in logged)
+    assert not any(line.startswith("%") for line in lines)
+
+
 def test_help_names_the_environment_variable_and_the_defaults(kafka_bootstrap: str) -> None:
     result = run_tail(kafka_bootstrap, "--help")
     assert result.returncode == 0
