@@ -81,7 +81,8 @@ def _replica_problems(
     strategy = workload["spec"].get("strategy") or {}
     rolling = strategy.get("rollingUpdate") or {}
     if strategy.get("type") != "RollingUpdate" or (
-        str(rolling.get("maxSurge")), str(rolling.get("maxUnavailable"))
+        str(rolling.get("maxSurge")),
+        str(rolling.get("maxUnavailable")),
     ) != ("1", "0"):
         problems.append("strategy must be RollingUpdate with maxSurge 1 and maxUnavailable 0")
     selector = workload["spec"]["selector"]["matchLabels"]
