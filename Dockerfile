@@ -3,6 +3,9 @@
 #   docker build -t meetings-cdc:local .
 #     (optional: --build-arg REVISION=$(git rev-parse HEAD) CREATED=... SOURCE=<repo URL>)
 #   docker run --rm meetings-cdc:local --help
+#   docker build --build-arg WITH_SIMULATOR=true -t meetings-cdc:demo .   (docker-compose.yml)
+#     also installs the API simulator (simulator/, `meetings-cdc simulate`), a test and demo
+#     tool that the default image leaves out.
 # The builder stage installs the package and its dependencies (all published as wheels) into a
 # virtualenv; the final stage copies only that virtualenv onto a slim Python: no compilers, no
 # pip cache, no sources. The entrypoint is exec-form, so `meetings-cdc` is PID 1 and receives
@@ -12,6 +15,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
+ARG WITH_SIMULATOR=false
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -21,9 +25,15 @@ COPY pyproject.toml README.md ./
 COPY connector ./connector
 # connector/schemas is a symlink to ../schemas: the wheel packages the .avsc files from it.
 COPY schemas ./schemas
-# A wheel of the project, then the wheel installed with its dependencies into the venv.
+COPY simulator ./simulator
+# A wheel of the project, then the wheel installed with its dependencies into the venv; the
+# simulator's wheel too with WITH_SIMULATOR=true.
 RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
-    && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl
+    && /opt/venv/bin/pip install --no-cache-dir /dist/*.whl \
+    && if [ "$WITH_SIMULATOR" = true ]; then \
+         /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /dist-simulator ./simulator \
+         && /opt/venv/bin/pip install --no-cache-dir /dist-simulator/*.whl; \
+       fi
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
@@ -50,7 +60,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 EXPOSE 9400
-# Liveness of the main loop; the simulator (same image) overrides this in docker-compose.yml.
+# Liveness of the main loop; the simulator (the WITH_SIMULATOR=true build) overrides this in
+# docker-compose.yml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=4 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MEETINGS_CDC_METRICS_PORT', '9400') + '/healthz', timeout=4)"]
 ENTRYPOINT ["meetings-cdc"]

@@ -14,14 +14,14 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml simulator/pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "need $(PYTHON_BIN) (Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -e ./simulator
 	touch $@
 
-venv: $(VENV)/.installed ## create .venv and install the package with dev extras
+venv: $(VENV)/.installed ## create .venv; install the package with dev extras and the simulator
 
 kafka-up: venv ## start the local Kafka broker (KRaft) on 127.0.0.1:$KAFKA_PORT
 	$(KAFKA) up
@@ -48,7 +48,7 @@ test: venv tools system-packages ## unit + integration tests against a real brok
 test-unit: venv ## the fast unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy --strict on connector/
+lint: venv ## ruff check, ruff format --check, mypy --strict on connector/ and the simulator
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 from connector.config import ApiSettings
-from connector.simulator.testing import SimulatorProcess
 from connector.source.client import ExportClient, RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.windows import Window, WindowKind
+from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000
 RUNS = 5

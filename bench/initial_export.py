@@ -44,7 +44,7 @@ from connector.config import KafkaSettings
 from connector.engine import MAX_RECORDS_PER_TRANSACTION
 from connector.publisher import ensure_topics, producer_config
 from connector.serde import Serdes, SingleObjectFraming
-from connector.simulator.testing import SimulatorProcess
+from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000
 RUNS = 3

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError
 from bench.common import bootstrap, delete_topics, fmt, record, summary, unique_name
 from bench.connector_process import ConnectorProcess, connector_env, topics_of
 from connector.serde import Serdes, SingleObjectFraming
-from connector.simulator.testing import SimulatorProcess
+from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 20_000
 EVENT_ID = 1

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from connector.simulator.export import EXPORT_PATH
-from connector.simulator.testing import SimulatorProcess
+from meetings_simulator.export import EXPORT_PATH
+from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000
 PER_PAGE = 500

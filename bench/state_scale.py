@@ -63,16 +63,16 @@ from connector.metrics import Metrics
 from connector.model import Meeting, Participant
 from connector.publisher import Record, TransactionalPublisher, ensure_topics, transactional_id
 from connector.serde import Serdes, SingleObjectFraming
-from connector.simulator import workload
-from connector.simulator.model import SimMeeting
-from connector.simulator.people import person_for
-from connector.simulator.render import TimeFormatter, meeting_fields, participant_fields
-from connector.simulator.testing import SimulatorProcess
 from connector.source.assembly import assemble
 from connector.source.client import ExportClient, RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.rows import RowParser
 from connector.state import EventState, restore
+from meetings_simulator import workload
+from meetings_simulator.model import SimMeeting
+from meetings_simulator.people import person_for
+from meetings_simulator.render import TimeFormatter, meeting_fields, participant_fields
+from tests.simulator_harness import SimulatorProcess
 
 EVENT_ID = 1
 SIM_MEETINGS = 1_000

@@ -19,9 +19,16 @@ from connector.errors import ConfigError
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("run", "connector.app", "run the connector: poll the API, publish change events"),
     ("export", "connector.source.export_command", "one-shot export of meetings as JSON lines"),
-    ("simulate", "connector.simulator.command", "run the ExpoPlatform meetings API simulator"),
+    ("simulate", "meetings_simulator.command", "run the ExpoPlatform meetings API simulator"),
     ("tail", "connector.tail", "print the change events of a topic as JSON lines"),
 )
+
+# Subcommands whose module ships in a distribution of its own: what to install when it is not
+# importable. The simulator is a test and demo tool, kept out of the connector's wheel.
+INSTALL_HINTS: dict[str, str] = {
+    "simulate": "the simulator is not installed: pip install meetings-cdc-simulator "
+    "(from a checkout: pip install -e ./simulator)",
+}
 
 EXIT_USAGE = 2
 
@@ -44,7 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module_name, help_text in SUBCOMMANDS:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if name not in INSTALL_HINTS or module_name.split(".")[0] != exc.name:
+                raise  # a module missing inside an installed command is a bug, not a choice
+            # Any arguments, --help included, get the install hint (see main).
+            command = sub.add_parser(name, help=f"{help_text} (not installed)", add_help=False)
+            command.set_defaults(_not_installed=INSTALL_HINTS[name])
+            continue
         command = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command)
         command.set_defaults(_main=module.main)
@@ -54,7 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m connector``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # parse_args() with its own check of the leftovers, after the not-installed case
+    args, unrecognized = parser.parse_known_args(argv)
+    hint = getattr(args, "_not_installed", None)
+    if hint is not None:
+        print(f"meetings-cdc {args.command}: {hint}", file=sys.stderr)
+        return EXIT_USAGE
+    if unrecognized:
+        parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
     try:
         result: int = args._main(args)
     except ConfigError as exc:

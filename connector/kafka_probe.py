@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from connector.errors import ConnectorError
 from connector.kafka_logs import LOGGER_NAME
@@ -26,8 +26,23 @@ _FAILURE = re.compile(
 )
 
 
+class KafkaClient(Protocol):
+    """What the check needs of a client: an AdminClient, a Consumer or a Producer."""
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> Any:
+        """Cluster metadata; raises ``KafkaException`` when no broker answers."""
+
+    def poll(self, *args: Any, **kwargs: Any) -> Any:
+        """Serve callbacks (librdkafka's log lines among them)."""
+
+
 class BrokerUnreachableError(ConnectorError):
-    """No broker of the bootstrap list answered at start-up."""
+    """No broker of the bootstrap list answered at start-up; ``details`` gives each
+    address with librdkafka's reason."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 def failure_of(text: str) -> tuple[str, str] | None:
@@ -51,10 +66,11 @@ class _Recorder(logging.Filter):
 
 
 def wait_for_brokers(
-    admin: AdminClient, servers: str, timeout: float = STARTUP_TIMEOUT_SECONDS
+    client: KafkaClient, servers: str, timeout: float = STARTUP_TIMEOUT_SECONDS
 ) -> None:
-    """Return once a broker of ``servers`` answers ``admin`` (the client the start-up goes
-    on with); raise ``BrokerUnreachableError`` after ``timeout``."""
+    """Return once a broker of ``servers`` answers ``client`` (the client the start-up goes
+    on with: ``run``'s AdminClient, ``tail``'s consumer before it is assigned anything);
+    raise ``BrokerUnreachableError`` after ``timeout``."""
     recorder = _Recorder()
     logger = logging.getLogger(LOGGER_NAME)
     # Inserted first, so it sees every line before the throttle drops repetitions.
@@ -63,17 +79,18 @@ def wait_for_brokers(
     try:
         while True:
             try:
-                admin.list_topics(timeout=1.0)
+                client.list_topics(timeout=1.0)
                 return
             except KafkaException:
-                admin.poll(0)  # deliver librdkafka's log lines (reasons) to our logger
+                client.poll(0)  # deliver librdkafka's log lines (reasons) to our logger
                 if time.monotonic() >= deadline:
                     break
     finally:
-        admin.poll(0)
+        client.poll(0)
         logger.removeFilter(recorder)
     addresses = [s.strip() for s in servers.split(",") if s.strip()]
     details = ", ".join(f"{s}: {recorder.reasons.get(s, 'no answer')}" for s in addresses)
     raise BrokerUnreachableError(
-        f"MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS: no broker answered within {timeout:g}s ({details})"
+        f"MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS: no broker answered within {timeout:g}s ({details})",
+        details,
     )

@@ -27,6 +27,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connector.config import KafkaSettings, load_settings
 from connector.errors import FatalPublishError, SerializationError
+from connector.kafka_probe import BrokerUnreachableError, wait_for_brokers
+from connector.logs import configure_logging
 from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
 from connector.state import drop_read_to_end, end_offsets
 
@@ -117,11 +119,14 @@ def main(args: argparse.Namespace) -> int:
     if args.bootstrap_servers is not None:
         overrides["kafka_bootstrap_servers"] = args.bootstrap_servers
     settings = load_settings(KafkaSettings, **overrides)
+    # librdkafka's lines go through the JSON logger, deduplicated (never raw on stderr).
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
     topic = args.topic or settings.changes_topic
     consumer = new_consumer(settings, args)
     stopper = _Stopper()
     try:
+        _await_broker(consumer, settings.kafka_bootstrap_servers, args.topic_timeout)
         partitions = _await_topic(consumer, topic, args.topic_timeout, settings, stopper)
         if partitions is None:  # stopped while waiting
             return 0
@@ -174,6 +179,17 @@ def _consumer_config(
         }
     )
     return conf
+
+
+def _await_broker(consumer: Consumer, servers: str, timeout: float) -> None:
+    """The start-up check of ``run``, on tail's consumer: each address and why it fails."""
+    try:
+        wait_for_brokers(consumer, servers, timeout)
+    except BrokerUnreachableError as exc:
+        raise TailError(
+            f"cannot reach the Kafka broker at {servers} ({BOOTSTRAP_VARIABLE} or "
+            f"--bootstrap-servers) within {timeout:g} s: {exc.details}"
+        ) from None
 
 
 def _await_topic(

@@ -89,7 +89,7 @@ def topic_factory(admin, unique_name):  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def simulator_factory():  # type: ignore[no-untyped-def]
     """Start in-process simulators (``EmbeddedSimulator``); all stop at teardown."""
-    from connector.simulator.testing import EmbeddedSimulator
+    from tests.simulator_harness import EmbeddedSimulator
 
     started: list[EmbeddedSimulator] = []
 
@@ -113,7 +113,7 @@ async def simulator(simulator_factory):  # type: ignore[no-untyped-def]
 @pytest.fixture
 async def simulator_process():  # type: ignore[no-untyped-def]
     """Start ``meetings-cdc simulate`` subprocesses (``SimulatorProcess``); stopped at teardown."""
-    from connector.simulator.testing import SimulatorProcess
+    from tests.simulator_harness import SimulatorProcess
 
     started: list[SimulatorProcess] = []
 

@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector.simulator.app import SimulatorConfig
-from connector.simulator.testing import EmbeddedSimulator
+from meetings_simulator.app import SimulatorConfig
 from tests.chaos.broker import OwnBroker
 from tests.chaos.oracle import (
     Timing,
@@ -41,6 +40,7 @@ from tests.chaos.oracle import (
     judge,
 )
 from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.simulator_harness import EmbeddedSimulator
 
 EVENT = 1
 POLL_SECONDS = 0.5

@@ -541,6 +541,52 @@ def dockerfile_problems(path: Path) -> list[str]:
     return problems
 
 
+# --- the simulator: only in the WITH_SIMULATOR=true build, which compose's simulator uses -----
+
+
+def simulator_image_problems(dockerfile: Path, compose: dict[str, Any]) -> list[str]:
+    """The default image leaves the simulator (simulator/) out; ``--build-arg
+    WITH_SIMULATOR=true`` installs it, and compose builds its simulator service so, apart
+    from the connector's image."""
+    from dockerfile_parse import DockerfileParser
+
+    instructions = DockerfileParser(path=str(dockerfile)).structure
+    problems: list[str] = []
+    defaults = [
+        item["value"].partition("=")[2].strip()
+        for item in instructions
+        if item["instruction"] == "ARG" and item["value"].partition("=")[0] == "WITH_SIMULATOR"
+    ]
+    if defaults != ["false"]:
+        problems.append(f"the Dockerfile must declare ARG WITH_SIMULATOR=false, not {defaults}")
+    installs = [
+        item["value"]
+        for item in instructions
+        if item["instruction"] == "RUN" and "./simulator" in item["value"]
+    ]
+    if not installs:
+        problems.append("no RUN installs ./simulator (for WITH_SIMULATOR=true)")
+    for run in installs:
+        if not re.search(r'if \[ "\$\{?WITH_SIMULATOR\}?" = "?true"? \]', run):
+            problems.append("./simulator must be installed only if WITH_SIMULATOR=true")
+
+    services = compose.get("services") or {}
+
+    def with_simulator(name: str) -> str:
+        build = (services.get(name) or {}).get("build")
+        args = (build.get("args") if isinstance(build, dict) else None) or {}
+        return str(args.get("WITH_SIMULATOR", "false")).lower()
+
+    if with_simulator("simulator") != "true":
+        problems.append("the compose simulator must build with WITH_SIMULATOR=true")
+    if with_simulator("connector") == "true":
+        problems.append("the compose connector must run the image without the simulator")
+    images = {name: (services.get(name) or {}).get("image") for name in ("simulator", "connector")}
+    if images["simulator"] == images["connector"]:
+        problems.append(f"the simulator and connector images need two tags, not {images}")
+    return problems
+
+
 # --- commands given to the image ------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from tests.deploy.structure import (
     dockerfile_problems,
     kafka_security_problems,
     settings_problems,
+    simulator_image_problems,
     workload_problems,
 )
 from tests.deploy.test_kubernetes import load_generator
@@ -353,6 +354,31 @@ def test_dockerfile_structure_check_rejects_a_broken_dockerfile(tmp_path, old, n
     shutil.copy(DOCKERFILE, broken)
     replace(broken, old, new)
     problems = dockerfile_problems(broken)
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("Dockerfile", "ARG WITH_SIMULATOR=false", "ARG WITH_SIMULATOR=true",
+         "ARG WITH_SIMULATOR=false"),
+        ("Dockerfile", 'if [ "$WITH_SIMULATOR" = true ]; then', "if true; then",
+         "only if WITH_SIMULATOR=true"),
+        ("Dockerfile", "--wheel-dir /dist-simulator ./simulator", "--wheel-dir /dist-simulator sim",
+         "no RUN installs ./simulator"),
+        ("docker-compose.yml", '        WITH_SIMULATOR: "true"', '        WITH_SIMULATOR: "false"',
+         "compose simulator must build with WITH_SIMULATOR=true"),
+        ("docker-compose.yml", "    image: meetings-cdc:demo\n", "",
+         "need two tags"),
+        ("docker-compose.yml", "    command: [\"run\"]\n",
+         "    command: [\"run\"]\n    build:\n      context: .\n      args:\n"
+         "        WITH_SIMULATOR: \"true\"\n", "connector must run the image without"),
+    ],
+)  # fmt: skip
+def test_simulator_image_check_rejects_a_broken_build(repo_copy, file, old, new, message):
+    replace(repo_copy / file, old, new)
+    compose = yaml.safe_load((repo_copy / "docker-compose.yml").read_text())
+    problems = simulator_image_problems(repo_copy / "Dockerfile", compose)
     assert any(message in p for p in problems), problems
 
 

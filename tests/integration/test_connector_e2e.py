@@ -258,7 +258,7 @@ def _iso(seconds: int) -> str:
 async def test_several_events_sync_concurrently_in_one_process(
     simulator_factory, kafka_bootstrap, unique_name
 ):
-    from connector.simulator.app import SimulatorConfig
+    from meetings_simulator.app import SimulatorConfig
 
     sim = await simulator_factory(SimulatorConfig(event_ids=(11, 12)))
     first = await sim.create(event_id=11, start=T0, participants=[1, 2])

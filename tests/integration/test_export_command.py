@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from connector.simulator.app import SimulatorConfig
+from meetings_simulator.app import SimulatorConfig
 
 SECRET = "sk-export-secret-42"
 

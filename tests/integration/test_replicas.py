@@ -9,11 +9,11 @@ from datetime import datetime
 
 from confluent_kafka import Producer
 
-from connector.simulator.app import SimulatorConfig
-from connector.simulator.testing import EmbeddedSimulator
+from meetings_simulator.app import SimulatorConfig
 from tests.chaos.oracle import Timing, judge
 from tests.chaos.runner import Run, committed_cycles, converged, log_lines
 from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.simulator_harness import EmbeddedSimulator
 
 T0 = 1_900_000_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from connector.simulator.client import SimulatorHTTPError
+from meetings_simulator.client import SimulatorHTTPError
 
 T0 = 1_750_000_000
 S0 = 1_760_000_000

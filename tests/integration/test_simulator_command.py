@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import pytest
 
-from connector.simulator.export import EXPORT_PATH
+from meetings_simulator.export import EXPORT_PATH
 
 
 def simulate(*args: str) -> subprocess.CompletedProcess[str]:

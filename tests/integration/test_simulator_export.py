@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connector.simulator.app import SimulatorConfig
-from connector.simulator.clock import SimClock
-from connector.simulator.export import EXPORT_PATH
-from connector.simulator.render import ROW_KEYS
+from meetings_simulator.app import SimulatorConfig
+from meetings_simulator.clock import SimClock
+from meetings_simulator.export import EXPORT_PATH
+from meetings_simulator.render import ROW_KEYS
 
 T0 = 1_750_000_000  # creation times
 S0 = 1_760_000_000  # scheduled starts

@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from connector.simulator.export import EXPORT_PATH
+from meetings_simulator.export import EXPORT_PATH
 
 S0 = 1_760_000_000
 

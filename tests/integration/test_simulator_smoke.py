@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.simulator.app import SimulatorConfig
+from meetings_simulator.app import SimulatorConfig
 
 
 async def test_in_process_fixture_serves_created_meeting(simulator) -> None:

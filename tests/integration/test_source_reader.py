@@ -20,11 +20,11 @@ from connector.config import ApiSettings
 from connector.errors import RetriableSourceError
 from connector.metrics import Metrics
 from connector.model import Meeting
-from connector.simulator.app import SimulatorConfig
-from connector.simulator.workload import Churn
 from connector.source.client import ExportClient, ExportPage, RequestLimiter
 from connector.source.reader import WindowPart, WindowReader, read_window
 from connector.source.windows import Window, WindowKind
+from meetings_simulator.app import SimulatorConfig
+from meetings_simulator.workload import Churn
 
 EVENT = 1
 

@@ -281,6 +281,9 @@ def test_an_unreachable_broker_exits_1_naming_the_address(kafka_bootstrap: str) 
     ours = [line for line in result.stderr.splitlines() if line.startswith("meetings-cdc tail:")]
     assert ours[-1].startswith("meetings-cdc tail: cannot reach the Kafka broker at 127.0.0.1:9")
     assert "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS" in ours[-1]
+    assert "within 3 s: 127.0.0.1:9: " in ours[-1]  # each address, and why it fails
+    assert "Connection refused" in ours[-1]
+    assert "%3|" not in result.stderr  # librdkafka's lines went through the logger
     assert elapsed < 20
 
 

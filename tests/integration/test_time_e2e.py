@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connector.simulator.app import SimulatorConfig
+from meetings_simulator.app import SimulatorConfig
 from tests.integration.harness import (
     ChangeLog,
     ConnectorProcess,

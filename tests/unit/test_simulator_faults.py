@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from connector.simulator.errors import BadParameter
-from connector.simulator.faults import FaultInjector, FaultSet
+from meetings_simulator.errors import BadParameter
+from meetings_simulator.faults import FaultInjector, FaultSet
 
 
 def test_empty_body_is_no_faults() -> None:

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.simulator.errors import BadParameter
-from connector.simulator.query import RowFilter, parse_export_query
-from connector.simulator.render import TimeFormatter
+from meetings_simulator.errors import BadParameter
+from meetings_simulator.query import RowFilter, parse_export_query
+from meetings_simulator.render import TimeFormatter
 
 
 def test_defaults() -> None:

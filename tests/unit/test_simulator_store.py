@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.simulator.errors import MeetingNotFound
-from connector.simulator.model import SimMeeting, SimParticipant
-from connector.simulator.query import ExportQuery, RowFilter
-from connector.simulator.render import ROW_KEYS, TimeFormatter
-from connector.simulator.store import MeetingStore
+from meetings_simulator.errors import MeetingNotFound
+from meetings_simulator.model import SimMeeting, SimParticipant
+from meetings_simulator.query import ExportQuery, RowFilter
+from meetings_simulator.render import ROW_KEYS, TimeFormatter
+from meetings_simulator.store import MeetingStore
 
 T0 = 1_750_000_000
 

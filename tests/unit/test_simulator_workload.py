@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from zoneinfo import ZoneInfo
 
-from connector.simulator.app import SimulatorConfig, build_simulator
-from connector.simulator.clock import SimClock
-from connector.simulator.query import ExportQuery, RowFilter
-from connector.simulator.render import TimeFormatter
-from connector.simulator.store import MeetingStore
-from connector.simulator.workload import seed_store
+from meetings_simulator.app import SimulatorConfig, build_simulator
+from meetings_simulator.clock import SimClock
+from meetings_simulator.query import ExportQuery, RowFilter
+from meetings_simulator.render import TimeFormatter
+from meetings_simulator.store import MeetingStore
+from meetings_simulator.workload import seed_store
 
 NOW = 1_760_000_000
 

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from connector import state_values
 from connector.serde import Serdes, SingleObjectFraming
-from connector.simulator.render import TimeFormatter, meeting_fields, participant_fields
-from connector.simulator.store import MeetingStore
-from connector.simulator.workload import seed_store
 from connector.source.assembly import assemble
 from connector.source.rows import RowParser
 from connector.state import EventState
 from connector.state_values import TRAIN_AFTER, StateValues
+from meetings_simulator.render import TimeFormatter, meeting_fields, participant_fields
+from meetings_simulator.store import MeetingStore
+from meetings_simulator.workload import seed_store
 
 NOW = 1_760_000_000
 UTC = ZoneInfo("UTC")

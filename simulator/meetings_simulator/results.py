@@ -14,8 +14,8 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 
-from connector.simulator.model import SimMeeting, SimParticipant
-from connector.simulator.query import Order, OrderBy, RowFilter
+from meetings_simulator.model import SimMeeting, SimParticipant
+from meetings_simulator.query import Order, OrderBy, RowFilter
 
 #: A row as the store keeps it: (meeting part, participant part) of its JSON text.
 RowParts = tuple[str, str]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 
-from connector.simulator.model import SimMeeting
+from meetings_simulator.model import SimMeeting
 
 _MAX_ID = 2**63
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from connector.simulator.clock import SimClock
-from connector.simulator.faults import FaultInjector
-from connector.simulator.store import MeetingStore
-from connector.simulator.workload import Churn, EventPlan
+from meetings_simulator.clock import SimClock
+from meetings_simulator.faults import FaultInjector
+from meetings_simulator.store import MeetingStore
+from meetings_simulator.workload import Churn, EventPlan
 
 
 @dataclass(slots=True)

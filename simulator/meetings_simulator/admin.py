@@ -14,9 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from connector.simulator.errors import BadParameter
-from connector.simulator.faults import FaultSet
-from connector.simulator.model import (
+from meetings_simulator.errors import BadParameter
+from meetings_simulator.faults import FaultSet
+from meetings_simulator.model import (
     MEETING_STATUSES,
     PARTICIPANT_ROLES,
     PARTICIPANT_STATUSES,
@@ -24,9 +24,9 @@ from connector.simulator.model import (
     SimParticipant,
     participant_status_for,
 )
-from connector.simulator.query import integer_param
-from connector.simulator.state import SIMULATOR, Simulator
-from connector.simulator.store import HistoryEntry
+from meetings_simulator.query import integer_param
+from meetings_simulator.state import SIMULATOR, Simulator
+from meetings_simulator.store import HistoryEntry
 
 _CREATE_KEYS = frozenset(
     {

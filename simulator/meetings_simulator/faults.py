@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from connector.simulator.errors import BadParameter
+from meetings_simulator.errors import BadParameter
 
 TruncateMode = Literal["json", "connection"]
 BAD_ROW_KINDS = ("account_id_not_integer", "missing_start_time", "meeting_id_null", "bad_date")

@@ -15,17 +15,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connector.simulator.errors import MeetingNotFound
-from connector.simulator.index import EventIndex, SortedPairs
-from connector.simulator.model import SimMeeting, SimParticipant, sorted_participants
-from connector.simulator.query import ExportQuery, RowFilter
-from connector.simulator.render import (
+from meetings_simulator.errors import MeetingNotFound
+from meetings_simulator.index import EventIndex, SortedPairs
+from meetings_simulator.model import SimMeeting, SimParticipant, sorted_participants
+from meetings_simulator.query import ExportQuery, RowFilter
+from meetings_simulator.render import (
     TimeFormatter,
     compact_json,
     meeting_fields,
     participant_fields,
 )
-from connector.simulator.results import ResultCache, ResultSet, matches
+from meetings_simulator.results import ResultCache, ResultSet, matches
 
 UPDATABLE_FIELDS = frozenset(
     {

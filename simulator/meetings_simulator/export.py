@@ -13,10 +13,10 @@ import json
 
 from aiohttp import web
 
-from connector.simulator.errors import BadParameter
-from connector.simulator.faults import MALFORMED_BODY
-from connector.simulator.query import ExportQuery, parse_export_query
-from connector.simulator.state import SIMULATOR
+from meetings_simulator.errors import BadParameter
+from meetings_simulator.faults import MALFORMED_BODY
+from meetings_simulator.query import ExportQuery, parse_export_query
+from meetings_simulator.state import SIMULATOR
 
 EXPORT_PATH = "/api/v2/meetings/export"
 JSON_TYPE = "application/json"

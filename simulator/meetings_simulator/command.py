@@ -11,7 +11,7 @@ import time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError
-from connector.simulator.app import SimulatorConfig, SimulatorServer
+from meetings_simulator.app import SimulatorConfig, SimulatorServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

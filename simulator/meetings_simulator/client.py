@@ -1,6 +1,6 @@
 """An HTTP client of a simulator's admin API and export endpoint, for tests and tools.
 
-Works the same against an in-process :class:`~connector.simulator.app.SimulatorServer` and a
+Works the same against an in-process :class:`~meetings_simulator.app.SimulatorServer` and a
 ``meetings-cdc simulate`` subprocess. Unexpected statuses raise :class:`SimulatorHTTPError`.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from connector.simulator.export import EXPORT_PATH
+from meetings_simulator.export import EXPORT_PATH
 
 _UNSET: Any = object()
 

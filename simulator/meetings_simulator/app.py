@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from connector.simulator import admin
-from connector.simulator.clock import SimClock
-from connector.simulator.errors import BadParameter, MeetingNotFound
-from connector.simulator.export import EXPORT_PATH, error_response, export
-from connector.simulator.faults import FaultInjector
-from connector.simulator.render import TimeFormatter
-from connector.simulator.state import SIMULATOR, Simulator
-from connector.simulator.store import MeetingStore
-from connector.simulator.workload import Churn, seed_store
+from meetings_simulator import admin
+from meetings_simulator.clock import SimClock
+from meetings_simulator.errors import BadParameter, MeetingNotFound
+from meetings_simulator.export import EXPORT_PATH, error_response, export
+from meetings_simulator.faults import FaultInjector
+from meetings_simulator.render import TimeFormatter
+from meetings_simulator.state import SIMULATOR, Simulator
+from meetings_simulator.store import MeetingStore
+from meetings_simulator.workload import Churn, seed_store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,6 +1,6 @@
 """Running a simulator for tests and benchmarks: in this process or as a subprocess.
 
-Both are async context managers and :class:`~connector.simulator.client.SimulatorClient`s
+Both are async context managers and :class:`~meetings_simulator.client.SimulatorClient`s
 (admin and export helpers on ``base_url``)::
 
     async with EmbeddedSimulator(SimulatorConfig(meetings=100)) as sim:
@@ -21,10 +21,10 @@ import sys
 from collections.abc import Sequence
 from types import TracebackType
 
-from connector.simulator.app import SimulatorConfig, SimulatorServer
-from connector.simulator.client import SimulatorClient
-from connector.simulator.clock import SimClock
-from connector.simulator.store import MeetingStore
+from meetings_simulator.app import SimulatorConfig, SimulatorServer
+from meetings_simulator.client import SimulatorClient
+from meetings_simulator.clock import SimClock
+from meetings_simulator.store import MeetingStore
 
 READY = re.compile(r"simulator listening on (http://\S+)")
 

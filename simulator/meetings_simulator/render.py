@@ -13,8 +13,8 @@ import json
 from datetime import datetime, tzinfo
 from typing import Any
 
-from connector.simulator.model import SimMeeting, SimParticipant
-from connector.simulator.people import person_for
+from meetings_simulator.model import SimMeeting, SimParticipant
+from meetings_simulator.people import person_for
 
 ROW_KEYS = (
     "meeting_id",

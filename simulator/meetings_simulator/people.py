@@ -10,7 +10,7 @@ import random
 from functools import lru_cache
 from typing import Final
 
-from connector.simulator.model import Person
+from meetings_simulator.model import Person
 
 _FIRST: Final = (
     "Anna",

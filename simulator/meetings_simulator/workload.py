@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from connector.simulator.model import SimMeeting, SimParticipant, participant_status_for
-from connector.simulator.store import MeetingStore
+from meetings_simulator.model import SimMeeting, SimParticipant, participant_status_for
+from meetings_simulator.store import MeetingStore
 
 EVENT_DAYS = 3
 DAY_OPENS_HOUR = 9

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from connector.simulator.errors import BadParameter
+from meetings_simulator.errors import BadParameter
 
 DEFAULT_PER_PAGE: Final = 100
 MAX_PER_PAGE: Final = 500
