@@ -1,9 +1,13 @@
-"""``meetings-cdc run``: wires settings, Kafka, the API client and one loop per event.
+"""``meetings-cdc run``: wires settings, Kafka, the API client and one loop per owned event.
 
-Start-up order matters for exactly-once: topics are checked, every event's producer runs
-``init_transactions()`` (fencing a predecessor and aborting its open transaction), and only
-then is the state topic restored, up to its last stable offset. SIGTERM/SIGINT stop the
-loops; an in-flight cycle gets ``MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS`` to finish.
+Replicas with one connector name share the events through a consumer group over the state
+topic (``connector.membership``); this replica runs the events of the partitions the group
+assigns it (``connector.replicas``). One replica alone is assigned every partition and
+behaves as a single process. Start-up order per assignment matters for exactly-once:
+every event's producer runs ``init_transactions()`` (fencing a predecessor and aborting its
+open transaction), and only then is its state partition restored, up to its last stable
+offset. SIGTERM/SIGINT stop the loops and leave the group; an in-flight cycle gets
+``MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS`` to finish.
 Exit codes: 0 after a requested stop, 1 on a fatal error, 2 on bad configuration.
 """
 
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -26,25 +29,23 @@ from confluent_kafka.admin import AdminClient
 
 from connector import __version__
 from connector.config import Settings, load_settings
-from connector.engine import Collaborators, EventSync
+from connector.engine import Collaborators
 from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
 from connector.kafka_probe import wait_for_brokers
 from connector.logs import Redactor, configure_logging
+from connector.membership import Assignment, GroupMembership, group_config, group_id
 from connector.metrics import Metrics
-from connector.publisher import (
-    TransactionalPublisher,
-    ensure_topics,
-    state_partition,
-    transactional_id,
-)
+from connector.publisher import ensure_topics
+from connector.replicas import Ownership
 from connector.serde import make_serdes
 from connector.server import start_server
 from connector.source.client import ExportClient, RequestLimiter
 from connector.source.reader import WindowReader
-from connector.state import restore
 
 log = logging.getLogger("connector")
+#: How long leaving the group may take at shutdown, after the events stopped.
+_LEAVE_SECONDS = 5.0
 _T = TypeVar("_T")
 
 
@@ -79,18 +80,23 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
 
     metrics = Metrics()
-    metrics.prime(
-        settings.event_ids, poll_interval_seconds=settings.poll_interval_seconds, now=time.time()
-    )
+    # Per-event series start when this replica is assigned the event (connector.replicas).
+    metrics.prime((), poll_interval_seconds=settings.poll_interval_seconds, now=time.time())
+    metrics.prime_configured(settings.event_ids)
     health = HealthState(
         settings.event_ids,
         poll_interval_seconds=settings.poll_interval_seconds,
         redact=Redactor(settings.secret_values()),
-        info={"connector": settings.connector_name, "version": __version__},
+        info={
+            "connector": settings.connector_name,
+            "version": __version__,
+            "instance_id": settings.instance_id,
+            "group": group_id(settings.connector_name),
+        },
+        idle_ok=True,  # a replica the group gave no partition to is ready (a standby)
     )
     runner = await start_server(settings.metrics_host, settings.metrics_port, metrics, health)
     heartbeat = asyncio.create_task(_heartbeat(health))
-    publishers: dict[int, TransactionalPublisher] = {}
     try:
         admin = AdminClient(settings.kafka_client_config())
         await _unless_stopped(
@@ -102,36 +108,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         )
         state_partitions = partitions[settings.state_topic]
 
-        publishers = {
-            event_id: TransactionalPublisher(
-                settings, transactional_id(settings.connector_name, event_id)
-            )
-            for event_id in settings.event_ids
-        }
-        await _unless_stopped(stop, asyncio.gather(*(p.start() for p in publishers.values())))
-        health.set_ready("producer", True)
-
-        started = time.monotonic()
-        states, report = await _unless_stopped(
-            stop,
-            asyncio.to_thread(
-                restore,
-                settings.kafka_client_config(),
-                settings.state_topic,
-                {state_partition(e, state_partitions) for e in settings.event_ids},
-                settings.event_ids,
-                serdes,
-            ),
-        )
-        metrics.state_restore_duration.set(time.monotonic() - started)
-        metrics.state_restore_records.set(report.records)
-        for event_id, state in states.items():
-            metrics.tracked_meetings.labels(str(event_id)).set(len(state.meetings))
-        health.set_ready("state", True)
-        # The restored state is long-lived: keep the garbage collector from rescanning it.
-        gc.collect()
-        gc.freeze()
-
+        health.set_events([])
         async with aiohttp.ClientSession() as session:
             client = ExportClient(
                 session, settings, metrics=metrics, limiter=RequestLimiter.from_settings(settings)
@@ -146,11 +123,23 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 health=health,
                 state_partitions=state_partitions,
             )
-            syncs = [
-                EventSync(event_id, states[event_id], publishers[event_id], deps)
-                for event_id in settings.event_ids
-            ]
-            return await _supervise(syncs, stop, settings.shutdown_timeout_seconds)
+            ownership = Ownership(settings, deps)
+            changes: asyncio.Queue[Assignment] = asyncio.Queue()
+            membership = GroupMembership(
+                group_config(
+                    settings.kafka_client_config(),
+                    settings.connector_name,
+                    session_timeout_ms=settings.group_session_timeout_ms,
+                    instance_id=settings.instance_id,
+                ),
+                settings.state_topic,
+                loop,
+                changes,
+                release_timeout=settings.shutdown_timeout_seconds,
+            )
+            return await _supervise(
+                ownership, membership, changes, health, stop, settings.shutdown_timeout_seconds
+            )
     except _StoppedDuringStartUp:
         # A start-up call is still blocked in a worker thread (broker unreachable?), and
         # the interpreter would wait for it (up to its Kafka timeout) before exiting.
@@ -161,9 +150,6 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
         os._exit(0)
     finally:
         heartbeat.cancel()
-        for publisher in publishers.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(publisher.close(), timeout=5)
         await runner.cleanup()
 
 
@@ -194,35 +180,60 @@ async def _heartbeat(health: HealthState, every: float = 1.0) -> None:
         await asyncio.sleep(every)
 
 
-async def _supervise(syncs: list[EventSync], stop: asyncio.Event, grace: float) -> int:
-    """Run every event's loop; a fatal error in one stops all (exit 1)."""
-    tasks = [asyncio.create_task(s.run(stop), name=f"event-{s.event_id}") for s in syncs]
+async def _supervise(
+    ownership: Ownership,
+    membership: GroupMembership,
+    changes: asyncio.Queue[Assignment],
+    health: HealthState,
+    stop: asyncio.Event,
+    grace: float,
+) -> int:
+    """Join the group and run the events it assigns until ``stop``; a fatal error of one
+    event (other than being fenced) stops the process (exit 1)."""
+    serving = asyncio.create_task(ownership.serve(changes), name="ownership")
+    membership.start()
+    ready = asyncio.create_task(_ready_after_first_assignment(ownership, health))
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    failed = asyncio.create_task(ownership.failures.get())
+    done, _ = await asyncio.wait([serving, stopper, failed], return_when=asyncio.FIRST_COMPLETED)
     failure: BaseException | None = None
-    for task in done:
-        if task is not stopper and task.exception() is not None:
-            failure = task.exception()
+    if failed in done:
+        failure = failed.result()
+    elif serving in done and serving.exception() is not None:
+        failure = serving.exception()
+    elif serving in done and membership.failure is not None:
+        failure = membership.failure
     stop.set()
+    ready.cancel()
+    failed.cancel()
     log.info("stopping", extra={"grace_seconds": grace})
-    _, pending = await asyncio.wait(tasks, timeout=grace)
-    for task in pending:
-        task.cancel()
-    if pending:
+    stopped = await ownership.shutdown()
+    if stopped:
+        # Leave the group (what is left is revoked; the events already stopped) so the
+        # others take the partitions over at once rather than after the session timeout.
+        closing = asyncio.create_task(membership.close())
+        _, pending = await asyncio.wait([serving, closing], timeout=_LEAVE_SECONDS)
+        if pending:
+            log.warning("leaving the group timed out; the session timeout will move the events")
+    if not stopped or not serving.done():
         # A Kafka call is still blocked in a worker thread (broker unreachable?). Waiting
         # for it would make the shutdown unbounded; the open transaction is aborted by the
-        # broker's transaction timeout or fenced by the next start's init_transactions().
-        log.warning(
-            "shutdown timeout reached with a cycle still running; exiting without it",
-            extra={"events": [t.get_name() for t in pending]},
-        )
+        # broker's transaction timeout or fenced by the next owner's init_transactions().
+        if not stopped:
+            log.warning("shutdown timeout reached with a cycle still running; exiting without it")
         logging.shutdown()
         os._exit(0 if failure is None else 1)
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            failure = failure or task.exception()
     stopper.cancel()
+    if failure is None and not serving.cancelled() and serving.exception() is not None:
+        failure = serving.exception()
     if failure is not None:
         raise failure
     log.info("stopped")
     return 0
+
+
+async def _ready_after_first_assignment(ownership: Ownership, health: HealthState) -> None:
+    """The producer and state components are ready once the first assignment runs."""
+    await ownership.first_assignment.wait()
+    health.set_ready("producer", True)
+    health.set_ready("state", True)

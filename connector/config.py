@@ -278,9 +278,26 @@ class Settings(ApiSettings, KafkaSettings):
         default=3600.0, ge=0, description="Seconds between full reconciliations; 0 = never."
     )
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+    instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (group.instance.id), e.g. the pod name.",
+    )
+    group_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,  # the broker's default group.min.session.timeout.ms
+        le=300_000,
+        description="How long the group waits for a silent replica before moving its events.",
+    )
 
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a container must be scrapeable
     metrics_port: int = Field(default=9400, ge=0, le=65535)
+
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME_PATTERN.match(value):
+            raise ValueError("must be 1-200 characters of letters, digits, '.', '_' or '-'")
+        return value or None
 
     @field_validator("connector_name")
     @classmethod

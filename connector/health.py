@@ -71,7 +71,8 @@ class HealthState:
     ``event_ids`` are the events this process syncs; each must complete a cycle within
     ``ready_after_seconds`` (default :func:`ready_max_age`) for the connector to be ready.
     The heartbeat may be at most ``live_after_seconds`` old (default :func:`live_max_age`);
-    construction counts as the first beat, so a starting process is live.
+    construction counts as the first beat, so a starting process is live. With ``idle_ok``
+    (replicas: the group may give one no partition) owning no event does not make it unready.
     """
 
     def __init__(
@@ -84,10 +85,12 @@ class HealthState:
         ready_after_seconds: float | None = None,
         redact: Redact = _no_redaction,
         info: Mapping[str, object] | None = None,
+        idle_ok: bool = False,
     ) -> None:
         if poll_interval_seconds <= 0:
             raise ValueError("poll_interval_seconds must be > 0")
         self._clock = clock
+        self._idle_ok = idle_ok
         self._redact = redact
         self.poll_interval_seconds = poll_interval_seconds
         self.live_after_seconds = (
@@ -185,7 +188,7 @@ class HealthState:
                     f"event {event_id}: last successful cycle {age:.1f}s ago "
                     f"(limit {self.ready_after_seconds:g}s)"
                 )
-        if not self._events:
+        if not self._events and not self._idle_ok:
             reasons.append("no events assigned")
         ok = not reasons
         return ok, {
@@ -223,6 +226,7 @@ class HealthState:
             "reasons": readiness["reasons"],
             "components": dict(self._components),
             "poll_interval_seconds": self.poll_interval_seconds,
+            "owned_events": [int(e) for e in events],
             "events": events,
         }
 

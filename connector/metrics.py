@@ -39,6 +39,7 @@ STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
 TRANSACTION_OUTCOMES = ("committed", "aborted")
 CYCLE_OUTCOMES = ("ok", "error")
 WITHHELD_REASONS = ("inconsistent", "malformed_row")
+REBALANCE_CHANGES = ("assigned", "revoked", "lost")
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -234,10 +235,43 @@ class Metrics:
             registry=r,
         )
 
+        # --- replicas (the group assigns state partitions, and so events) ----------------
+        self.owned_events = Gauge(
+            f"{p}_owned_events",
+            "Events this replica runs (their state partitions are assigned to it).",
+            registry=r,
+        )
+        self.event_owned = Gauge(
+            f"{p}_event_owned",
+            "1 while this replica runs the event, else 0 (every configured event has a "
+            "series; sum by event_id over replicas is 1 when all is well).",
+            ["event_id"],
+            registry=r,
+        )
+        self.rebalances = Counter(
+            f"{p}_rebalances_total",
+            "Changes of this replica's state partitions by kind (assigned, revoked, lost).",
+            ["change"],
+            registry=r,
+        )
+        self.last_assignment_duration = Gauge(
+            f"{p}_last_assignment_duration_seconds",
+            "Duration of the last assignment: producers fenced, state restored, loops started.",
+            registry=r,
+        )
+
         # Memory, CPU and open files of this process (process_*) and the Python version
         # (python_info), on the same injected registry.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
+
+    def prime_configured(self, event_ids: Iterable[int]) -> None:
+        """Create the ownership series of every configured event (at 0: not owned yet)."""
+        self.owned_events.set(0)
+        for change in REBALANCE_CHANGES:
+            self.rebalances.labels(change=change)
+        for event_id in event_ids:
+            self.event_owned.labels(event_id=str(event_id)).set(0)
 
     def prime(
         self,

@@ -3,8 +3,8 @@
 Every poll cycle of an event is one Kafka transaction holding its change events, its state
 updates, its dead letters and its watermark record, so a read_committed consumer sees all
 of a cycle or none of it. Each event has its own transactional id (``<connector>.<event>``):
-events commit independently, and a second instance with the same connector name fences the
-first, event by event.
+events commit independently, and a new owner of an event (another replica the group assigned
+it, see ``connector.replicas``) fences the previous one, event by event.
 
 librdkafka calls block; they run in a worker thread so the event loop keeps serving
 health checks and other events.
@@ -54,8 +54,8 @@ class Record:
 def state_partition(event_id: int, partitions: int) -> int:
     """The state-topic partition that holds every record of ``event_id``.
 
-    All of an event's state lives in one partition, so a future scale-out can hand whole
-    events to replicas through the consumer group protocol. Never change the partition
+    All of an event's state lives in one partition, so the replicas' consumer group hands
+    whole events to replicas (``connector.replicas``). Never change the partition
     count of an existing state topic: this mapping would move events.
     """
     return event_id % partitions
@@ -261,8 +261,8 @@ class TransactionalPublisher:
         code = error.code()
         if code in _FENCED_CODES:
             return ProducerFencedError(
-                f"producer {self.txn_id!r} was fenced: another instance with the same "
-                "MEETINGS_CDC_CONNECTOR_NAME took over; stop one of them",
+                f"producer {self.txn_id!r} was fenced: another replica with the same "
+                "MEETINGS_CDC_CONNECTOR_NAME runs this event now",
                 code=code,
             )
         if error.fatal():

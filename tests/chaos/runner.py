@@ -74,6 +74,9 @@ class Scenario:
     #: NTP correction upstream; applied to the running simulator clock (``advance``).
     clock_steps: tuple[tuple[float, int], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    #: Connector processes with one connector name (a group sharing the events); each kill
+    #: hits one of them at random (the owner of the event or a standby).
+    replicas: int = 1
     seed: int = 1
     converge_within: float = 150.0
 
@@ -346,13 +349,16 @@ async def _run(
     assert churn is not None
     excluded: list[tuple[float, float]] = []
     supervisor = Supervisor(env)
+    others = [Supervisor(env) for _ in range(scenario.replicas - 1)]
+    supervisors = [supervisor, *others]
     result = Result(scenario.name, Verdict(), exits_allowed=scenario.broker_outages > 0)
     churning = asyncio.create_task(churn.run(scenario.churn))
     first_start = time.time()
     steps: list[_Step] = []
     stepping: asyncio.Task[None] | None = None
     try:
-        await supervisor.start()
+        for each in supervisors:
+            await each.start()
         chaos_ends = time.monotonic() + scenario.seconds
         if scenario.clock_steps:
             stepping = asyncio.create_task(_clock_steps(scenario, sim, steps, say))
@@ -369,7 +375,7 @@ async def _run(
                 excluded.append((begun - 1, time.time() + 1))
         for number in range(scenario.kills):
             await asyncio.sleep(rng.uniform(*scenario.kill_after))
-            await supervisor.kill()
+            await rng.choice(supervisors).kill()
             result.kills += 1
             if number % 10 == 9:
                 say(f"{scenario.name}: {number + 1} kills")
@@ -388,8 +394,9 @@ async def _run(
     changes = ChangeLog(bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
     dead = ChangeLog(bootstrap, env["MEETINGS_CDC_DLQ_TOPIC"])
     try:
-        await _quiet(scenario, sim, supervisor, changes, result, say)
-        await supervisor.stop()
+        await _quiet(scenario, sim, supervisors, changes, result, say)
+        for each in supervisors:
+            await each.stop()
         await changes.settle(2)
         await dead.settle(2)
         history = await sim.history(EVENT)
@@ -397,19 +404,19 @@ async def _run(
         faults = await sim.get_faults()
         end = time.time()
     finally:
-        await supervisor.stop()
+        for each in supervisors:
+            await each.stop()
         changes.close()
         dead.close()
-    _keep_logs(scenario.name, supervisor.runs)
+    runs = [run for each in supervisors for run in each.runs]
+    _keep_logs(scenario.name, runs)
     skew = scenario.skew
     # The oracle judges on one monotonic timeline, the API's clock as it was before any step:
     # versions written after a step are moved back onto it (cycles that straddle a step are
     # dropped: their windows were planned on the clock before it).
     history = _before_steps(history, steps)
     step_holes = [(at - 1, at + 1) for at, _, _ in steps]
-    cycles = tuple(
-        (a + skew, b + skew) for a, b in committed_cycles(supervisor.runs, excluded + step_holes)
-    )
+    cycles = tuple((a + skew, b + skew) for a, b in committed_cycles(runs, excluded + step_holes))
     timing = Timing(
         settle=SETTLE_SECONDS,
         end=end + skew,
@@ -417,7 +424,7 @@ async def _run(
         snapshot_before=first_start + skew - SETTLE_SECONDS - 1,
     )
     result.verdict = judge(history, changes.events, truth, timing)
-    result.exits = supervisor.exits
+    result.exits = [exit for each in supervisors for exit in each.exits]
     result.injected = dict(faults.get("injected", {}))
     result.bad_rows = result.injected.get("bad_row", 0)
     result.dead_letters = len(dead.events)
@@ -430,7 +437,7 @@ async def _run(
     # Diagnostic only: the gap between passes is timing, and the engine's poll scheduling
     # (cycles a poll interval apart on the API's clock estimate) can shrink it legitimately.
     # The regression guard of the starvation it reveals is a unit test of the engine.
-    result.back_to_back = back_to_back_reconciliations(supervisor.runs)
+    result.back_to_back = back_to_back_reconciliations(runs)
     withheld = any(phase.faults.get("bad_row_rate") for phase in scenario.phases)
     if result.reconciled and not withheld:
         # Reconciliation exists for deletes and for versions withheld for bad rows; any other
@@ -486,7 +493,7 @@ def _keep_logs(name: str, runs: list[Run]) -> None:
 async def _quiet(
     scenario: Scenario,
     sim: EmbeddedSimulator,
-    supervisor: Supervisor,
+    supervisors: list[Supervisor],
     changes: ChangeLog,
     result: Result,
     say: Callable[[str], None],
@@ -501,7 +508,8 @@ async def _quiet(
     def reconciled_since_quiet() -> bool:
         return any(
             line.get("msg") == "reconciliation complete" and _ts(line) > quiet + SETTLE_SECONDS + 1
-            for line in log_lines(supervisor.log())
+            for each in supervisors
+            for line in log_lines(each.log())
         )
 
     try:

@@ -40,6 +40,18 @@ LONG: tuple[Scenario, ...] = (
     Scenario("api-truncated", phases=TRUNCATED, env=_FAST_API, seed=107),
     Scenario("bad-rows", phases=BAD_ROWS, env=_FAST_API, seed=108),
     Scenario("skew-ahead-30s", skew=30, kills=5, seed=109),
+    # Two replicas of one connector (docs/replicas.md): SIGKILL either, the owner of the event
+    # or the standby, far enough apart for the group's session timeout to move the event.
+    Scenario(
+        "replica-kill",
+        meetings=300,
+        churn=20,
+        kills=6,
+        kill_after=(4.0, 12.0),
+        replicas=2,
+        env=(("MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS", "6000"),),
+        seed=113,
+    ),
     Scenario("skew-behind-30s", skew=-30, kills=5, seed=110),
     Scenario("churn-paging", meetings=2000, churn=120, seconds=40, kills=8, env=_PAGING, seed=111),
     # An NTP correction upstream: the API's clock goes back two minutes while meetings change

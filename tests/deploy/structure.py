@@ -65,23 +65,60 @@ def connector_workload(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict
     return workloads[0], containers[0]
 
 
+def _replica_problems(
+    docs: list[dict[str, Any]],
+    workload: dict[str, Any],
+    container: dict[str, Any],
+    spec: dict[str, Any],
+) -> list[str]:
+    """Two replicas at least, rolling without a gap, spread over nodes, a PDB, static ids."""
+    problems: list[str] = []
+    kind = workload["kind"]
+    if kind != "Deployment":
+        return [f"the connector must be a Deployment, not {kind}"]
+    if workload["spec"].get("replicas", 1) < 2:
+        problems.append("Deployment must run at least 2 replicas (failover without a reschedule)")
+    strategy = workload["spec"].get("strategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    if strategy.get("type") != "RollingUpdate" or (
+        str(rolling.get("maxSurge")),
+        str(rolling.get("maxUnavailable")),
+    ) != ("1", "0"):
+        problems.append("strategy must be RollingUpdate with maxSurge 1 and maxUnavailable 0")
+    selector = workload["spec"]["selector"]["matchLabels"]
+    budgets = [
+        d for d in _by_kind(docs, "PodDisruptionBudget")
+        if d["spec"].get("selector", {}).get("matchLabels") == selector
+    ]  # fmt: skip
+    if not budgets:
+        problems.append("no PodDisruptionBudget selects the connector's pods")
+    spread = [
+        c for c in spec.get("topologySpreadConstraints", [])
+        if c.get("topologyKey") == "kubernetes.io/hostname"
+        and (c.get("labelSelector") or {}).get("matchLabels") == selector
+    ]  # fmt: skip
+    if not spread:
+        problems.append("pods must be spread over nodes (topologySpreadConstraints on hostname)")
+    instance = [e for e in container.get("env", []) if e["name"] == "MEETINGS_CDC_INSTANCE_ID"]
+    field_path = (
+        ((instance[0].get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if instance
+        else None
+    )
+    if field_path != "metadata.name":
+        problems.append("MEETINGS_CDC_INSTANCE_ID must come from the pod name (metadata.name)")
+    return problems
+
+
 def workload_problems(docs: list[dict[str, Any]], *, require_secret: bool) -> list[str]:
     """The connector's workload, Service, ServiceMonitor, NetworkPolicy and rules fit."""
     problems: list[str] = []
     workload, container = connector_workload(docs)
     spec = pod_spec(workload)
     assert spec is not None
-    kind = workload["kind"]
 
-    # one active instance per connector name
-    if workload["spec"].get("replicas", 1) != 1:
-        problems.append(f"{kind} must run exactly one replica")
-    if kind == "Deployment" and (workload["spec"].get("strategy") or {}).get("type") != "Recreate":
-        problems.append("Deployment strategy must be Recreate (never two instances in a rollout)")
-    elif kind not in {"Deployment", "StatefulSet"}:
-        problems.append(f"the connector must be a Deployment or StatefulSet, not {kind}")
-    if _by_kind(docs, "PodDisruptionBudget"):
-        problems.append("no PodDisruptionBudget: one replica with a PDB blocks node drains")
+    # replicas sharing the events (docs/replicas.md)
+    problems += _replica_problems(docs, workload, container, spec)
 
     # ports and probes
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}

@@ -126,7 +126,7 @@ def test_chart_values_reach_the_objects() -> None:
             "--set", "serviceMonitor.labels.release=kube-prometheus-stack",
             "--set", "prometheusRule.labels.release=kube-prometheus-stack",
             "--set", "image.repository=registry.example/meetings-cdc,image.tag=9.9.9",
-            "--set", "replicas=2,strategy.type=RollingUpdate",
+            "--set", "replicas=3,podDisruptionBudget.maxUnavailable=2",
             "--set", "existingSecret.name=cdc-creds",
             "--set", "settings.MEETINGS_CDC_EVENT_IDS=1201\\,1202",
             "--set", "prometheusRule.runbookBaseUrl=https://wiki.example/RUNBOOK.md",
@@ -138,9 +138,13 @@ def test_chart_values_reach_the_objects() -> None:
     assert "release" not in by_kind["Deployment"]["metadata"]["labels"]
     deployment, container = connector_workload(docs)
     assert container["image"] == "registry.example/meetings-cdc:9.9.9"
-    assert deployment["spec"]["replicas"] == 2
-    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
-    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+    assert deployment["spec"]["replicas"] == 3
+    assert by_kind["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 2
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container["env"]
+        if "secretKeyRef" in e["valueFrom"]
+    }
     assert refs == {"cdc-creds"}
     assert by_kind["ConfigMap"]["data"]["MEETINGS_CDC_EVENT_IDS"] == "1201,1202"
     rules = [r for g in by_kind["PrometheusRule"]["spec"]["groups"] for r in g["rules"]]

@@ -99,7 +99,7 @@ def test_kustomize_rejects_a_broken_kustomization(k8s_copy, file, old, new, mess
 @pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
-        ("base/deployment.yaml", "  replicas: 1", "  replicas: one", "is not of type"),
+        ("base/deployment.yaml", "  replicas: 2", "  replicas: one", "is not of type"),
         ("base/deployment.yaml", "          startupProbe:", "          startupprobe:",
          "Additional properties"),
         ("base/service.yaml", "      port: 9400", "      port: nine-four", "is not of type"),
@@ -168,8 +168,12 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
          "terminationGracePeriodSeconds: 20", "must exceed the shutdown timeout"),
         ("base/kustomization.yaml", "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS=20",
          "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS=60", "must exceed the shutdown timeout"),
-        ("base/deployment.yaml", "type: Recreate", "type: RollingUpdate", "must be Recreate"),
-        ("base/deployment.yaml", "  replicas: 1", "  replicas: 2", "exactly one replica"),
+        ("base/deployment.yaml", "maxUnavailable: 0", "maxUnavailable: 1", "maxUnavailable 0"),
+        ("base/deployment.yaml", "  replicas: 2", "  replicas: 1", "at least 2 replicas"),
+        ("base/deployment.yaml", "topologyKey: kubernetes.io/hostname",
+         "topologyKey: topology.kubernetes.io/zone", "spread over nodes"),
+        ("base/deployment.yaml", "fieldPath: metadata.name", "fieldPath: metadata.uid",
+         "from the pod name"),
         ("base/deployment.yaml", "path: /readyz", "path: /healthz", "readinessProbe must GET"),
         ("base/deployment.yaml", "failureThreshold: 60", "failureThreshold: 6",
          "state restore needs"),
@@ -185,8 +189,8 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
          "        - port: 8080", "metrics port only"),
         ("overlays/example/networkpolicy-egress.yaml", "          protocol: UDP",
          "          protocol: SCTP", "DNS"),
-        ("overlays/example/kustomization.yaml", "  - ../../base",
-         "  - ../../base\n  - pdb.yaml", "PodDisruptionBudget"),
+        ("base/kustomization.yaml", "  - poddisruptionbudget.yaml\n", "",
+         "no PodDisruptionBudget"),
         ("overlays/example/kustomization.yaml", "secretGenerator:\n  - name: meetings-cdc-secrets",
          "secretGenerator:\n  - name: other-secrets", "Secret meetings-cdc-secrets"),
         ("base/kustomization.yaml", "      - MEETINGS_CDC_SNAPSHOT_MODE",
@@ -195,11 +199,6 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
     ],
 )  # fmt: skip
 def test_structure_check_rejects_a_broken_workload(k8s_copy, file, old, new, message) -> None:
-    (k8s_copy / "overlays/example/pdb.yaml").write_text(
-        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: meetings-cdc\n"
-        "spec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n"
-        "      app.kubernetes.io/instance: meetings-cdc\n"
-    )
     problems = workload_problems(
         documents(build_broken(k8s_copy, file, old, new)), require_secret=True
     )

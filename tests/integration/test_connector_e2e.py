@@ -154,19 +154,29 @@ async def test_restart_without_upstream_change_emits_nothing(simulator, running)
     assert await again.terminate() == 0
 
 
-async def test_second_instance_with_the_same_name_fences_the_first(simulator, running):
+async def test_second_instance_with_the_same_name_joins_and_takes_over(simulator, running):
+    """A second replica joins the group (it used to fence the first): one of them runs the
+    event; when the first stops (SIGTERM, leaving the group), the second takes it over."""
     await simulator.create(event_id=EVENT, start=T0, participants=[1, 2])
     first, log = await running()
     await log.wait_for(lambda ev: len(ev) == 1, 60, "the snapshot")
 
     second, _ = await running()
-
-    code = await first.wait(60)
-    assert code == 1
-    assert "fenced" in first.log
-    # the survivor keeps publishing
     meeting = await simulator.create(event_id=EVENT, start=T0, participants=[3, 4])
-    await log.wait_for(_has(meeting, "CREATED"), 30, "CREATED after fencing")
+    await log.wait_for(_has(meeting, "CREATED"), 30, "CREATED with two replicas")
+    await log.settle(3)
+    assert first.process is not None
+    assert first.process.returncode is None
+    assert "fenced" not in first.log
+    assert "fenced" not in second.log
+    assert len(log.of(meeting)) == 1
+
+    assert await first.terminate() == 0
+    later = await simulator.create(event_id=EVENT, start=T0, participants=[5, 6])
+    await log.wait_for(_has(later, "CREATED"), 60, "CREATED after the first replica stopped")
+    assert "partitions assigned" in second.log
+    await log.settle(2)
+    assert _types(log.of(later)) == [("CREATED", 1)]
     assert await second.terminate() == 0
 
 

@@ -197,6 +197,21 @@ def test_no_events_is_not_ready(clock: FakeClock) -> None:
     assert body["reasons"] == ["no events assigned"]
 
 
+def test_a_replica_without_events_is_ready_when_idle_is_allowed(clock: FakeClock) -> None:
+    health = HealthState((), poll_interval_seconds=5, clock=clock, idle_ok=True)
+    for component in COMPONENTS:
+        health.set_ready(component, True)
+    ready, body = health.ready()
+    assert ready, body
+    assert health.status()["owned_events"] == []
+
+
+def test_status_lists_the_owned_events(clock: FakeClock) -> None:
+    health = make(clock)
+    health.set_events([8])
+    assert health.status()["owned_events"] == [8]
+
+
 def test_set_events_keeps_known_events_and_drops_others(clock: FakeClock) -> None:
     health = make(clock)
     all_ready(health)

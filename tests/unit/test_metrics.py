@@ -20,6 +20,7 @@ from connector.metrics import (
 # Every label any metric may carry: all bounded by configuration or by an enum.
 BOUNDED_LABELS = {"event_id", "change_type", "window_kind", "outcome", "status_class", "phase"}
 BOUNDED_LABELS |= {"reason"}  # retry reasons: a fixed set chosen by the client
+BOUNDED_LABELS |= {"change"}  # rebalance changes: assigned, revoked, lost
 FORBIDDEN_LABELS = {"meeting_id", "account_id", "participant_id", "url", "error", "message"}
 FOREIGN_PREFIXES = ("process_", "python_")  # the standard collectors, on our registry
 
@@ -205,3 +206,14 @@ def test_readme_metrics_table_lists_every_metric_and_nothing_else() -> None:
         f"missing from README: {sorted(exposed - documented)}; "
         f"not a metric: {sorted(documented - exposed)}"
     )
+
+
+def test_every_configured_event_has_an_ownership_series_at_zero(metrics: Metrics) -> None:
+    metrics.prime_configured([1, 2])
+    assert metrics.registry.get_sample_value("meetings_cdc_event_owned", {"event_id": "2"}) == 0
+    assert metrics.registry.get_sample_value("meetings_cdc_owned_events") == 0
+    for change in ("assigned", "revoked", "lost"):
+        sample = metrics.registry.get_sample_value(
+            "meetings_cdc_rebalances_total", {"change": change}
+        )
+        assert sample == 0
