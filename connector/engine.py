@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from connector.batch import Batch, Destination
 from connector.config import Settings
+from connector.deletes import deletions
 from connector.errors import (
     FatalSourceError,
     ProducerFencedError,
@@ -38,8 +38,10 @@ from connector.errors import (
 from connector.health import HealthState
 from connector.metrics import Metrics
 from connector.model import Meeting
-from connector.progress import EventProgress
+from connector.progress import EventProgress, Phase
 from connector.publisher import TransactionalPublisher, state_partition
+from connector.report import CycleReport
+from connector.schedule import Action, CycleKind, Idle, Run, next_action
 from connector.serde import Serdes
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
@@ -57,10 +59,8 @@ from connector.state import EventState
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 10_000
-#: Polls start this long after a second ends on the API's clock (estimate error, late writes).
-TICK_MARGIN_SECONDS = 0.15
-SNAPSHOT = "snapshot"
-STREAMING = "streaming"
+SNAPSHOT = Phase.SNAPSHOT
+STREAMING = Phase.STREAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +104,7 @@ class EventSync:
         # A pass longer than the reconcile interval leaves the next one due at once: after
         # each pass one incremental cycle runs first, so polling is never starved.
         self._reconciled_last = False
-        self._cycle_phase = SNAPSHOT
-        self._cycle_started = time.monotonic()
+        self._begun: EventProgress | None = None  # before the first commit: how it begins
         self._cycle_number = 0  # of this process: a cycle may commit more than once
         self._stop: asyncio.Event | None = None
 
@@ -119,111 +118,138 @@ class EventSync:
         """
         failures = 0
         self._stop = stop
+        last_started: float | None = None  # on the API's clock; None: the next may start now
         while not stop.is_set():
             self.deps.health.beat()
-            phase = self._cycle_phase = self._phase()
-            started = self._cycle_started = time.monotonic()
-            self._cycle_number += 1
-            started_api = self.deps.client.api_time()
             try:
-                more = await self.cycle()
-                failures = 0
-                self.deps.metrics.cycles.labels(self._label, phase, "ok").inc()
-            except (RetriableSourceError, RetriablePublishError, FatalSourceError) as exc:
-                # Nothing of the cycle was committed: the state and watermarks are as before.
-                # A fatal *source* error (rejected key, unknown event) is not retried soon,
-                # but neither does it stop the other events: readiness and the Stalled alert
-                # report it, and the event recovers by itself once the API is fixed.
+                # Window bounds come from the API's clock: learn it before deciding.
+                await self._sync_clock()
+            except (RetriableSourceError, FatalSourceError) as exc:
                 failures += 1
-                self.deps.metrics.cycles.labels(self._label, phase, "error").inc()
-                self.deps.health.cycle_finished(
-                    self.event_id, phase=phase, ok=False, detail={"error": str(exc)}
-                )
-                fatal = isinstance(exc, FatalSourceError)
-                delay = 60.0 if fatal else self._backoff(failures)
-                (log.error if fatal else log.warning)(
-                    "cycle failed; the committed state is unchanged, retrying",
-                    extra={
-                        "event_id": self.event_id,
-                        "phase": phase,
-                        "error": str(exc),
-                        "retry_in_s": round(delay, 1),
-                    },
-                )
-                await _wait(stop, delay)
+                first = self._decide(None)
+                kind = first.kind if isinstance(first, Run) else CycleKind.INCREMENTAL
+                await self._failed(kind, exc, failures, 0.0)
                 continue
-            finally:
-                self.deps.metrics.cycle_duration.labels(self._label, phase).observe(
-                    time.monotonic() - started
-                )
-            if not more:
-                await self._idle(stop, started_api)
-
-    async def _idle(self, stop: asyncio.Event, started_api: float) -> None:
-        """Wait for the next poll; on the way, probe the API's clock if a probe is due
-        before it (polls alone, all at one phase of the second, cannot correct the clock
-        estimate they are scheduled by: see ``connector.source.api_clock``)."""
-        client = self.deps.client
-        until_poll = self._until_next_poll(started_api)
-        probe_in = client.clock_probe_delay()
-        if probe_in is not None and probe_in < until_poll:
-            await _wait(stop, probe_in)
             if stop.is_set():
+                # Stopped while the clock was learnt (right after the restore, say): a
+                # snapshot or pass started now would only be cut off at the shutdown timeout.
                 return
+            action = self._decide(last_started)
+            if isinstance(action, Idle):
+                await self._idle(stop, action.seconds)
+                continue
+            started = time.monotonic()
+            last_started = self.deps.client.api_time()
             try:
-                async with asyncio.timeout(max(1.0, until_poll - probe_in)):
-                    await client.probe_clock(self.event_id)
-            except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
-                log.debug(
-                    "clock probe failed", extra={"event_id": self.event_id, "error": str(exc)}
-                )
-            until_poll = self._until_next_poll(started_api)
-        await _wait(stop, until_poll)
+                more = await self._run_cycle(action.kind)
+            except (RetriableSourceError, RetriablePublishError, FatalSourceError) as exc:
+                failures += 1
+                await self._failed(action.kind, exc, failures, time.monotonic() - started)
+                last_started = None
+                continue
+            failures = 0
+            self.deps.metrics.cycles.labels(self._label, action.kind, "ok").inc()
+            self.deps.metrics.cycle_duration.labels(self._label, action.kind).observe(
+                time.monotonic() - started
+            )
+            if more:
+                last_started = None
 
-    def _until_next_poll(self, started_api: float) -> float:
-        """Seconds to sleep so the next cycle starts a poll interval after this one began,
-        just after a second ends on the API's clock: a window can include a second only
-        once it is over, so a poll right after the tick publishes its changes soonest."""
-        interval = self.settings.poll_interval_seconds
-        target = started_api + interval
-        if interval >= 1:
-            # the tick nearest the target (the interval may shrink or grow by half a second)
-            target = math.ceil(target - TICK_MARGIN_SECONDS - 0.5) + TICK_MARGIN_SECONDS
-        # Never longer than an interval (and the tick): the API's clock may have gone back.
-        return min(interval + 1.0, max(0.0, target - self.deps.client.api_time()))
+    async def _failed(self, kind: CycleKind, exc: Exception, failures: int, seconds: float) -> None:
+        """Report a failed cycle and wait before the next try.
+
+        Nothing of the cycle was committed: the state and watermarks are as before. A fatal
+        *source* error (rejected key, unknown event) is not retried soon, but neither does
+        it stop the other events: readiness and the Stalled alert report it, and the event
+        recovers by itself once the API is fixed.
+        """
+        self.deps.metrics.cycles.labels(self._label, kind, "error").inc()
+        self.deps.metrics.cycle_duration.labels(self._label, kind).observe(seconds)
+        self.deps.health.cycle_finished(
+            self.event_id, phase=kind, ok=False, detail={"error": str(exc)}
+        )
+        fatal = isinstance(exc, FatalSourceError)
+        delay = 60.0 if fatal else self._backoff(failures)
+        (log.error if fatal else log.warning)(
+            "cycle failed; the committed state is unchanged, retrying",
+            extra={
+                "event_id": self.event_id,
+                "phase": str(kind),
+                "error": str(exc),
+                "retry_in_s": round(delay, 1),
+            },
+        )
+        assert self._stop is not None  # noqa: S101 - set by run()
+        await _wait(self._stop, delay)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait ``seconds`` for the next poll; on the way, probe the API's clock if a probe
+        is due before it (polls alone, all at one phase of the second, cannot correct the
+        clock estimate they are scheduled by: see ``connector.source.api_clock``). The loop
+        then decides again, on the corrected clock."""
+        client = self.deps.client
+        probe_in = client.clock_probe_delay()
+        if probe_in is None or probe_in >= seconds:
+            await _wait(stop, seconds)
+            return
+        await _wait(stop, probe_in)
+        if stop.is_set():
+            return
+        try:
+            async with asyncio.timeout(max(1.0, seconds - probe_in)):
+                await client.probe_clock(self.event_id)
+        except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
+            log.debug("clock probe failed", extra={"event_id": self.event_id, "error": str(exc)})
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))
 
+    def _progress_now(self) -> EventProgress:
+        """The committed progress, or how the event begins (decided once, then kept)."""
+        if self.state.progress is not None:
+            self._begun = None
+            return self.state.progress
+        if self._begun is None:
+            self._begun = self._begin()
+        return self._begun
+
+    def _decide(self, last_started: float | None) -> Action:
+        client = self.deps.client
+        return next_action(
+            self._progress_now(),
+            api_now=client.api_now(),
+            api_time=client.api_time(),
+            last_started_api=last_started,
+            poll_interval_seconds=self.settings.poll_interval_seconds,
+            reconcile_interval_seconds=self.settings.reconcile_interval_seconds,
+            reconciled_last=self._reconciled_last,
+        )
+
     async def cycle(self) -> bool:
-        """Run one cycle; return True when more work is waiting (no need to sleep)."""
+        """Learn the clock, decide, run one cycle; True when more work is waiting."""
         await self._sync_clock()
         if self._stop is not None and self._stop.is_set():
-            # Stopped while the clock was learnt (right after the restore, say): a snapshot
-            # or pass started now would only be cut off at the shutdown timeout.
             return False
-        progress = self.state.progress
-        if progress is None:
-            progress = self._begin()
-        if progress.phase == SNAPSHOT:
-            return await self._snapshot(progress)
-        if self._reconcile_due(progress) and not self._reconciled_last:
-            await self._reconcile(progress)
+        action = self._decide(None)
+        assert isinstance(action, Run)  # noqa: S101 - nothing to wait for without a last start
+        return await self._run_cycle(action.kind)
+
+    async def _run_cycle(self, kind: CycleKind) -> bool:
+        """Run the decided cycle; return True when more work is waiting (no need to sleep)."""
+        self._cycle_number += 1
+        started = time.monotonic()
+        progress = self._progress_now()
+        if kind is CycleKind.SNAPSHOT:
+            return await self._snapshot(progress, started)
+        if kind is CycleKind.RECONCILE:
+            await self._reconcile(progress, started)
             self._reconciled_last = True
             return False
-        await self._incremental(progress)
+        await self._incremental(progress, started)
         self._reconciled_last = False
         return False
 
-    def _phase(self) -> str:
-        progress = self.state.progress
-        if progress is None or progress.phase == SNAPSHOT:
-            return SNAPSHOT
-        due = self._reconcile_due(progress) and not self._reconciled_last
-        return "reconcile" if due else "incremental"
-
     async def _sync_clock(self) -> None:
-        # Window bounds come from the API's clock: learn it before the first plan.
         if not self.deps.client.api_clock_known:
             await self.deps.client.fetch_page(self.event_id, None, page=1, per_page=1)
 
@@ -240,7 +266,7 @@ class EventSync:
             return self._progress(STREAMING, upper, upper, upper, last_reconcile_at=upper)
         return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
 
-    async def _snapshot(self, progress: EventProgress) -> bool:
+    async def _snapshot(self, progress: EventProgress, started: float) -> bool:
         upper = progress.snapshot_upper
         assert upper is not None  # noqa: S101 - set when the snapshot phase begins
         emit = self.settings.snapshot_mode == "initial"
@@ -253,13 +279,15 @@ class EventSync:
         try:
             async for part in self.deps.reader.read(self.event_id, window):
                 for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit)
+                    batch.stage(meeting, part.window, kind="snapshot", snapshot=True, emit=emit)
                 batch.add_dead_letters(part)
                 progress = replace(progress, created_through=part.window.end)
                 if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
                     if committing is not None:
                         await committing
-                    committing = asyncio.create_task(self._commit(batch, progress))
+                    committing = asyncio.create_task(
+                        self._commit(batch, progress, CycleKind.SNAPSHOT, started)
+                    )
                     batch = self._new_batch(after=batch)
             if committing is not None:
                 await committing
@@ -272,14 +300,14 @@ class EventSync:
             elif committing is not None and not committing.cancelled():
                 committing.exception()  # retrieved here if the loop failed before awaiting it
         done = replace(progress, phase=STREAMING, created_through=upper, last_reconcile_at=upper)
-        await self._commit(batch, done)
+        await self._commit(batch, done, CycleKind.SNAPSHOT, started)
         log.info(
             "snapshot complete",
             extra={"event_id": self.event_id, "meetings": len(self.state.meetings)},
         )
         return True
 
-    async def _incremental(self, progress: EventProgress) -> None:
+    async def _incremental(self, progress: EventProgress, started: float) -> None:
         followed = self._follow_api_clock(progress)
         marks = followed.watermarks
         plan = plan_incremental(
@@ -291,18 +319,18 @@ class EventSync:
         )
         # Fresh seconds first, committed with the watermarks: a new change is published
         # without waiting for the overlap to be re-read.
-        batch, marks = await self._read_incremental(plan.fresh, progress, marks)
+        batch, marks = await self._read_incremental(plan.fresh, progress, marks, started)
         progress = self._with_marks(progress, marks)
-        await self._commit(batch, progress)
+        await self._commit(batch, progress, CycleKind.INCREMENTAL, started)
         # Then the overlap, for rows that landed late (its windows end at the watermarks, so
         # they never move them): re-reading what was published finds equal content and
         # stages nothing, so usually there is nothing to commit.
-        batch, _ = await self._read_incremental(plan.lookback, progress, marks)
+        batch, _ = await self._read_incremental(plan.lookback, progress, marks, started)
         if len(batch):
-            await self._commit(batch, progress)
+            await self._commit(batch, progress, CycleKind.INCREMENTAL, started)
 
     async def _read_incremental(
-        self, windows: list[Window], progress: EventProgress, marks: Watermarks
+        self, windows: list[Window], progress: EventProgress, marks: Watermarks, started: float
     ) -> tuple[Batch, Watermarks]:
         """Read ``windows`` into a batch, moving ``marks`` over every part read; a batch
         that fills up is committed on the way, with the marks so far."""
@@ -314,14 +342,15 @@ class EventSync:
                 batch.add_dead_letters(part)
                 marks = advance(marks, part.window)
                 if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
-                    await self._commit(batch, self._with_marks(progress, marks))
+                    await self._commit(
+                        batch, self._with_marks(progress, marks), CycleKind.INCREMENTAL, started
+                    )
                     batch = self._new_batch()
             marks = advance(marks, window)
         return batch, marks
 
-    async def _reconcile(self, progress: EventProgress) -> None:
+    async def _reconcile(self, progress: EventProgress, started: float) -> None:
         upper = self._upper_bound()
-        started = time.monotonic()
         covered = self._follow_api_clock(progress).watermarks.modified_through * 1000
         unattributed = 0
         seen: set[int] = set()
@@ -343,11 +372,21 @@ class EventSync:
                     batch.caught[change.change_type.value] += 1
             batch.add_dead_letters(part)
             if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
-                await self._commit(batch, progress)
+                await self._commit(batch, progress, CycleKind.RECONCILE, started)
                 batch = self._new_batch()
-        deleted = 0
-        vanished = [m for m in batch.staging.tracked_ids() if m not in seen]
-        if unattributed:
+
+        def created_at(meeting_id: int) -> int | None:
+            tracked = batch.staging.get(meeting_id)
+            return None if tracked is None else tracked.meeting.created_at
+
+        gone = deletions(
+            batch.staging.tracked_ids(),
+            seen,
+            unattributed=unattributed,
+            bound_ms=upper * 1000,
+            created_at=created_at,
+        )
+        if gone.held_back:
             # A malformed row that names no readable meeting may belong to any of them:
             # deleting now could delete a meeting that still exists. Wait for a clean pass.
             log.warning(
@@ -355,25 +394,24 @@ class EventSync:
                 extra={
                     "event_id": self.event_id,
                     "rows": unattributed,
-                    "candidates": len(vanished),
+                    "candidates": gone.held_back,
                 },
             )
-            vanished = []
-        for meeting_id in vanished:
+        for meeting_id in gone.meeting_ids:
             tracked = batch.staging.get(meeting_id)
-            if tracked is None or tracked.meeting.created_at > upper * 1000:
-                continue  # created after this pass's bound: not expected in it
+            assert tracked is not None  # noqa: S101 - deletions() keeps tracked ids only
             # Not counted as "caught": polling can never see a hard delete.
             detected = self.deps.client.api_now() * 1000
-            batch.stage_delete(tracked, Window(WindowKind.CREATED, 0, upper), detected)
-            deleted += 1
-        await self._commit(batch, replace(progress, last_reconcile_at=upper))
+            batch.stage_delete(tracked, window, detected)
+        await self._commit(
+            batch, replace(progress, last_reconcile_at=upper), CycleKind.RECONCILE, started
+        )
         log.info(
             "reconciliation complete",
             extra={
                 "event_id": self.event_id,
                 "seen": len(seen),
-                "deleted": deleted,
+                "deleted": len(gone.meeting_ids),
                 "caught": dict(batch.caught),
                 "seconds": round(time.monotonic() - started, 3),
             },
@@ -393,7 +431,9 @@ class EventSync:
 
     # --- committing -------------------------------------------------------------------------
 
-    async def _commit(self, batch: Batch, progress: EventProgress) -> None:
+    async def _commit(
+        self, batch: Batch, progress: EventProgress, kind: CycleKind, started: float
+    ) -> None:
         progress = replace(progress, updated_at=int(self.deps.wall_clock() * 1000))
         batch.close(progress)
         try:
@@ -405,62 +445,31 @@ class EventSync:
             self.deps.metrics.producer_fenced.labels(self._label).inc()
             raise
         self.state.apply(batch.staging)
-        self._observe_commit(batch, progress)
-
-    def _observe_commit(self, batch: Batch, progress: EventProgress) -> None:
-        m = self.deps.metrics
-        label = self._label
-        now = self.deps.wall_clock()
-        api_now = self.deps.client.api_now()
-        m.transactions.labels(label, "committed").inc()
-        for change_type, count in batch.published.items():
-            m.events_published.labels(label, change_type).inc(count)
-        for change_type, count in batch.caught.items():
-            m.reconcile_caught.labels(label, change_type).inc(count)
-        if batch.dead_letters:
-            m.dead_letters.labels(label).inc(batch.dead_letters)
-        offset = api_now - now
-        for modified_at in batch.modified_at:
-            m.end_to_end_latency.labels(label).observe(max(0.0, now + offset - modified_at / 1000))
-        m.last_success.labels(label).set(now)
-        m.tracked_meetings.labels(label).set(len(self.state.meetings))
-        m.state_bytes.labels(label).set(self.state.meetings.stored_bytes)
-        m.watermark.labels(label, "created").set(max(0, progress.created_through))
-        m.watermark.labels(label, "modified").set(max(0, progress.modified_through))
-        if progress.phase == STREAMING:
-            m.source_lag.labels(label).set(max(0, api_now - progress.modified_through))
+        report = self._report(batch, progress, kind, started)
+        report.observe(self.deps.metrics)
         self.deps.health.cycle_finished(
-            self.event_id,
-            phase=self._cycle_phase,
-            ok=True,
-            detail={
-                "phase": progress.phase,
-                "created_through": progress.created_through,
-                "modified_through": progress.modified_through,
-                "last_reconcile_at": progress.last_reconcile_at,
-                "lag_seconds": max(0, api_now - progress.modified_through),
-                "published": dict(batch.published),
-                "dead_letters": batch.dead_letters,
-                "tracked_meetings": len(self.state.meetings),
-            },
+            self.event_id, phase=report.cycle, ok=True, detail=report.status_detail()
         )
-        # One line per transaction that carried something; quiet cycles only at DEBUG.
-        log.log(
-            logging.INFO if batch.published or batch.dead_letters else logging.DEBUG,
-            "cycle committed",
-            extra={
-                "event_id": self.event_id,
-                "phase": progress.phase,  # snapshot | streaming (what the event is in)
-                "cycle": self._cycle_phase,  # snapshot | incremental | reconcile
-                "cycle_number": self._cycle_number,
-                "published": dict(batch.published),
-                "dead_letters": batch.dead_letters,
-                "records": len(batch),
-                "created_through": progress.created_through,
-                "modified_through": progress.modified_through,
-                "lag_seconds": max(0, api_now - progress.modified_through),
-                "seconds": round(time.monotonic() - self._cycle_started, 3),
-            },
+        log.log(report.log_level, "cycle committed", extra=report.log_extra())
+
+    def _report(
+        self, batch: Batch, progress: EventProgress, kind: CycleKind, started: float
+    ) -> CycleReport:
+        return CycleReport(
+            event_id=self.event_id,
+            cycle=kind,
+            cycle_number=self._cycle_number,
+            progress=progress,
+            published=dict(batch.published),
+            caught=dict(batch.caught),
+            dead_letters=batch.dead_letters,
+            records=len(batch),
+            modified_at=tuple(batch.modified_at),
+            tracked_meetings=len(self.state.meetings),
+            state_bytes=self.state.meetings.stored_bytes,
+            api_now=self.deps.client.api_now(),
+            wall_now=self.deps.wall_clock(),
+            seconds=time.monotonic() - started,
         )
 
     # --- helpers ----------------------------------------------------------------------------
@@ -473,15 +482,9 @@ class EventSync:
     def _upper_bound(self) -> int:
         return self.deps.client.api_now() - self.settings.settle_seconds
 
-    def _reconcile_due(self, progress: EventProgress) -> bool:
-        interval = self.settings.reconcile_interval_seconds
-        if interval <= 0 or progress.last_reconcile_at is None:
-            return False
-        return self.deps.client.api_now() - progress.last_reconcile_at >= interval
-
     def _progress(
         self,
-        phase: str,
+        phase: Phase,
         snapshot_upper: int,
         created_through: int,
         modified_through: int,
