@@ -8,7 +8,7 @@ versions newer than the watermark during reconciliation).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -428,17 +428,67 @@ async def test_the_cycle_reported_is_the_one_that_ran_when_learning_the_clock_ma
     client.fetch_page = fetch_page  # type: ignore[attr-defined]
     reported = sync.deps.health.cycle_finished
 
+    phases: list[str] = []
+
     def report(*args: Any, **kwargs: Any) -> None:
         reported(*args, **kwargs)
-        stop.set()
+        phases.append(str(kwargs["phase"]))
+        if kwargs["phase"] == "reconcile":
+            stop.set()
 
     sync.deps.health.cycle_finished = report  # type: ignore[method-assign]
     async with asyncio.timeout(5):
         await sync.run(stop)
 
-    assert (reader.reads[0].kind.value, reader.reads[0].start) == ("created", 0)  # a pass ran
+    passes = [w for w in reader.reads if (w.kind.value, w.start) == ("created", 0)]
+    assert len(passes) == 1  # the pass ran, reported as one
+    assert phases[-1] == "reconcile"
     status = sync.deps.health.status()["events"][str(EVENT)]
     assert status["last_cycle"]["phase"] == "reconcile"
     cycles = sync.deps.metrics.cycles
     assert cycles.labels(str(EVENT), "reconcile", "ok")._value.get() == 1
-    assert cycles.labels(str(EVENT), "incremental", "ok")._value.get() == 0
+    assert "modified" in [w.kind.value for w in reader.reads]  # polling ran beside it
+
+
+async def test_a_pass_neither_republishes_nor_deletes_what_polling_committed_during_it(settings):
+    """Issue 14: the pass runs beside polling. A meeting polling committed after the pass
+    began is left alone: the stale row the pass read is not published, and a meeting
+    created meanwhile (absent from the pass) is not deleted."""
+    from connector.committer import Turn
+    from connector.schedule import CycleKind
+
+    serdes = Serdes(SingleObjectFraming())
+    old = meeting(1, NOW - 100)
+    state = tracked_state(serdes, old, meeting(2, NOW - 100), last_reconcile=NOW - 3600)
+    stale = meeting(1, NOW - 50, status="declined")  # what the pass read, before polling's
+    newer = meeting(1, NOW - 20, status="confirmed")
+    born = replace(meeting(3, NOW - 20), created_at=(NOW - 200) * 1000)  # within the bound
+
+    class RacingReader(FakeReader):
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            # polling commits while the pass's page is on its way
+            def stage(batch: Any) -> None:
+                batch.stage(newer, window, kind="modified")
+                batch.stage(born, window, kind="created")
+
+            await sync.committer.commit(
+                Turn(CycleKind.INCREMENTAL, 0, 0.0),
+                stage,
+                lambda p: p,  # type: ignore[arg-type,return-value]
+            )
+            async for part in super().read(event_id, window):
+                yield part
+
+    sync, publisher, _ = make_sync(settings, RacingReader([stale, meeting(2, NOW - 100)]), state)
+    state.progress = replace(state.progress, modified_through=NOW - 10)  # type: ignore[arg-type]
+
+    await sync.cycle()  # the pass
+
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"], e["version"]) for e in events] == [
+        (1, "CONFIRMED", 2),  # polling's
+        (3, "CREATED", 1),
+    ]
+    assert sorted(state.meetings) == [1, 2, 3]
+    assert state.progress is not None
+    assert state.progress.last_reconcile_at == NOW - settings.settle_seconds
