@@ -160,7 +160,8 @@ class ExportClient:
     ) -> None:
         self._session = session
         self._settings = settings
-        self._metrics = metrics
+        # a throwaway registry where none is wanted: the counting code never checks
+        self._metrics = metrics if metrics is not None else Metrics()
         self._limiter = limiter or RequestLimiter.from_settings(settings)
         self._sleep = sleep
         self._clock = clock
@@ -256,11 +257,10 @@ class ExportClient:
         self.clock.observe(api_time, sent, self._clock())
         if self.clock.steps_back != steps_back:
             log.warning("the API's clock went back; its estimate starts again")
-        if self._metrics is not None:
-            self._metrics.api_clock_offset.set(self.api_time() - self._wall())
-            uncertainty = self.clock.uncertainty(self._clock())
-            if uncertainty is not None:
-                self._metrics.api_clock_uncertainty.set(uncertainty)
+        self._metrics.api_clock_offset.set(self.api_time() - self._wall())
+        uncertainty = self.clock.uncertainty(self._clock())
+        if uncertainty is not None:
+            self._metrics.api_clock_uncertainty.set(uncertainty)
 
     # --- pages --------------------------------------------------------------------------------
 
@@ -302,11 +302,10 @@ class ExportClient:
                     ) from None
                 await self._back_off(attempt, failure, label)
                 continue
-            if self._metrics is not None:
-                kind = window.kind.value if window is not None else WindowKind.CREATED.value
-                self._metrics.rows_fetched.labels(label, kind).inc(len(result.rows))
-                self._metrics.pages_fetched.labels(label, kind).inc()
-                self._metrics.bytes_fetched.labels(label).inc(result.body_bytes)
+            kind = window.kind.value if window is not None else WindowKind.CREATED.value
+            self._metrics.rows_fetched.labels(label, kind).inc(len(result.rows))
+            self._metrics.pages_fetched.labels(label, kind).inc()
+            self._metrics.bytes_fetched.labels(label).inc(result.body_bytes)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -314,16 +313,14 @@ class ExportClient:
         if failure.retry_after is not None:
             delay = min(failure.retry_after, self._settings.api_backoff_max_seconds * 4)
             self._limiter.pause(delay)
-            if self._metrics is not None:
-                self._metrics.api_rate_limited_seconds.labels(label).inc(delay)
+            self._metrics.api_rate_limited_seconds.labels(label).inc(delay)
         else:
             ceiling = min(
                 self._settings.api_backoff_max_seconds,
                 self._settings.api_backoff_initial_seconds * 2**attempt,
             )
             delay = self._rng.uniform(0, ceiling)  # full jitter
-        if self._metrics is not None:
-            self._metrics.api_retries.labels(label, failure.reason).inc()
+        self._metrics.api_retries.labels(label, failure.reason).inc()
         # The message itself names the host, the setting and the error: an unresolvable or
         # refusing host must be plain from the first failure, not after every retry.
         log.warning(
@@ -368,9 +365,8 @@ class ExportClient:
                         "connection", f"{type(exc).__name__}: {self._clean(exc)}"
                     ) from None
         finally:
-            if self._metrics is not None:
-                self._metrics.api_requests.labels(label, status_class(status)).inc()
-                self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
+            self._metrics.api_requests.labels(label, status_class(status)).inc()
+            self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
         if status == 429:
             wait = _retry_after_seconds(retry_after, self._wall())
             raise _Transient("rate_limited", "429 Too Many Requests", retry_after=wait)
