@@ -41,7 +41,7 @@ from connector.publisher import TransactionalPublisher, state_partition
 from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
-from connector.source.client import ExportClient
+from connector.source.client import BACKGROUND, ExportClient
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.windows import (
     Followed,
@@ -177,6 +177,8 @@ class EventSync:
                 last_started = None
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        # This task's reads (and the reader's tasks it starts) yield API slots to polls.
+        BACKGROUND.set(True)
         interval = self.settings.reconcile_interval_seconds
         failures = 0
         while not stop.is_set():

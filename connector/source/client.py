@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -62,6 +63,12 @@ class ExportPage:
     body_bytes: int
 
 
+#: True in a task whose reads may wait for others' (the reconciler): at most
+#: ``max_concurrency - 1`` of its requests hold or queue for a slot at once, so a poll's
+#: request waits for one slot to free at most, however many reads a pass has started.
+BACKGROUND = contextvars.ContextVar("meetings_cdc_background_reads", default=False)
+
+
 class RequestLimiter:
     """Request rate (token bucket) and concurrency (semaphore) shared by a whole process.
 
@@ -82,6 +89,7 @@ class RequestLimiter:
         self.rate = rate_per_second
         self.max_concurrency = max_concurrency
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._background = asyncio.Semaphore(max(1, max_concurrency - 1))
         self._clock = clock
         self._sleep = sleep
         self._burst = max(1.0, rate_per_second)
@@ -99,11 +107,19 @@ class RequestLimiter:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
+        background = BACKGROUND.get()
+        if background:
+            await self._background.acquire()
         try:
-            await self._wait_turn()
+            await self._semaphore.acquire()
+            try:
+                await self._wait_turn()
+            except BaseException:
+                self._semaphore.release()
+                raise
         except BaseException:
-            self._semaphore.release()
+            if background:
+                self._background.release()
             raise
 
     async def __aexit__(
@@ -113,6 +129,8 @@ class RequestLimiter:
         tb: TracebackType | None,
     ) -> None:
         self._semaphore.release()
+        if BACKGROUND.get():
+            self._background.release()
 
     async def _wait_turn(self) -> None:
         now = self._clock()
