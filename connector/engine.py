@@ -1,20 +1,23 @@
-"""The per-event sync loop: plan windows, read them, classify, publish in transactions.
+"""The per-event sync: a poller and a reconciler side by side, committing through one
+``Committer``.
 
 One ``EventSync`` per configured event, all in one process, sharing the API client (and so
-its rate and concurrency limits). Each event moves through three kinds of cycle:
+its rate and concurrency limits). Each event runs two concerns as two tasks:
 
-- snapshot: the full export as CREATED windows up to a fixed upper bound, committed part
-  by part (resumable after a crash: progress records how far it got);
-- incremental: a CREATED and a MODIFIED window from the watermarks up to the API's now
-  minus the settle delay, committed at once; then the same two kinds over the overlap
-  before the watermarks (late rows), committed only if they found anything;
-- reconcile: every ``reconcile_interval_seconds`` a full pass that catches what polling
-  cannot see: hard deletes (DELETED + state tombstone) and anything incremental missed.
+- the poller: first the snapshot (the full export as CREATED windows up to a fixed upper
+  bound, committed part by part, resumable after a crash: progress records how far it
+  got), then incremental cycles: a CREATED and a MODIFIED window from the watermarks up to
+  the API's now minus the settle delay, committed at once; then the same two kinds over
+  the overlap before the watermarks (late rows), committed only if they found anything;
+- the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
+  (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
+  anything incremental missed. Polling never waits for it.
 
-Every write of a cycle (events, state, dead letters, watermarks) goes out in Kafka
-transactions (one per cycle, unless it is large or finds late rows in the overlap).
-The in-memory view changes only after the commit; a failed cycle is simply redone from the
-committed state, and because classification compares content, re-reading never duplicates.
+Every write (events, state, dead letters, watermarks) goes out in Kafka transactions, one
+at a time and in order, through the event's ``Committer``: it stages each transaction
+against the state as committed so far and applies it only after the commit; a failed
+cycle is simply redone from the committed state, and because classification compares
+content, re-reading never duplicates.
 """
 
 from __future__ import annotations
@@ -28,21 +31,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from connector.batch import Batch, Destination
+from connector.committer import Committer, Turn
 from connector.config import Settings
-from connector.errors import (
-    FatalSourceError,
-    ProducerFencedError,
-    RetriablePublishError,
-    RetriableSourceError,
-)
+from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
 from connector.metrics import Metrics
-from connector.model import Meeting
-from connector.progress import EventProgress
+from connector.progress import EventProgress, Phase
 from connector.publisher import TransactionalPublisher, state_partition
+from connector.reconcile import PassBounds, reconcile
+from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
-from connector.source.client import ExportClient
-from connector.source.reader import WindowReader
+from connector.source.client import BACKGROUND, ExportClient
+from connector.source.reader import WindowPart, WindowReader
 from connector.source.windows import (
     Followed,
     Watermarks,
@@ -57,10 +57,9 @@ from connector.state import EventState
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 10_000
-#: Polls start this long after a second ends on the API's clock (estimate error, late writes).
-TICK_MARGIN_SECONDS = 0.15
-SNAPSHOT = "snapshot"
-STREAMING = "streaming"
+SNAPSHOT = Phase.SNAPSHOT
+STREAMING = Phase.STREAMING
+_SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class Collaborators:
 
 
 class EventSync:
-    """The sync loop of one event."""
+    """The sync of one event: its poller and its reconciler."""
 
     def __init__(
         self,
@@ -93,7 +92,7 @@ class EventSync:
         self.deps = deps
         self.settings = deps.settings
         self._label = str(event_id)
-        self._destination = Destination(
+        destination = Destination(
             event_id=event_id,
             state_partition=state_partition(event_id, deps.state_partitions),
             changes_topic=self.settings.changes_topic,
@@ -101,133 +100,236 @@ class EventSync:
             dlq_topic=self.settings.dlq_topic,
             connector_name=self.settings.connector_name,
         )
-        # A pass longer than the reconcile interval leaves the next one due at once: after
-        # each pass one incremental cycle runs first, so polling is never starved.
+        self.committer = Committer(
+            state,
+            publisher,
+            destination,
+            deps.serdes,
+            deps.metrics,
+            deps.health,
+            api_now=deps.client.api_now,
+            wall_clock=deps.wall_clock,
+        )
+        # cycle(), one turn at a time: a pass longer than the reconcile interval leaves the
+        # next one due at once; after each pass one incremental cycle runs first.
         self._reconciled_last = False
-        self._cycle_phase = SNAPSHOT
-        self._cycle_started = time.monotonic()
+        self._begun: EventProgress | None = None  # before the first commit: how it begins
         self._cycle_number = 0  # of this process: a cycle may commit more than once
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()
 
-    # --- the loop -----------------------------------------------------------------------
+    # --- the two concerns -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run cycles until ``stop`` is set.
+        """Poll and reconcile side by side until ``stop`` is set.
 
         Only errors that make the process unusable (a fenced or broken producer) propagate
-        to the supervisor; API failures are retried, each kind at its own pace.
+        to the supervisor (the other concern is then cancelled); API failures are retried,
+        each kind at its own pace.
         """
-        failures = 0
         self._stop = stop
+        tasks = [
+            asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
+            asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        failures = 0
+        last_started: float | None = None  # on the API's clock; None: the next may start now
         while not stop.is_set():
             self.deps.health.beat()
-            phase = self._cycle_phase = self._phase()
-            started = self._cycle_started = time.monotonic()
-            self._cycle_number += 1
-            started_api = self.deps.client.api_time()
             try:
-                more = await self.cycle()
-                failures = 0
-                self.deps.metrics.cycles.labels(self._label, phase, "ok").inc()
-            except (RetriableSourceError, RetriablePublishError, FatalSourceError) as exc:
-                # Nothing of the cycle was committed: the state and watermarks are as before.
-                # A fatal *source* error (rejected key, unknown event) is not retried soon,
-                # but neither does it stop the other events: readiness and the Stalled alert
-                # report it, and the event recovers by itself once the API is fixed.
+                # Window bounds come from the API's clock: learn it before deciding.
+                await self._sync_clock()
+            except (RetriableSourceError, FatalSourceError) as exc:
                 failures += 1
-                self.deps.metrics.cycles.labels(self._label, phase, "error").inc()
-                self.deps.health.cycle_finished(
-                    self.event_id, phase=phase, ok=False, detail={"error": str(exc)}
-                )
-                fatal = isinstance(exc, FatalSourceError)
-                delay = 60.0 if fatal else self._backoff(failures)
-                (log.error if fatal else log.warning)(
-                    "cycle failed; the committed state is unchanged, retrying",
-                    extra={
-                        "event_id": self.event_id,
-                        "phase": phase,
-                        "error": str(exc),
-                        "retry_in_s": round(delay, 1),
-                    },
-                )
-                await _wait(stop, delay)
+                await self._failed(self._first_kind(), exc, failures, 0.0)
                 continue
-            finally:
-                self.deps.metrics.cycle_duration.labels(self._label, phase).observe(
-                    time.monotonic() - started
-                )
-            if not more:
-                await self._idle(stop, started_api)
-
-    async def _idle(self, stop: asyncio.Event, started_api: float) -> None:
-        """Wait for the next poll; on the way, probe the API's clock if a probe is due
-        before it (polls alone, all at one phase of the second, cannot correct the clock
-        estimate they are scheduled by: see ``connector.source.api_clock``)."""
-        client = self.deps.client
-        until_poll = self._until_next_poll(started_api)
-        probe_in = client.clock_probe_delay()
-        if probe_in is not None and probe_in < until_poll:
-            await _wait(stop, probe_in)
             if stop.is_set():
+                # Stopped while the clock was learnt (right after the restore, say): a
+                # snapshot started now would only be cut off at the shutdown timeout.
                 return
-            try:
-                async with asyncio.timeout(max(1.0, until_poll - probe_in)):
-                    await client.probe_clock(self.event_id)
-            except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
-                log.debug(
-                    "clock probe failed", extra={"event_id": self.event_id, "error": str(exc)}
-                )
-            until_poll = self._until_next_poll(started_api)
-        await _wait(stop, until_poll)
+            action = self._decide(last_started, reconcile_interval=0)
+            if isinstance(action, Idle):
+                if not await self._idle(stop, action.seconds):
+                    # Waited the whole delay: poll now, even if the API's clock went back
+                    # meanwhile (the delay would be recomputed from the old start forever).
+                    last_started = None
+                continue
+            last_started = self.deps.client.api_time()
+            outcome = await self._attempt(action.kind)
+            if isinstance(outcome, Exception):
+                failures += 1
+                await self._report_failure(action.kind, outcome, failures)
+                last_started = None
+                continue
+            failures = 0
+            if outcome:
+                last_started = None
 
-    def _until_next_poll(self, started_api: float) -> float:
-        """Seconds to sleep so the next cycle starts a poll interval after this one began,
-        just after a second ends on the API's clock: a window can include a second only
-        once it is over, so a poll right after the tick publishes its changes soonest."""
-        interval = self.settings.poll_interval_seconds
-        target = started_api + interval
-        if interval >= 1:
-            # the tick nearest the target (the interval may shrink or grow by half a second)
-            target = math.ceil(target - TICK_MARGIN_SECONDS - 0.5) + TICK_MARGIN_SECONDS
-        # Never longer than an interval (and the tick): the API's clock may have gone back.
-        return min(interval + 1.0, max(0.0, target - self.deps.client.api_time()))
+    async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        # This task's reads (and the reader's tasks it starts) yield API slots to polls.
+        BACKGROUND.set(True)
+        interval = self.settings.reconcile_interval_seconds
+        failures = 0
+        while not stop.is_set():
+            progress = self.state.progress
+            delay = (
+                math.inf
+                if progress is None
+                else reconcile_delay(progress, self.deps.client.api_now(), interval)
+            )
+            if delay > 0:
+                # Re-checked at least every second: the snapshot ends, the clock moves.
+                await _wait(stop, min(delay, 1.0))
+                continue
+            outcome = await self._attempt(CycleKind.RECONCILE)
+            if isinstance(outcome, Exception):
+                failures += 1
+                await self._report_failure(CycleKind.RECONCILE, outcome, failures)
+            else:
+                failures = 0
+
+    async def _attempt(self, kind: CycleKind) -> bool | Exception:
+        """Run a cycle of ``kind``: whether more work waits, or the error it failed with
+        (fenced or broken producers propagate)."""
+        started = time.monotonic()
+        outcome: bool | Exception
+        try:
+            outcome = await self._run_cycle(kind, started)
+        except _SOURCE_ERRORS as exc:
+            outcome = exc
+        result = "error" if isinstance(outcome, Exception) else "ok"
+        self.deps.metrics.cycles.labels(self._label, kind, result).inc()
+        self.deps.metrics.cycle_duration.labels(self._label, kind).observe(
+            time.monotonic() - started
+        )
+        return outcome
+
+    async def _failed(self, kind: CycleKind, exc: Exception, failures: int, seconds: float) -> None:
+        self.deps.metrics.cycles.labels(self._label, kind, "error").inc()
+        self.deps.metrics.cycle_duration.labels(self._label, kind).observe(seconds)
+        await self._report_failure(kind, exc, failures)
+
+    async def _report_failure(self, kind: CycleKind, exc: Exception, failures: int) -> None:
+        """Report a failed cycle and wait before the next try.
+
+        Nothing of the cycle was committed: the state and watermarks are as before. A fatal
+        *source* error (rejected key, unknown event) is not retried soon, but neither does
+        it stop the other events: readiness and the Stalled alert report it, and the event
+        recovers by itself once the API is fixed.
+        """
+        self.deps.health.cycle_finished(
+            self.event_id, phase=kind, ok=False, detail={"error": str(exc)}
+        )
+        fatal = isinstance(exc, FatalSourceError)
+        delay = 60.0 if fatal else self._backoff(failures)
+        (log.error if fatal else log.warning)(
+            "cycle failed; the committed state is unchanged, retrying",
+            extra={
+                "event_id": self.event_id,
+                "phase": str(kind),
+                "error": str(exc),
+                "retry_in_s": round(delay, 1),
+            },
+        )
+        await _wait(self._stop, delay)
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> bool:
+        """Wait ``seconds`` for the next poll; on the way, probe the API's clock if a probe
+        is due before it (polls alone, all at one phase of the second, cannot correct the
+        clock estimate they are scheduled by: see ``connector.source.api_clock``). True
+        when it probed: the loop then decides the rest of the wait on the corrected clock."""
+        client = self.deps.client
+        probe_in = client.clock_probe_delay()
+        if probe_in is None or probe_in >= seconds:
+            await _wait(stop, seconds)
+            return False
+        await _wait(stop, probe_in)
+        if stop.is_set():
+            return True
+        try:
+            async with asyncio.timeout(max(1.0, seconds - probe_in)):
+                await client.probe_clock(self.event_id)
+        except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
+            log.debug("clock probe failed", extra={"event_id": self.event_id, "error": str(exc)})
+        return True
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))
 
+    # --- deciding ---------------------------------------------------------------------------
+
+    def _progress_now(self) -> EventProgress:
+        """The committed progress, or how the event begins (decided once, then kept)."""
+        if self.state.progress is not None:
+            self._begun = None
+            return self.state.progress
+        if self._begun is None:
+            self._begun = self._begin()
+        return self._begun
+
+    def _decide(
+        self, last_started: float | None, reconcile_interval: float | None = None
+    ) -> Action:
+        client = self.deps.client
+        return next_action(
+            self._progress_now(),
+            api_now=client.api_now(),
+            api_time=client.api_time(),
+            last_started_api=last_started,
+            poll_interval_seconds=self.settings.poll_interval_seconds,
+            reconcile_interval_seconds=(
+                self.settings.reconcile_interval_seconds
+                if reconcile_interval is None
+                else reconcile_interval
+            ),
+            reconciled_last=self._reconciled_last,
+        )
+
+    def _first_kind(self) -> CycleKind:
+        action = self._decide(None, reconcile_interval=0)
+        return action.kind if isinstance(action, Run) else CycleKind.INCREMENTAL
+
     async def cycle(self) -> bool:
-        """Run one cycle; return True when more work is waiting (no need to sleep)."""
+        """One turn in sequence (tests, tools): learn the clock, decide (a due pass
+        included), run; True when more work is waiting."""
         await self._sync_clock()
-        if self._stop is not None and self._stop.is_set():
-            # Stopped while the clock was learnt (right after the restore, say): a snapshot
-            # or pass started now would only be cut off at the shutdown timeout.
+        if self._stop.is_set():
             return False
-        progress = self.state.progress
-        if progress is None:
-            progress = self._begin()
-        if progress.phase == SNAPSHOT:
-            return await self._snapshot(progress)
-        if self._reconcile_due(progress) and not self._reconciled_last:
-            await self._reconcile(progress)
+        action = self._decide(None)
+        assert isinstance(action, Run)  # noqa: S101 - nothing to wait for without a last start
+        return await self._run_cycle(action.kind, time.monotonic())
+
+    async def _run_cycle(self, kind: CycleKind, started: float) -> bool:
+        """Run the decided cycle; return True when more work is waiting (no need to sleep)."""
+        self._cycle_number += 1
+        turn = Turn(kind, self._cycle_number, started)
+        progress = self._progress_now()
+        if kind is CycleKind.SNAPSHOT:
+            return await self._snapshot(progress, turn)
+        if kind is CycleKind.RECONCILE:
+            await self._reconcile(progress, turn)
             self._reconciled_last = True
             return False
-        await self._incremental(progress)
+        await self._incremental(progress, turn)
         self._reconciled_last = False
         return False
 
-    def _phase(self) -> str:
-        progress = self.state.progress
-        if progress is None or progress.phase == SNAPSHOT:
-            return SNAPSHOT
-        due = self._reconcile_due(progress) and not self._reconciled_last
-        return "reconcile" if due else "incremental"
-
     async def _sync_clock(self) -> None:
-        # Window bounds come from the API's clock: learn it before the first plan.
         if not self.deps.client.api_clock_known:
             await self.deps.client.fetch_page(self.event_id, None, page=1, per_page=1)
 
-    # --- phases ---------------------------------------------------------------------------
+    # --- cycles -----------------------------------------------------------------------------
 
     def _begin(self) -> EventProgress:
         upper = self._upper_bound()
@@ -240,27 +342,39 @@ class EventSync:
             return self._progress(STREAMING, upper, upper, upper, last_reconcile_at=upper)
         return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
 
-    async def _snapshot(self, progress: EventProgress) -> bool:
+    async def _snapshot(self, progress: EventProgress, turn: Turn) -> bool:
         upper = progress.snapshot_upper
         assert upper is not None  # noqa: S101 - set when the snapshot phase begins
         emit = self.settings.snapshot_mode == "initial"
-        batch = self._new_batch()
         window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
-        # A full transaction commits in the background while the next one is read and
-        # staged (transactions stay one at a time and in order; the next one starts only
-        # after the previous one committed). A failed commit fails the cycle as before.
-        committing: asyncio.Task[None] | None = None
+
+        def stage(parts: list[WindowPart]) -> Callable[[Batch], None]:
+            def into(batch: Batch) -> None:
+                for part in parts:
+                    for meeting in part.meetings:
+                        batch.stage(meeting, part.window, kind="snapshot", snapshot=True, emit=emit)
+                    batch.add_dead_letters(part)
+
+            return into
+
+        # A full transaction commits in the background while the next one is read
+        # (transactions stay one at a time and in order: the committer stages the next one
+        # only after the previous one committed). A failed commit fails the cycle as before.
+        committing: asyncio.Task[Batch | None] | None = None
+        parts: list[WindowPart] = []
+        size = 0
         try:
             async for part in self.deps.reader.read(self.event_id, window):
-                for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=SNAPSHOT, snapshot=True, emit=emit)
-                batch.add_dead_letters(part)
+                parts.append(part)
+                size += 2 * len(part.meetings) + len(part.dead_letters)
                 progress = replace(progress, created_through=part.window.end)
-                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
+                if size >= MAX_RECORDS_PER_TRANSACTION:
                     if committing is not None:
                         await committing
-                    committing = asyncio.create_task(self._commit(batch, progress))
-                    batch = self._new_batch(after=batch)
+                    committing = asyncio.create_task(
+                        self.committer.commit(turn, stage(parts), _fixed(progress))
+                    )
+                    parts, size = [], 0
             if committing is not None:
                 await committing
         finally:
@@ -272,14 +386,14 @@ class EventSync:
             elif committing is not None and not committing.cancelled():
                 committing.exception()  # retrieved here if the loop failed before awaiting it
         done = replace(progress, phase=STREAMING, created_through=upper, last_reconcile_at=upper)
-        await self._commit(batch, done)
+        await self.committer.commit(turn, stage(parts), _fixed(done))
         log.info(
             "snapshot complete",
             extra={"event_id": self.event_id, "meetings": len(self.state.meetings)},
         )
         return True
 
-    async def _incremental(self, progress: EventProgress) -> None:
+    async def _incremental(self, progress: EventProgress, turn: Turn) -> None:
         followed = self._follow_api_clock(progress)
         marks = followed.watermarks
         plan = plan_incremental(
@@ -291,197 +405,84 @@ class EventSync:
         )
         # Fresh seconds first, committed with the watermarks: a new change is published
         # without waiting for the overlap to be re-read.
-        batch, marks = await self._read_incremental(plan.fresh, progress, marks)
-        progress = self._with_marks(progress, marks)
-        await self._commit(batch, progress)
+        parts, marks = await self._read_incremental(plan.fresh, progress, marks, turn)
+        await self._commit_parts(turn, parts, progress, marks)
         # Then the overlap, for rows that landed late (its windows end at the watermarks, so
         # they never move them): re-reading what was published finds equal content and
         # stages nothing, so usually there is nothing to commit.
-        batch, _ = await self._read_incremental(plan.lookback, progress, marks)
-        if len(batch):
-            await self._commit(batch, progress)
+        parts, _ = await self._read_incremental(plan.lookback, progress, marks, turn)
+        await self._commit_parts(turn, parts, progress, marks, skip_empty=True)
 
     async def _read_incremental(
-        self, windows: list[Window], progress: EventProgress, marks: Watermarks
-    ) -> tuple[Batch, Watermarks]:
-        """Read ``windows`` into a batch, moving ``marks`` over every part read; a batch
-        that fills up is committed on the way, with the marks so far."""
-        batch = self._new_batch()
+        self, windows: list[Window], progress: EventProgress, marks: Watermarks, turn: Turn
+    ) -> tuple[list[WindowPart], Watermarks]:
+        """Read ``windows``, moving ``marks`` over every part read; parts that fill a
+        transaction are committed on the way, with the marks so far."""
+        parts: list[WindowPart] = []
+        size = 0
         for window in windows:
             async for part in self.deps.reader.read(self.event_id, window):
-                for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=window.kind.value)
-                batch.add_dead_letters(part)
+                parts.append(part)
+                size += 2 * len(part.meetings) + len(part.dead_letters)
                 marks = advance(marks, part.window)
-                if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
-                    await self._commit(batch, self._with_marks(progress, marks))
-                    batch = self._new_batch()
+                if size >= MAX_RECORDS_PER_TRANSACTION:
+                    await self._commit_parts(turn, parts, progress, marks)
+                    parts, size = [], 0
             marks = advance(marks, window)
-        return batch, marks
+        return parts, marks
 
-    async def _reconcile(self, progress: EventProgress) -> None:
-        upper = self._upper_bound()
-        started = time.monotonic()
-        covered = self._follow_api_clock(progress).watermarks.modified_through * 1000
-        unattributed = 0
-        seen: set[int] = set()
-        batch = self._new_batch()
-        window = Window(WindowKind.CREATED, 0, upper)
-        async for part in self.deps.reader.read(self.event_id, window):
-            seen.update(m.meeting_id for m in part.meetings)
-            seen.update(part.inconsistent)  # changed while read, or withheld for a bad row
-            unattributed += sum(1 for d in part.dead_letters if d.meeting_id is None)
-            for meeting in part.meetings:
-                if meeting.modified_at > covered or self._untracked_by_design(
-                    batch, meeting, progress
-                ):
-                    # Newer than the incremental watermark: the next incremental window
-                    # reads it. Reconciliation only judges what incremental claims to cover.
-                    continue
-                change = batch.stage(meeting, part.window, kind="reconcile")
-                if change is not None:
-                    batch.caught[change.change_type.value] += 1
-            batch.add_dead_letters(part)
-            if len(batch) >= MAX_RECORDS_PER_TRANSACTION:
-                await self._commit(batch, progress)
-                batch = self._new_batch()
-        deleted = 0
-        vanished = [m for m in batch.staging.tracked_ids() if m not in seen]
-        if unattributed:
-            # A malformed row that names no readable meeting may belong to any of them:
-            # deleting now could delete a meeting that still exists. Wait for a clean pass.
-            log.warning(
-                "reconciliation skips deletes: malformed rows without a meeting id",
-                extra={
-                    "event_id": self.event_id,
-                    "rows": unattributed,
-                    "candidates": len(vanished),
-                },
+    async def _commit_parts(
+        self,
+        turn: Turn,
+        parts: list[WindowPart],
+        begun: EventProgress,
+        marks: Watermarks,
+        *,
+        skip_empty: bool = False,
+    ) -> None:
+        def stage(batch: Batch) -> None:
+            for part in parts:
+                for meeting in part.meetings:
+                    batch.stage(meeting, part.window, kind=part.window.kind.value)
+                batch.add_dead_letters(part)
+
+        def moved(committed: EventProgress | None) -> EventProgress:
+            # the poller alone moves the watermarks; last_reconcile_at is the reconciler's
+            return replace(
+                committed or begun,
+                created_through=marks.created_through,
+                modified_through=marks.modified_through,
             )
-            vanished = []
-        for meeting_id in vanished:
-            tracked = batch.staging.get(meeting_id)
-            if tracked is None or tracked.meeting.created_at > upper * 1000:
-                continue  # created after this pass's bound: not expected in it
-            # Not counted as "caught": polling can never see a hard delete.
-            detected = self.deps.client.api_now() * 1000
-            batch.stage_delete(tracked, Window(WindowKind.CREATED, 0, upper), detected)
-            deleted += 1
-        await self._commit(batch, replace(progress, last_reconcile_at=upper))
-        log.info(
-            "reconciliation complete",
-            extra={
-                "event_id": self.event_id,
-                "seen": len(seen),
-                "deleted": deleted,
-                "caught": dict(batch.caught),
-                "seconds": round(time.monotonic() - started, 3),
-            },
+
+        await self.committer.commit(turn, stage, moved, skip_empty=skip_empty)
+
+    async def _reconcile(self, progress: EventProgress, turn: Turn) -> None:
+        snapshot_upper = progress.snapshot_upper
+        never = self.settings.snapshot_mode == "never" and snapshot_upper is not None
+        bounds = PassBounds(
+            upper=self._upper_bound(),
+            covered_ms=self._follow_api_clock(progress).watermarks.modified_through * 1000,
+            never_upper_ms=snapshot_upper * 1000 if never and snapshot_upper else None,
         )
-
-    # --- policy ----------------------------------------------------------------------------
-
-    def _untracked_by_design(self, batch: Batch, meeting: Meeting, progress: EventProgress) -> bool:
-        # snapshot_mode=never: meetings that existed before the connector started are not
-        # captured until they change; reconciliation must not "discover" them either.
-        if self.settings.snapshot_mode != "never" or progress.snapshot_upper is None:
-            return False
-        return (
-            meeting.created_at <= progress.snapshot_upper * 1000
-            and batch.staging.get(meeting.meeting_id) is None
-        )
-
-    # --- committing -------------------------------------------------------------------------
-
-    async def _commit(self, batch: Batch, progress: EventProgress) -> None:
-        progress = replace(progress, updated_at=int(self.deps.wall_clock() * 1000))
-        batch.close(progress)
-        try:
-            await self.publisher.publish(batch.records)
-        except RetriablePublishError:
-            self.deps.metrics.transactions.labels(self._label, "aborted").inc()
-            raise
-        except ProducerFencedError:
-            self.deps.metrics.producer_fenced.labels(self._label).inc()
-            raise
-        self.state.apply(batch.staging)
-        self._observe_commit(batch, progress)
-
-    def _observe_commit(self, batch: Batch, progress: EventProgress) -> None:
-        m = self.deps.metrics
-        label = self._label
-        now = self.deps.wall_clock()
-        api_now = self.deps.client.api_now()
-        m.transactions.labels(label, "committed").inc()
-        for change_type, count in batch.published.items():
-            m.events_published.labels(label, change_type).inc(count)
-        for change_type, count in batch.caught.items():
-            m.reconcile_caught.labels(label, change_type).inc(count)
-        if batch.dead_letters:
-            m.dead_letters.labels(label).inc(batch.dead_letters)
-        offset = api_now - now
-        for modified_at in batch.modified_at:
-            m.end_to_end_latency.labels(label).observe(max(0.0, now + offset - modified_at / 1000))
-        m.last_success.labels(label).set(now)
-        m.tracked_meetings.labels(label).set(len(self.state.meetings))
-        m.state_bytes.labels(label).set(self.state.meetings.stored_bytes)
-        m.watermark.labels(label, "created").set(max(0, progress.created_through))
-        m.watermark.labels(label, "modified").set(max(0, progress.modified_through))
-        if progress.phase == STREAMING:
-            m.source_lag.labels(label).set(max(0, api_now - progress.modified_through))
-        self.deps.health.cycle_finished(
+        await reconcile(
             self.event_id,
-            phase=self._cycle_phase,
-            ok=True,
-            detail={
-                "phase": progress.phase,
-                "created_through": progress.created_through,
-                "modified_through": progress.modified_through,
-                "last_reconcile_at": progress.last_reconcile_at,
-                "lag_seconds": max(0, api_now - progress.modified_through),
-                "published": dict(batch.published),
-                "dead_letters": batch.dead_letters,
-                "tracked_meetings": len(self.state.meetings),
-            },
-        )
-        # One line per transaction that carried something; quiet cycles only at DEBUG.
-        log.log(
-            logging.INFO if batch.published or batch.dead_letters else logging.DEBUG,
-            "cycle committed",
-            extra={
-                "event_id": self.event_id,
-                "phase": progress.phase,  # snapshot | streaming (what the event is in)
-                "cycle": self._cycle_phase,  # snapshot | incremental | reconcile
-                "cycle_number": self._cycle_number,
-                "published": dict(batch.published),
-                "dead_letters": batch.dead_letters,
-                "records": len(batch),
-                "created_through": progress.created_through,
-                "modified_through": progress.modified_through,
-                "lag_seconds": max(0, api_now - progress.modified_through),
-                "seconds": round(time.monotonic() - self._cycle_started, 3),
-            },
+            self.deps.reader,
+            self.committer,
+            self.deps.serdes,
+            bounds,
+            turn,
+            self._stop,
+            detected_ms=lambda: self.deps.client.api_now() * 1000,
         )
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _new_batch(self, after: Batch | None = None) -> Batch:
-        return Batch.start(
-            self._destination, self.state, self.deps.serdes, self.deps.wall_clock, after
-        )
-
     def _upper_bound(self) -> int:
         return self.deps.client.api_now() - self.settings.settle_seconds
 
-    def _reconcile_due(self, progress: EventProgress) -> bool:
-        interval = self.settings.reconcile_interval_seconds
-        if interval <= 0 or progress.last_reconcile_at is None:
-            return False
-        return self.deps.client.api_now() - progress.last_reconcile_at >= interval
-
     def _progress(
         self,
-        phase: str,
+        phase: Phase,
         snapshot_upper: int,
         created_through: int,
         modified_through: int,
@@ -509,13 +510,10 @@ class EventSync:
             client.api_step(),
         )
 
-    @staticmethod
-    def _with_marks(progress: EventProgress, marks: Watermarks) -> EventProgress:
-        return replace(
-            progress,
-            created_through=marks.created_through,
-            modified_through=marks.modified_through,
-        )
+
+def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:
+    """The snapshot's progress: the poller is the event's only writer until it streams."""
+    return lambda _committed: progress
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

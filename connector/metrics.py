@@ -19,21 +19,14 @@ from prometheus_client import (
 )
 
 from connector import __version__
+from connector.changes import ChangeType
+from connector.schedule import CycleKind
 
 #: Label values known in advance, pre-created at zero by :meth:`Metrics.prime` so that
 #: ``rate()`` and ``increase()`` see the first increment and dashboards show 0, not "No data".
-CHANGE_TYPES = (
-    "SNAPSHOT",
-    "CREATED",
-    "RESCHEDULED",
-    "CONFIRMED",
-    "CANCELLED",
-    "DECLINED",
-    "PARTICIPANTS_CHANGED",
-    "UPDATED",
-    "DELETED",
-)
-PHASES = ("snapshot", "incremental", "reconcile")
+CHANGE_TYPES = tuple(change_type.value for change_type in ChangeType)
+#: the ``phase`` label of the cycle metrics: every kind of cycle
+PHASES = tuple(kind.value for kind in CycleKind)
 WINDOW_KINDS = ("created", "modified")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
 TRANSACTION_OUTCOMES = ("committed", "aborted")

@@ -7,9 +7,18 @@ resumes exactly where its last committed cycle ended. Encoded by ``connector.ser
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-SNAPSHOT = "snapshot"
-STREAMING = "streaming"
+
+class Phase(StrEnum):
+    """What an event is in: its initial load, or streaming changes."""
+
+    SNAPSHOT = "snapshot"
+    STREAMING = "streaming"
+
+
+SNAPSHOT = Phase.SNAPSHOT
+STREAMING = Phase.STREAMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +32,7 @@ class EventProgress:
     """
 
     event_id: int
-    phase: str
+    phase: Phase
     snapshot_upper: int | None
     created_through: int
     modified_through: int

@@ -15,7 +15,7 @@ from typing import Any
 from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
 from connector.errors import SerializationError
 from connector.model import Meeting, Participant, freeze_extra
-from connector.progress import EventProgress
+from connector.progress import EventProgress, Phase
 from connector.timestamps import iso_utc
 
 MEETING = "meetings_cdc.Meeting"
@@ -105,7 +105,7 @@ def progress_datum(progress: EventProgress) -> dict[str, Any]:
             EVENT_PROGRESS,
             {
                 "event_id": progress.event_id,
-                "phase": progress.phase,
+                "phase": str(progress.phase),
                 "snapshot_upper": progress.snapshot_upper,
                 "created_through": progress.created_through,
                 "modified_through": progress.modified_through,
@@ -120,7 +120,7 @@ def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
     """An ``EventProgress`` from the ``progress`` branch of a StateValue datum."""
     return EventProgress(
         event_id=d["event_id"],
-        phase=d["phase"],
+        phase=Phase(d["phase"]),
         snapshot_upper=d["snapshot_upper"],
         created_through=d["created_through"],
         modified_through=d["modified_through"],

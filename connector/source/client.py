@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -62,6 +63,12 @@ class ExportPage:
     body_bytes: int
 
 
+#: True in a task whose reads may wait for others' (the reconciler): at most
+#: ``max_concurrency - 1`` of its requests hold or queue for a slot at once, so a poll's
+#: request waits for one slot to free at most, however many reads a pass has started.
+BACKGROUND = contextvars.ContextVar("meetings_cdc_background_reads", default=False)
+
+
 class RequestLimiter:
     """Request rate (token bucket) and concurrency (semaphore) shared by a whole process.
 
@@ -82,6 +89,7 @@ class RequestLimiter:
         self.rate = rate_per_second
         self.max_concurrency = max_concurrency
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._background = asyncio.Semaphore(max(1, max_concurrency - 1))
         self._clock = clock
         self._sleep = sleep
         self._burst = max(1.0, rate_per_second)
@@ -99,11 +107,19 @@ class RequestLimiter:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
+        background = BACKGROUND.get()
+        if background:
+            await self._background.acquire()
         try:
-            await self._wait_turn()
+            await self._semaphore.acquire()
+            try:
+                await self._wait_turn()
+            except BaseException:
+                self._semaphore.release()
+                raise
         except BaseException:
-            self._semaphore.release()
+            if background:
+                self._background.release()
             raise
 
     async def __aexit__(
@@ -113,6 +129,8 @@ class RequestLimiter:
         tb: TracebackType | None,
     ) -> None:
         self._semaphore.release()
+        if BACKGROUND.get():
+            self._background.release()
 
     async def _wait_turn(self) -> None:
         now = self._clock()
@@ -160,7 +178,8 @@ class ExportClient:
     ) -> None:
         self._session = session
         self._settings = settings
-        self._metrics = metrics
+        # a throwaway registry where none is wanted: the counting code never checks
+        self._metrics = metrics if metrics is not None else Metrics()
         self._limiter = limiter or RequestLimiter.from_settings(settings)
         self._sleep = sleep
         self._clock = clock
@@ -256,11 +275,10 @@ class ExportClient:
         self.clock.observe(api_time, sent, self._clock())
         if self.clock.steps_back != steps_back:
             log.warning("the API's clock went back; its estimate starts again")
-        if self._metrics is not None:
-            self._metrics.api_clock_offset.set(self.api_time() - self._wall())
-            uncertainty = self.clock.uncertainty(self._clock())
-            if uncertainty is not None:
-                self._metrics.api_clock_uncertainty.set(uncertainty)
+        self._metrics.api_clock_offset.set(self.api_time() - self._wall())
+        uncertainty = self.clock.uncertainty(self._clock())
+        if uncertainty is not None:
+            self._metrics.api_clock_uncertainty.set(uncertainty)
 
     # --- pages --------------------------------------------------------------------------------
 
@@ -302,11 +320,10 @@ class ExportClient:
                     ) from None
                 await self._back_off(attempt, failure, label)
                 continue
-            if self._metrics is not None:
-                kind = window.kind.value if window is not None else WindowKind.CREATED.value
-                self._metrics.rows_fetched.labels(label, kind).inc(len(result.rows))
-                self._metrics.pages_fetched.labels(label, kind).inc()
-                self._metrics.bytes_fetched.labels(label).inc(result.body_bytes)
+            kind = window.kind.value if window is not None else WindowKind.CREATED.value
+            self._metrics.rows_fetched.labels(label, kind).inc(len(result.rows))
+            self._metrics.pages_fetched.labels(label, kind).inc()
+            self._metrics.bytes_fetched.labels(label).inc(result.body_bytes)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -314,16 +331,14 @@ class ExportClient:
         if failure.retry_after is not None:
             delay = min(failure.retry_after, self._settings.api_backoff_max_seconds * 4)
             self._limiter.pause(delay)
-            if self._metrics is not None:
-                self._metrics.api_rate_limited_seconds.labels(label).inc(delay)
+            self._metrics.api_rate_limited_seconds.labels(label).inc(delay)
         else:
             ceiling = min(
                 self._settings.api_backoff_max_seconds,
                 self._settings.api_backoff_initial_seconds * 2**attempt,
             )
             delay = self._rng.uniform(0, ceiling)  # full jitter
-        if self._metrics is not None:
-            self._metrics.api_retries.labels(label, failure.reason).inc()
+        self._metrics.api_retries.labels(label, failure.reason).inc()
         # The message itself names the host, the setting and the error: an unresolvable or
         # refusing host must be plain from the first failure, not after every retry.
         log.warning(
@@ -368,9 +383,8 @@ class ExportClient:
                         "connection", f"{type(exc).__name__}: {self._clean(exc)}"
                     ) from None
         finally:
-            if self._metrics is not None:
-                self._metrics.api_requests.labels(label, status_class(status)).inc()
-                self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
+            self._metrics.api_requests.labels(label, status_class(status)).inc()
+            self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
         if status == 429:
             wait = _retry_after_seconds(retry_after, self._wall())
             raise _Transient("rate_limited", "429 Too Many Requests", retry_after=wait)

@@ -172,7 +172,8 @@ class WindowReader:
             raise ValueError("per_page must be between 1 and 500")
         self.client = client
         self.per_page = per_page
-        self.metrics = metrics
+        # a throwaway registry where none is wanted: the counting code never checks
+        self.metrics = metrics if metrics is not None else Metrics()
         self.parser = parser or RowParser(zone=client.settings.zone)
         self.max_parts = max_parts
         self.max_rereads = max_rereads
@@ -393,16 +394,15 @@ class WindowReader:
         ]
         withheld = frozenset(last.withheld & unresolved)
         inconsistent = frozenset(last.inconsistent & unresolved) | withheld
-        if self.metrics is not None:
-            # Dead letters are counted when their transaction commits (the engine), not
-            # here: a part is read again by a retried cycle or the next reconciliation.
-            if inconsistent - withheld:
-                reason = "inconsistent"
-                self.metrics.meetings_withheld.labels(ctx.label, reason).inc(
-                    len(inconsistent - withheld)
-                )
-            if withheld:
-                self.metrics.meetings_withheld.labels(ctx.label, "malformed_row").inc(len(withheld))
+        # Dead letters are counted when their transaction commits (the engine), not
+        # here: a part is read again by a retried cycle or the next reconciliation.
+        if inconsistent - withheld:
+            reason = "inconsistent"
+            self.metrics.meetings_withheld.labels(ctx.label, reason).inc(
+                len(inconsistent - withheld)
+            )
+        if withheld:
+            self.metrics.meetings_withheld.labels(ctx.label, "malformed_row").inc(len(withheld))
         requests = ctx.requests - ctx.reported
         ctx.reported = ctx.requests
         return WindowPart(
@@ -469,8 +469,7 @@ class WindowReader:
         return True
 
     def _count(self, name: str, ctx: _Context, kind: WindowKind) -> None:
-        if self.metrics is not None:
-            getattr(self.metrics, name).labels(ctx.label, kind.value).inc()
+        getattr(self.metrics, name).labels(ctx.label, kind.value).inc()
 
 
 def _unattributed(errors: Sequence[RowError]) -> bool:

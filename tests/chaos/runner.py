@@ -229,36 +229,38 @@ def _ts(line: Mapping[str, Any]) -> float:
 def committed_cycles(
     runs: list[Run], excluded: list[tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    """(A, B) wall times of cycle commits of one process, B an incremental cycle's and of a
-    later cycle than A (so that cycle read its fresh windows after A).
+    """(A, B) wall times of commits of one process: B an incremental cycle's, A the last
+    commit (of any concern) before that cycle began (so it read its fresh windows after A).
 
     From each run's JSON log: "cycle committed" (phase streaming; logged when a commit
-    published something; an incremental cycle commits its fresh seconds, then, if they
-    found late rows, its look-back; ``cycle_number`` tells the cycles apart),
-    "reconciliation complete" (which follows the commit of a reconciliation: such a cycle
-    does not read recent changes, so it is never a B). Pairs overlapping ``excluded``
-    (bad-row phases: a withheld version is legitimately skipped) are dropped.
+    published something; ``cycle`` names its kind and ``seconds`` the time since its cycle
+    began: an incremental cycle commits its fresh seconds, then, if they found late rows,
+    its look-back), "reconciliation complete" (after a pass's last commit: a pass does not
+    read recent changes, so it is never a B). Since issue 14 a pass runs beside polling, so
+    the order of the lines alone no longer says which cycle began after which commit: the
+    start of B's cycle does. Pairs overlapping ``excluded`` (bad-row phases: a withheld
+    version is legitimately skipped) are dropped.
     """
     pairs: list[tuple[float, float]] = []
     for run in runs:
-        last: tuple[float, int] | None = None
-        pending: tuple[float, int] | None = None  # a commit not yet known to be incremental
+        commits: list[float] = []  # wall times of every commit (and pass end) so far
         for line in log_lines(run.log):
             message = line.get("msg")
-            if message == "cycle committed" and line.get("phase") == "streaming":
-                if pending is not None:
-                    if last is not None and last[1] < pending[1]:  # not the same cycle's
-                        pairs.append((last[0], pending[0]))
-                    last = pending
-                pending = (_ts(line), int(line.get("cycle_number", 0)))
+            if message == "starting event":
+                commits = []
             elif message == "reconciliation complete":
-                pending, last = None, (_ts(line), int(line.get("cycle_number", 0)))
-            elif message == "starting event":
-                pending = last = None
-        # A last commit not followed by anything may have been a reconciliation's: dropped.
+                commits.append(_ts(line))
+            elif message == "cycle committed" and line.get("phase") == "streaming":
+                at = _ts(line)
+                if line.get("cycle") == "incremental":
+                    began = at - float(line.get("seconds", 0))
+                    before = [c for c in commits if c <= began]
+                    if before:
+                        pairs.append((max(before), at))
+                commits.append(at)
     return [
         (a, b)
-        for a, b in pairs
+        for a, b in sorted(set(pairs))
         if not any(a < hole_end and b > hole_start for hole_start, hole_end in excluded)
     ]
 

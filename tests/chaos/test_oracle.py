@@ -275,27 +275,34 @@ def test_dead_letters_must_be_injected_bad_rows() -> None:
 
 def test_commits_of_one_cycle_are_never_a_pair_of_cycles() -> None:
     """An incremental cycle commits its fresh seconds, then (late rows found) its look-back:
-    those two commits bracket no fresh read, so they must not count as consecutive cycles."""
+    those two commits bracket no fresh read, so they must not count as consecutive cycles.
+    A pass runs beside polling (issue 14): an incremental cycle that began before the
+    pass's commit did not read after it."""
     from tests.chaos.runner import Run, committed_cycles
 
-    def line(second: int, msg: str, cycle: int) -> str:
+    def line(second: float, msg: str, cycle: str, seconds: float) -> str:
         stamp = datetime.fromtimestamp(T + second, UTC).isoformat()
-        return json.dumps({"ts": stamp, "msg": msg, "phase": "streaming", "cycle_number": cycle})
+        return json.dumps(
+            {"ts": stamp, "msg": msg, "phase": "streaming", "cycle": cycle, "seconds": seconds}
+        )
 
     log = "\n".join(
         [
-            line(0, "cycle committed", 1),  # fresh seconds of cycle 1
-            line(1, "cycle committed", 1),  # its look-back
-            line(2, "cycle committed", 2),  # fresh seconds of cycle 2
-            line(3, "cycle committed", 3),
-            line(4, "cycle committed", 3),
-            line(5, "cycle committed", 4),
-            line(6, "cycle committed", 5),  # the last: maybe a reconciliation's, dropped
+            line(0, "cycle committed", "incremental", 0.5),  # fresh seconds of cycle 1
+            line(1, "cycle committed", "incremental", 1.5),  # its look-back
+            line(2, "cycle committed", "incremental", 0.5),  # cycle 2, began at 1.5
+            line(3, "cycle committed", "incremental", 0.5),
+            line(4, "cycle committed", "incremental", 1.5),
+            line(4.2, "cycle committed", "reconcile", 9.0),  # a pass's commit
+            line(4.3, "reconciliation complete", "reconcile", 9.1),
+            line(5, "cycle committed", "incremental", 1.0),  # began at 4: before the pass's
+            line(6, "cycle committed", "incremental", 0.5),
         ]
     )
     pairs = committed_cycles([Run(started=T, log=log)], excluded=[])
 
-    assert pairs == [(T + 1, T + 2), (T + 2, T + 3), (T + 4, T + 5)]
+    # (T + 2, T + 4): cycle 3's look-back, which began after T + 2 as its fresh commit did
+    assert pairs == [(T + 1, T + 2), (T + 2, T + 3), (T + 2, T + 4), (T + 4, T + 5), (T + 5, T + 6)]
 
 
 def test_versions_after_a_clock_step_are_judged_on_the_clock_before_it() -> None:

@@ -8,7 +8,7 @@ versions newer than the watermark during reconciliation).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from connector.metrics import Metrics
 from connector.model import Meeting, Participant
 from connector.progress import EventProgress
 from connector.publisher import Record
+from connector.schedule import CycleKind, Run, until_next_poll
 from connector.serde import Serdes, SingleObjectFraming
 from connector.source.reader import WindowPart
 from connector.source.rows import DeadLetter
@@ -321,7 +322,7 @@ async def test_a_reconciliation_longer_than_the_interval_does_not_starve_increme
 
     await sync.cycle()  # the due reconciliation
     assert [w.kind.value for w in reader.reads] == ["created"]
-    assert sync._phase() == "incremental"
+    assert sync._decide(None) == Run(CycleKind.INCREMENTAL)
     await sync.cycle()  # due again already, but incremental polling gets its turn first
     assert "modified" in [w.kind.value for w in reader.reads[1:]]
     await sync.cycle()  # and then the next reconciliation
@@ -340,17 +341,8 @@ async def test_a_reconciliation_longer_than_the_interval_does_not_starve_increme
         (0.5, 100.15, 100.20, 0.45),  # below a second: plain interval
     ],
 )
-def test_polls_start_just_after_a_second_ends_on_the_api_clock(
-    settings, interval, started, now, expected
-):
-    sync, _, _ = make_sync(
-        settings.model_copy(update={"poll_interval_seconds": interval}),
-        FakeReader([]),
-        EventState(EVENT),
-    )
-    sync.deps.client.api_time = lambda: now  # type: ignore[method-assign]
-
-    assert sync._until_next_poll(started) == pytest.approx(expected)
+def test_polls_start_just_after_a_second_ends_on_the_api_clock(interval, started, now, expected):
+    assert until_next_poll(started, now, interval) == pytest.approx(expected)
 
 
 async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time_is_published(
@@ -410,3 +402,93 @@ async def test_a_stop_requested_while_the_clock_is_learnt_keeps_the_snapshot_fro
     assert reader.reads == []
     assert publisher.transactions == []
     assert change_events(publisher, serdes) == []
+
+
+async def test_the_cycle_reported_is_the_one_that_ran_when_learning_the_clock_makes_a_pass_due(
+    settings,
+):
+    """Issue 14: the phase was decided before the API's clock was learnt and again after;
+    learning it made a pass due, so metrics and /status named an incremental cycle while a
+    reconciliation ran. Now one decision, after the clock, names the cycle everywhere."""
+    import asyncio
+
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 100), last_reconcile=NOW - 30)
+    reader = FakeReader([meeting(1, NOW - 100)])
+    sync, _, _ = make_sync(settings, reader, state)
+    stop = asyncio.Event()
+    client = sync.deps.client
+    client.api_clock_known = False  # type: ignore[attr-defined]
+    client.now = NOW - 60  # type: ignore[attr-defined]  # the estimate before any response
+
+    async def fetch_page(*args: object, **kwargs: object) -> None:
+        client.api_clock_known = True  # type: ignore[attr-defined]
+        client.now = NOW + 60  # type: ignore[attr-defined]  # the API is ahead: a pass is due
+
+    client.fetch_page = fetch_page  # type: ignore[attr-defined]
+    reported = sync.deps.health.cycle_finished
+
+    phases: list[str] = []
+
+    def report(*args: Any, **kwargs: Any) -> None:
+        reported(*args, **kwargs)
+        phases.append(str(kwargs["phase"]))
+        if kwargs["phase"] == "reconcile":
+            stop.set()
+
+    sync.deps.health.cycle_finished = report  # type: ignore[method-assign]
+    async with asyncio.timeout(5):
+        await sync.run(stop)
+
+    passes = [w for w in reader.reads if (w.kind.value, w.start) == ("created", 0)]
+    assert len(passes) == 1  # the pass ran, reported as one
+    assert phases[-1] == "reconcile"
+    status = sync.deps.health.status()["events"][str(EVENT)]
+    assert status["last_cycle"]["phase"] == "reconcile"
+    cycles = sync.deps.metrics.cycles
+    assert cycles.labels(str(EVENT), "reconcile", "ok")._value.get() == 1
+    assert "modified" in [w.kind.value for w in reader.reads]  # polling ran beside it
+
+
+async def test_a_pass_neither_republishes_nor_deletes_what_polling_committed_during_it(settings):
+    """Issue 14: the pass runs beside polling. A meeting polling committed after the pass
+    began is left alone: the stale row the pass read is not published, and a meeting
+    created meanwhile (absent from the pass) is not deleted."""
+    from connector.committer import Turn
+    from connector.schedule import CycleKind
+
+    serdes = Serdes(SingleObjectFraming())
+    old = meeting(1, NOW - 100)
+    state = tracked_state(serdes, old, meeting(2, NOW - 100), last_reconcile=NOW - 3600)
+    stale = meeting(1, NOW - 50, status="declined")  # what the pass read, before polling's
+    newer = meeting(1, NOW - 20, status="confirmed")
+    born = replace(meeting(3, NOW - 20), created_at=(NOW - 200) * 1000)  # within the bound
+
+    class RacingReader(FakeReader):
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            # polling commits while the pass's page is on its way
+            def stage(batch: Any) -> None:
+                batch.stage(newer, window, kind="modified")
+                batch.stage(born, window, kind="created")
+
+            await sync.committer.commit(
+                Turn(CycleKind.INCREMENTAL, 0, 0.0),
+                stage,
+                lambda p: p,  # type: ignore[arg-type,return-value]
+            )
+            async for part in super().read(event_id, window):
+                yield part
+
+    sync, publisher, _ = make_sync(settings, RacingReader([stale, meeting(2, NOW - 100)]), state)
+    state.progress = replace(state.progress, modified_through=NOW - 10)  # type: ignore[arg-type]
+
+    await sync.cycle()  # the pass
+
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"], e["version"]) for e in events] == [
+        (1, "CONFIRMED", 2),  # polling's
+        (3, "CREATED", 1),
+    ]
+    assert sorted(state.meetings) == [1, 2, 3]
+    assert state.progress is not None
+    assert state.progress.last_reconcile_at == NOW - settings.settle_seconds
