@@ -22,7 +22,7 @@ from typing import Any
 from bench.common import delete_topics, fmt, record, summary, unique_name
 from bench.connector_process import ConnectorProcess, connector_env, topics_of
 from bench.latency import POLL_INTERVAL, RATE, SETTLE, Arrivals, _burst, percentile
-from connector.simulator.testing import SimulatorProcess
+from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000
 EVENT_ID = 1

@@ -29,7 +29,7 @@ async def _until(predicate, within: float, what: str) -> None:  # type: ignore[n
 async def test_changes_made_during_a_pass_are_published_before_it_commits(
     simulator_factory, kafka_bootstrap, unique_name
 ):
-    from connector.simulator.app import SimulatorConfig
+    from meetings_simulator.app import SimulatorConfig
 
     sim = await simulator_factory(SimulatorConfig(meetings=MEETINGS, seed=14))
     name = unique_name("concurrent")
