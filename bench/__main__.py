@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import initial_export, latency, latency_during_reconcile, state_scale
+from bench import failover, initial_export, latency, latency_during_reconcile, state_scale
 from bench.common import bootstrap
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -66,6 +66,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "latency": lambda r, q: latency.run(r, quick=q),
     "latency_during_reconcile": lambda r, q: latency_during_reconcile.run(r, quick=q),
     "state": lambda r, q: state_scale.run(r, quick=q),
+    "failover": lambda r, q: failover.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -91,6 +92,10 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "incremental_cycle_ms_1k": ("ms", None, False),
     "incremental_cycle_ms_1m": ("ms", None, False),
     "state_restore_meetings_per_s": ("meetings/s", 100_000, True),
+    # issue 16: session timeout (10 s) + restore + 2 s
+    "failover_seconds": ("s", 12 + 1, False),
+    "scale_up_pause_seconds": ("s", None, False),
+    "scale_up_quiet_gap_seconds": ("s", None, False),
     "rss_bytes_per_meeting": ("bytes", 500, False),
 }
 

@@ -1,0 +1,140 @@
+"""Replicas (issue 16): how long an event goes unserved when its owner dies or a replica joins.
+
+One event (300 meetings, 20 changes/s of churn) served by two replicas of one connector
+name, session timeout 10 s (``MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS``, the default):
+
+- ``failover_seconds``: SIGKILL of the event's owner to the first committed cycle of the
+  event on the other replica (target: session timeout + restore + 2 s);
+- ``scale_up_pause_seconds``: the longest gap between the event's commits (on any replica)
+  while two more replicas join, beside the longest gap of the same length of time before.
+
+Times come from the replicas' own JSON log lines (``cycle committed``, ``partitions
+assigned``), so process start-up is not counted.
+
+    python -m bench.failover [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import time
+from datetime import datetime
+from typing import Any
+
+from bench.common import bootstrap, delete_topics, record, unique_name
+from bench.connector_process import topics_of
+from tests.chaos.runner import log_lines
+from tests.integration.harness import ConnectorProcess, connector_env
+from tests.simulator_harness import SimulatorProcess
+
+EVENT = 1
+SESSION_TIMEOUT_S = 10
+RUNS = 3
+WARM_UP_S = 20.0
+SCALE_WINDOW_S = 20.0
+
+
+def _commits(process: ConnectorProcess) -> list[float]:
+    return [
+        datetime.fromisoformat(line["ts"]).timestamp()
+        for line in log_lines(process.log)
+        if line.get("msg") == "cycle committed" and line.get("event_id") == EVENT
+    ]
+
+
+def _owns(process: ConnectorProcess) -> bool:
+    lines = log_lines(process.log)
+    started = sum(
+        1
+        for line in lines
+        if line.get("msg") == "partitions assigned" and EVENT in line.get("started_events", [])
+    )
+    stopped = sum(
+        1
+        for line in lines
+        if str(line.get("msg", "")).startswith("partitions ")
+        and EVENT in line.get("stopped_events", [])
+    )
+    return started > stopped
+
+
+def _longest_gap(times: list[float]) -> float:
+    times = sorted(times)
+    return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+
+async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
+    name = unique_name(f"failover{run}")
+    env = connector_env(
+        api_base_url=sim.base_url,
+        event_ids=str(EVENT),
+        bootstrap=bootstrap(),
+        name=name,
+        MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_S * 1000),
+        MEETINGS_CDC_STATE_TOPIC_PARTITIONS="6",
+        MEETINGS_CDC_LOG_LEVEL="DEBUG",  # quiet cycles log their commit at DEBUG only
+    )
+    replicas = [await ConnectorProcess(env).start() for _ in range(2)]
+    try:
+        await asyncio.sleep(WARM_UP_S)
+        owner = next(p for p in replicas if _owns(p))
+        other = next(p for p in replicas if p is not owner)
+        killed = time.time()
+        await owner.kill()
+        async with asyncio.timeout(120):
+            while not any(t > killed for t in _commits(other)):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # the log is a growing buffer: poll it
+        failover = min(t for t in _commits(other) if t > killed) - killed
+
+        await asyncio.sleep(5)
+        before = [t for t in _commits(other) if t > time.time() - SCALE_WINDOW_S]
+        joined = time.time()
+        replicas += [await ConnectorProcess(env).start() for _ in range(2)]
+        await asyncio.sleep(SCALE_WINDOW_S)
+        during = [t for p in replicas if p is not owner for t in _commits(p) if t > joined]
+        pause = _longest_gap([joined, *during])
+        quiet = _longest_gap(before)
+        print(
+            f"  run {run + 1}: failover {failover:.2f} s, scale-up pause {pause:.2f} s "
+            f"(longest gap before the join {quiet:.2f} s)",
+            flush=True,
+        )
+        return {"failover": failover, "pause": pause, "quiet_gap": quiet}
+    finally:
+        for process in replicas:
+            await process.stop_quietly()
+        await asyncio.to_thread(delete_topics, topics_of(name))
+
+
+async def measure(runs: int = RUNS) -> dict[str, list[float]]:
+    """Each figure's value in every run."""
+    args = ["--meetings", "300", "--event-id", str(EVENT), "--churn-per-second", "20"]
+    async with SimulatorProcess(args) as sim:
+        found = [await _once(sim, r) for r in range(runs)]
+    return {key: [f[key] for f in found] for key in ("failover", "pause", "quiet_gap")}
+
+
+def run(results: dict[str, Any], quick: bool = False) -> None:
+    """Measure and add ``failover_seconds`` and ``scale_up_pause_seconds`` to ``results``."""
+    print(f"failover: 2 replicas, session timeout {SESSION_TIMEOUT_S} s", flush=True)
+    m = asyncio.run(measure(runs=1 if quick else RUNS))
+    record(results, "failover_seconds", m["failover"], 2)
+    record(results, "scale_up_pause_seconds", m["pause"], 2)
+    record(results, "scale_up_quiet_gap_seconds", m["quiet_gap"], 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    args = parser.parse_args()
+    m = asyncio.run(measure(args.runs))
+    for key, values in m.items():
+        spread = f"{min(values):.2f}-{max(values):.2f}"
+        print(f"{key}: median {statistics.median(values):.2f} s ({spread})")
+
+
+if __name__ == "__main__":
+    main()
