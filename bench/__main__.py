@@ -96,6 +96,9 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "failover_seconds": ("s", 12 + 1, False),
     "scale_up_pause_seconds": ("s", None, False),
     "scale_up_quiet_gap_seconds": ("s", None, False),
+    # a rollout step must not wait for the session timeout (10 s) of a member that left
+    "rolling_update_gap_seconds": ("s", 10, False),
+    "rolling_update_gap_static_seconds": ("s", None, False),
     "rss_bytes_per_meeting": ("bytes", 500, False),
 }
 

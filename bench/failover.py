@@ -6,7 +6,14 @@ name, session timeout 10 s (``MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS``, the defau
 - ``failover_seconds``: SIGKILL of the event's owner to the first committed cycle of the
   event on the other replica (target: session timeout + restore + 2 s);
 - ``scale_up_pause_seconds``: the longest gap between the event's commits (on any replica)
-  while two more replicas join, beside the longest gap of the same length of time before.
+  while two more replicas join, beside the longest gap of the same length of time before;
+- ``rolling_update_gap_seconds``: one step of a Kubernetes rollout (RollingUpdate, max
+  surge 1, max unavailable 0): a new replica joins, then the event's owner gets SIGTERM;
+  the longest gap in the event's commits from the join to 20 s after the SIGTERM. Measured
+  twice: with dynamic membership (the default) and with static membership
+  (``MEETINGS_CDC_INSTANCE_ID`` unique per replica, as a pod name is):
+  ``rolling_update_gap_static_seconds``. A Deployment's new pod has a new name, so a static
+  member that stops is not replaced: its events wait for the session timeout.
 
 Times come from the replicas' own JSON log lines (``cycle committed``, ``partitions
 assigned``), so process start-up is not counted.
@@ -109,12 +116,57 @@ async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
         await asyncio.to_thread(delete_topics, topics_of(name))
 
 
+async def _rollout(sim: SimulatorProcess, run: int, *, static: bool) -> float:
+    """One rollout step (a surge replica joins, the owner is terminated): the longest gap."""
+    name = unique_name(f"rollout{run}{'s' if static else 'd'}")
+    env = connector_env(
+        api_base_url=sim.base_url,
+        event_ids=str(EVENT),
+        bootstrap=bootstrap(),
+        name=name,
+        MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_S * 1000),
+        MEETINGS_CDC_STATE_TOPIC_PARTITIONS="6",
+        MEETINGS_CDC_LOG_LEVEL="DEBUG",
+    )
+
+    def replica(n: int) -> ConnectorProcess:
+        pod = {"MEETINGS_CDC_INSTANCE_ID": f"{name}-pod-{n}"} if static else {}
+        return ConnectorProcess({**env, **pod})
+
+    replicas = [await replica(n).start() for n in range(2)]
+    try:
+        await asyncio.sleep(WARM_UP_S)
+        joined = time.time()
+        replicas.append(await replica(2).start())
+        await asyncio.sleep(SCALE_WINDOW_S / 2)  # the surge pod is ready
+        # the event's owner now (the join may have moved the event to the new replica)
+        await next(p for p in replicas if _owns(p)).terminate()
+        await asyncio.sleep(SCALE_WINDOW_S)
+        commits = [t for p in replicas for t in _commits(p) if t > joined]
+        gap = _longest_gap([joined, *commits, time.time()])
+        kind = "static" if static else "dynamic"
+        print(f"  run {run + 1}: rolling update ({kind} membership) gap {gap:.2f} s", flush=True)
+        return gap
+    finally:
+        for process in replicas:
+            await process.stop_quietly()
+        await asyncio.to_thread(delete_topics, topics_of(name))
+
+
+FIGURES = ("failover", "pause", "quiet_gap", "rollout", "rollout_static")
+
+
 async def measure(runs: int = RUNS) -> dict[str, list[float]]:
     """Each figure's value in every run."""
     args = ["--meetings", "300", "--event-id", str(EVENT), "--churn-per-second", "20"]
     async with SimulatorProcess(args) as sim:
-        found = [await _once(sim, r) for r in range(runs)]
-    return {key: [f[key] for f in found] for key in ("failover", "pause", "quiet_gap")}
+        found = []
+        for r in range(runs):
+            figures = await _once(sim, r)
+            figures["rollout"] = await _rollout(sim, r, static=False)
+            figures["rollout_static"] = await _rollout(sim, r, static=True)
+            found.append(figures)
+    return {key: [f[key] for f in found] for key in FIGURES}
 
 
 def run(results: dict[str, Any], quick: bool = False) -> None:
@@ -124,6 +176,8 @@ def run(results: dict[str, Any], quick: bool = False) -> None:
     record(results, "failover_seconds", m["failover"], 2)
     record(results, "scale_up_pause_seconds", m["pause"], 2)
     record(results, "scale_up_quiet_gap_seconds", m["quiet_gap"], 2)
+    record(results, "rolling_update_gap_seconds", m["rollout"], 2)
+    record(results, "rolling_update_gap_static_seconds", m["rollout_static"], 2)
 
 
 def main() -> None:

@@ -71,7 +71,8 @@ def _replica_problems(
     container: dict[str, Any],
     spec: dict[str, Any],
 ) -> list[str]:
-    """Two replicas at least, rolling without a gap, spread over nodes, a PDB, static ids."""
+    """Two replicas at least, rolling without a gap, spread over nodes, a PDB; static
+    membership (``MEETINGS_CDC_INSTANCE_ID``) only where asked for."""
     problems: list[str] = []
     kind = workload["kind"]
     if kind != "Deployment":
@@ -99,15 +100,33 @@ def _replica_problems(
     ]  # fmt: skip
     if not spread:
         problems.append("pods must be spread over nodes (topologySpreadConstraints on hostname)")
+    problems += instance_id_problems(container, static_membership=False)
+    return problems
+
+
+def instance_id_problems(container: dict[str, Any], *, static_membership: bool) -> list[str]:
+    """Static membership only where asked for, and then from the pod name.
+
+    By default a Deployment must not set ``MEETINGS_CDC_INSTANCE_ID``: a rollout replaces
+    pods with new names, and a static member that stops does not leave the group, so its
+    events would wait for the session timeout on every rollout step.
+    """
     instance = [e for e in container.get("env", []) if e["name"] == "MEETINGS_CDC_INSTANCE_ID"]
+    if not static_membership:
+        if instance:
+            return [
+                "MEETINGS_CDC_INSTANCE_ID must not be set by default: each rollout step would "
+                "leave the replaced pod's events unowned for the session timeout"
+            ]
+        return []
     field_path = (
         ((instance[0].get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
         if instance
         else None
     )
     if field_path != "metadata.name":
-        problems.append("MEETINGS_CDC_INSTANCE_ID must come from the pod name (metadata.name)")
-    return problems
+        return ["MEETINGS_CDC_INSTANCE_ID must come from the pod name (metadata.name)"]
+    return []
 
 
 def workload_problems(docs: list[dict[str, Any]], *, require_secret: bool) -> list[str]:

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.structure import command_problems, connector_workload, workload_problems
+from tests.deploy.structure import (
+    command_problems,
+    connector_workload,
+    instance_id_problems,
+    workload_problems,
+)
 from tests.deploy.tools import (
     HELM_CHART,
     OPERATOR_KINDS,
@@ -178,3 +183,12 @@ def test_readme_documents_every_chart_value() -> None:
             names.append(key)
     missing = [n for n in names if f"`{n}" not in kubernetes and f"{n}`" not in kubernetes]
     assert missing == [], f"README Kubernetes/Helm lacks {missing}"
+
+
+def test_chart_static_membership_sets_the_instance_id_from_the_pod_name(helm_docs) -> None:
+    _, default = connector_workload(helm_docs)
+    assert instance_id_problems(default, static_membership=False) == []
+    _, static = connector_workload(
+        documents(helm_template(HELM_CHART, "--set", "staticMembership=true"))
+    )
+    assert instance_id_problems(static, static_membership=True) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from tests.deploy.structure import (
     command_problems,
     config_env,
     connector_workload,
+    instance_id_problems,
     kafka_security_problems,
     settings_problems,
     workload_problems,
@@ -186,3 +188,21 @@ def test_example_overlay_labels_operator_objects_for_kube_prometheus_stack(rende
             assert labels.get("release") == "kube-prometheus-stack", doc["kind"]
         else:
             assert "release" not in labels, doc["kind"]
+
+
+def test_static_membership_component_sets_the_instance_id_from_the_pod_name(tmp_path) -> None:
+    """The opt-in component: INSTANCE_ID from metadata.name; the base leaves it unset."""
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(K8S / "base", tmp_path)],
+                "components": [os.path.relpath(K8S / "components" / "static-membership", tmp_path)],
+            }
+        ),
+        encoding="utf-8",
+    )
+    _, container = connector_workload(documents(kustomize_build(tmp_path)))
+    assert instance_id_problems(container, static_membership=True) == []
+    assert instance_id_problems(container, static_membership=False) != []

@@ -172,8 +172,10 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
         ("base/deployment.yaml", "  replicas: 2", "  replicas: 1", "at least 2 replicas"),
         ("base/deployment.yaml", "topologyKey: kubernetes.io/hostname",
          "topologyKey: topology.kubernetes.io/zone", "spread over nodes"),
-        ("base/deployment.yaml", "fieldPath: metadata.name", "fieldPath: metadata.uid",
-         "from the pod name"),
+        ("base/deployment.yaml", "          env:\n",
+         "          env:\n            - name: MEETINGS_CDC_INSTANCE_ID\n"
+         "              valueFrom: {fieldRef: {fieldPath: metadata.name}}\n",
+         "must not be set by default"),
         ("base/deployment.yaml", "path: /readyz", "path: /healthz", "readinessProbe must GET"),
         ("base/deployment.yaml", "failureThreshold: 60", "failureThreshold: 6",
          "state restore needs"),
