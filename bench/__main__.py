@@ -81,6 +81,8 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "connector_vs_raw_slowdown": ("x", None, False),  # a diagnostic since issue 17
     "bare_copy_rows_per_s": ("rows/s", None, True),
     "bare_copy_cpu_us_per_row": ("us", None, False),
+    # issue 15: snapshot requests against ceil(rows / per_page)
+    "snapshot_requests_vs_minimum": ("x", 1.05, False),
     "connector_vs_bare_cpu": ("x", 1.2, False),
     "connector_vs_bare_wall": ("x", 1.0, False),
     "incremental_latency_p50_ms": ("ms", None, False),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 import uuid
@@ -40,7 +41,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import bootstrap, delete_topics, fmt, record, summary, unique_name
 from bench.connector_process import ConnectorProcess, connector_env, read_topic, topics_of
-from connector.config import KafkaSettings
+from connector.config import ApiSettings, KafkaSettings
 from connector.engine import MAX_RECORDS_PER_TRANSACTION
 from connector.publisher import ensure_topics, producer_config
 from connector.serde import Serdes, SingleObjectFraming
@@ -49,6 +50,7 @@ from tests.simulator_harness import SimulatorProcess
 MEETINGS = 100_000
 RUNS = 3
 EVENT_ID = 1
+PER_PAGE = ApiSettings.model_fields["api_per_page"].default  # the connector's default
 Replay = list[tuple[str, bytes | None, bytes | None, int | None]]
 
 
@@ -71,6 +73,7 @@ async def _export_once(base_url: str, rows: int, meetings: int, keep: bool) -> d
             "seconds": seconds,
             "process_seconds": done.monotonic - proc.spawned,
             "process_cpu_seconds": done.cpu,
+            "requests": int(done.line["requests"]),
         }
         if keep:
             state = await asyncio.to_thread(read_topic, f"{name}.state", None)
@@ -209,6 +212,11 @@ async def measure(meetings: int = MEETINGS, runs: int = RUNS) -> dict[str, Any]:
         "raw_rows_per_s": summary(raw),
         "bare_rows_per_s": summary([rows / b["seconds"] for b in bare]),
         "bare_cpu_us_per_row": summary([b["cpu_seconds"] / rows * 1e6 for b in bare]),
+        # the API's cost: requests of the snapshot's read against ceil(rows / per_page)
+        "requests_vs_minimum": summary(
+            [p["requests"] / math.ceil(rows / PER_PAGE) for p in passes]
+        ),
+        "requests": [p["requests"] for p in passes],
         "vs_bare_cpu": summary(
             [a["process_cpu_seconds"] / b["cpu_seconds"] for a, b in zip(passes, bare, strict=True)]
         ),
@@ -230,6 +238,7 @@ def report(m: dict[str, Any], results: dict[str, Any]) -> None:
     record(results, "connector_vs_bare_cpu", m["vs_bare_cpu"]["runs"], digits=2)
     record(results, "connector_vs_bare_wall", m["vs_bare_wall"]["runs"], digits=2)
     results["initial_export_rows"] = m["rows"]
+    record(results, "snapshot_requests_vs_minimum", m["requests_vs_minimum"]["runs"], digits=3)
     print(
         f"initial export ({m['meetings']:,} meetings, {m['rows']:,} rows, 'meetings-cdc run' "
         f"process): {fmt(m['rows_per_s'], ' rows/s')}; {fmt(m['cpu_us_per_row'], ' CPU us/row', 1)}"
@@ -237,6 +246,8 @@ def report(m: dict[str, Any], results: dict[str, Any]) -> None:
         f"{fmt(m['raw_rows_per_s'], ' rows/s')}; connector is {ratio:.2f}x slower"
         f"\nbare copy (bench/bare_copy.py, process start to last record): "
         f"{fmt(m['bare_rows_per_s'], ' rows/s')}; {fmt(m['bare_cpu_us_per_row'], ' CPU us/row', 1)}"
+        f"\nsnapshot requests {m['requests']} against a minimum of "
+        f"{math.ceil(m['rows'] / PER_PAGE)} full pages: {fmt(m['requests_vs_minimum'], 'x', 3)}"
         f"\nconnector vs bare copy, per ABAB pair: CPU {fmt(m['vs_bare_cpu'], 'x', 2)}; "
         f"wall {fmt(m['vs_bare_wall'], 'x', 2)}",
         flush=True,

@@ -362,11 +362,13 @@ class EventSync:
         # only after the previous one committed). A failed commit fails the cycle as before.
         committing: asyncio.Task[Batch | None] | None = None
         parts: list[WindowPart] = []
-        size = 0
+        size = rows = requests = 0
         try:
             async for part in self.deps.reader.read(self.event_id, window):
                 parts.append(part)
                 size += 2 * len(part.meetings) + len(part.dead_letters)
+                rows += part.rows
+                requests += part.requests
                 progress = replace(progress, created_through=part.window.end)
                 if size >= MAX_RECORDS_PER_TRANSACTION:
                     if committing is not None:
@@ -389,7 +391,13 @@ class EventSync:
         await self.committer.commit(turn, stage(parts), _fixed(done))
         log.info(
             "snapshot complete",
-            extra={"event_id": self.event_id, "meetings": len(self.state.meetings)},
+            extra={
+                "event_id": self.event_id,
+                "meetings": len(self.state.meetings),
+                # of this process's read (a resumed snapshot read only the rest)
+                "rows": rows,
+                "requests": requests,
+            },
         )
         return True
 

@@ -2,17 +2,25 @@
 
 The API computes pages when they are requested: a row that leaves the window while it is
 paged (its meeting was modified) shifts every later row one place back, onto a page already
-read, and an unchanged meeting is skipped for good. So the reader never pages a window it
-can split: a window whose rows fit one page is read by ONE request (atomic); a bigger one is
-split by time (:func:`~connector.source.windows.split`) and each part read the same way.
-Only a one-second window holding more than a page is paged, and then verified: every page
-must report the same ``total``, the rows must be ``total`` distinct (meeting, account)
-pairs, and for a CREATED second (the only kind rows can also enter: a participant added)
-no row of it may have been modified since the read began. Otherwise it is read again, a
-bounded number of times.
+read, and an unchanged meeting is skipped for good. So the reader never trusts
+an unverified page: a window whose rows fit one page is read by ONE request (atomic); a
+window of up to ``2 * paged_part_pages`` pages is *paged*: every page at full size, asked
+for at once, then verified: every page must report the same ``total``, the rows must be
+``total`` distinct (meeting, account) pairs, and for a CREATED window (the only kind rows
+can also enter: a participant added) no row of it may have been modified since the read
+began (one more request). A bigger window is split by time
+(:func:`~connector.source.windows.split`) into parts of about ``paged_part_pages`` pages,
+each read the same way, so a snapshot costs about the minimum number of requests (rows /
+per_page) instead of one under-filled page per part plus a probe per split.
+
+A paged part that fails its verification (it changed while being read) is not read again
+as a whole: it is split into one-page parts, read atomically as before, and the parts the
+read plans next are half as large (doubling again after each part that verified), so under
+churn the reader falls back to small atomic reads. Only a one-second window cannot be
+split; it is paged and verified again, a bounded number of times.
 
 A MODIFIED window ends in the past (behind the settle delay), so rows can only leave it;
-a CREATED second's rows can leave or, through a modification, enter. Either way equal
+a CREATED window's rows can leave or, through a modification, enter. Either way equal
 totals plus "nothing modified since" prove the set did not move while it was paged.
 
 Parts come out in ascending time order as :class:`WindowPart` values: after a part, every
@@ -58,6 +66,10 @@ MAX_REREADS = 5
 DEEP_FAN_OUT = 4
 #: Extra reads of a part that held malformed rows, hoping they were transient.
 MALFORMED_REREADS = 2
+#: Pages of a paged part as planned by a split (a part is paged up to twice this): large
+#: enough that the verification request and the part's last, partial page cost ~2 % more
+#: than the minimum; small enough that a read of it rarely meets a change (see above).
+PAGED_PART_PAGES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +127,7 @@ class _Rows:
 
 @dataclass(slots=True)
 class _Overflow:
-    """A window of more than one second holding more rows than one page."""
+    """A window of more than one second too large to read as it is: to be split."""
 
     total: int
     sample: list[int]
@@ -149,8 +161,16 @@ class _Context:
     event_id: int
     label: str
     filters: dict[str, int | str]
+    paged_pages: int  # parts planned from now on are paged up to twice this many pages
+    max_paged_pages: int
     requests: int = 0
     reported: int = 0
+
+    def paged_failed(self) -> None:
+        self.paged_pages //= 2
+
+    def paged_verified(self) -> None:
+        self.paged_pages = min(self.max_paged_pages, max(2, self.paged_pages * 2))
 
 
 class WindowReader:
@@ -166,6 +186,7 @@ class WindowReader:
         max_parts: int = MAX_PARTS,
         max_rereads: int = MAX_REREADS,
         malformed_rereads: int = MALFORMED_REREADS,
+        paged_part_pages: int = PAGED_PART_PAGES,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not 1 <= per_page <= 500:
@@ -178,6 +199,7 @@ class WindowReader:
         self.max_parts = max_parts
         self.max_rereads = max_rereads
         self.malformed_rereads = malformed_rereads
+        self.paged_part_pages = paged_part_pages  # below 2: only one-page parts
         self._sleep = sleep
 
     async def read(
@@ -188,7 +210,8 @@ class WindowReader:
         ``filters`` (other export parameters, e.g. ``created_from`` on a MODIFIED window)
         narrow every request of the read.
         """
-        ctx = _Context(event_id, str(event_id), dict(filters or {}))
+        pages = self.paged_part_pages
+        ctx = _Context(event_id, str(event_id), dict(filters or {}), pages, pages)
         first = await self._fetch(ctx, window, 1, self.per_page)
         plan = await self._plan(ctx, window, first, 0)
         try:
@@ -200,6 +223,10 @@ class WindowReader:
                 await _cancel(plan)  # reads started ahead, when the caller stops early
 
     # --- recursion ----------------------------------------------------------------------------
+
+    def _pageable(self, ctx: _Context) -> int:
+        """Rows up to which a window is paged rather than split (per_page: never paged)."""
+        return self.per_page * max(1, 2 * ctx.paged_pages if ctx.paged_pages >= 2 else 1)
 
     async def _plan(
         self, ctx: _Context, window: Window, first: _Fetched | None, depth: int
@@ -214,7 +241,9 @@ class WindowReader:
         # The first split may face mostly empty seconds (a full export from 0): few parts.
         # Below it, rows were seen to be dense, and more parts save a level of requests.
         fan_out = self.max_parts if depth == 0 else self.max_parts * DEEP_FAN_OUT
-        parts = split(window, overflow.total, self.per_page, overflow.sample, fan_out)
+        # parts to be paged are planned at half the size they may be paged up to
+        part_rows = max(self.per_page, self._pageable(ctx) // 2)
+        parts = split(window, overflow.total, part_rows, overflow.sample, fan_out)
         self._count("window_splits", ctx, window.kind)
         plan = _Split(parts, expected_rows(parts, overflow.total, overflow.sample), depth + 1)
         # Parts expected to fit a page are read at once (the limiter bounds concurrency,
@@ -230,7 +259,9 @@ class WindowReader:
     def _start(self, ctx: _Context, plan: _Split, i: int) -> None:
         """Start planning part ``i`` of ``plan`` (once)."""
         if i < len(plan.parts) and plan.tasks[i] is None:
-            per_page = 1 if plan.estimates[i] > self.per_page else self.per_page
+            # a part that may be paged starts with its first full page; one expected to
+            # be split with a probe for its total
+            per_page = 1 if plan.estimates[i] > self._pageable(ctx) else self.per_page
             plan.tasks[i] = asyncio.create_task(
                 self._plan_part(ctx, plan.parts[i], per_page, plan.depth)
             )
@@ -254,6 +285,9 @@ class WindowReader:
         try:
             for i, part in enumerate(plan.parts):
                 self._start(ctx, plan, i)
+                if plan.estimates[i] > self.per_page:
+                    # a paged part: the next one's first page queues behind its pages
+                    self._start(ctx, plan, i + 1)
                 task = plan.tasks[i]
                 assert task is not None  # noqa: S101 - started just above
                 inner = await task
@@ -275,18 +309,29 @@ class WindowReader:
             if first.per_page < self.per_page:  # a probe: it only told the total
                 if total == 0:
                     return _Rows([], 1)
-                if total > self.per_page and window.seconds > 1:
+                if total > self._pageable(ctx) and window.seconds > 1:
                     return _Overflow(total, [])
                 first = await self._fetch(ctx, window, 1, self.per_page)
                 continue
             if total <= self.per_page:
                 return _Rows(first.page.rows, 1)
-            if window.seconds > 1:
-                return _Overflow(total, self._sample(first.page.rows, window))
-            return await self._read_second(ctx, window, first)
+            if window.seconds == 1:
+                return await self._read_second(ctx, window, first)
+            if total <= self._pageable(ctx):
+                if first.started is None and window.kind is WindowKind.CREATED:
+                    # sent before the API clock was known: "since" would be a guess
+                    first = await self._fetch(ctx, window, 1, self.per_page)
+                    continue
+                paged = await self._page_through(ctx, window, first)
+                if paged is not None:
+                    ctx.paged_verified()
+                    return paged
+                self._count("window_rereads", ctx, window.kind)
+                ctx.paged_failed()  # its parts, and the next, are planned smaller
+            return _Overflow(total, self._sample(first.page.rows, window))
 
     async def _read_second(self, ctx: _Context, window: Window, first: _Fetched) -> _Rows:
-        """Page through a one-second window, verifying that nothing moved meanwhile."""
+        """Page through a one-second window (it cannot be split) until it verifies."""
         self._count("same_second_ties", ctx, window.kind)
         fetched: _Fetched | None = first
         if first.started is None and window.kind is WindowKind.CREATED:
@@ -298,34 +343,45 @@ class WindowReader:
                 fetched = await self._fetch(ctx, window, 1, self.per_page)
                 if fetched.page.total <= self.per_page:
                     return _Rows(fetched.page.rows, 1)
-            head, started = fetched.page, fetched.started
+            rows = await self._page_through(ctx, window, fetched)
+            if rows is not None:
+                return rows
+            started = fetched.started
             fetched = None
-            pages = math.ceil(head.total / self.per_page)
-            rest = await asyncio.gather(
-                *(self._fetch(ctx, window, n, self.per_page) for n in range(2, pages + 1))
-            )
-            rows = list(head.rows)
-            stable = True
-            for other in rest:
-                stable = stable and other.page.total == head.total
-                rows.extend(other.page.rows)
-            stable = stable and len(rows) == head.total and self._distinct(rows)
-            if stable and window.kind is WindowKind.CREATED:
-                # Rows enter a CREATED second only through a modification: none may have
-                # happened since the read began (conservatively, in that second too).
-                assert started is not None  # noqa: S101 - fetched after the clock was known
-                since = await self._fetch(ctx, window, 1, 1, {"last_modified_from": started})
-                stable = since.page.total == 0
-                if not stable and self.client.api_now() <= started:
-                    # The probe cannot tell a change made during the read from one made
-                    # earlier in the same second: read again once that second is over.
-                    await self._sleep(1.0)
-            if stable:
-                return _Rows(rows, pages)
+            if window.kind is WindowKind.CREATED and (
+                started is not None and self.client.api_now() <= started
+            ):
+                # "Modified since" cannot tell a change made during the read from one made
+                # earlier in the same second: read again once that second is over.
+                await self._sleep(1.0)
         raise RetriableSourceError(
             f"window {window} of event {ctx.event_id} kept changing while being paged "
             f"({self.max_rereads + 1} reads); the cycle will be retried"
         )
+
+    async def _page_through(self, ctx: _Context, window: Window, first: _Fetched) -> _Rows | None:
+        """Every row of ``window``, paged from its ``first`` page and verified to be one
+        consistent set; None when it moved while being paged (or cannot be verified)."""
+        if first.started is None and window.kind is WindowKind.CREATED:
+            return None  # sent before the API clock was known: "since" would be a guess
+        head, started = first.page, first.started
+        pages = math.ceil(head.total / self.per_page)
+        rest = await asyncio.gather(
+            *(self._fetch(ctx, window, n, self.per_page) for n in range(2, pages + 1))
+        )
+        rows = list(head.rows)
+        stable = True
+        for other in rest:
+            stable = stable and other.page.total == head.total
+            rows.extend(other.page.rows)
+        stable = stable and len(rows) == head.total and self._distinct(rows)
+        if stable and window.kind is WindowKind.CREATED:
+            # Rows enter a CREATED window only through a modification: none may have
+            # happened since the read began (conservatively, in its first second too).
+            assert started is not None  # noqa: S101 - checked above
+            since = await self._fetch(ctx, window, 1, 1, {"last_modified_from": started})
+            stable = since.page.total == 0
+        return _Rows(rows, pages) if stable else None
 
     # --- leaves -------------------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path:
     ):
         assert results[key] > 0, key
         assert key == "connector_vs_raw_slowdown" or len(results[f"{key}_spread"]) == 2
+    # at least one request per full page, and the snapshot near that minimum (issue 15)
+    assert 1.0 <= results["snapshot_requests_vs_minimum"] <= 1.05
     assert results["meta"]["quick"] is True
     assert results["meta"]["benchmarks"] == ["initial_export"]
     assert "initial_export_rows_per_s" in done.stdout  # the table

@@ -131,3 +131,50 @@ def test_stopping_early_leaves_no_read_running() -> None:
 
     for parts in (1, 7, 40):
         assert asyncio.run(stop_after(parts)) == []
+
+
+@dataclass
+class ChangingApi(FakeApi):
+    """Reports a modification "since" the read began to the first ``changes`` checks."""
+
+    changes: int = 1
+
+    async def fetch_page(
+        self,
+        event_id: int,
+        window: Window | None,
+        page: int,
+        per_page: int,
+        extra_params: Any = None,
+    ) -> ExportPage:
+        if extra_params and "last_modified_from" in extra_params and self.changes:
+            self.changes -= 1
+            assert window is not None
+            self.requests.append((window, per_page))
+            return ExportPage([], 1, 1, 0)
+        return await super().fetch_page(event_id, window, page, per_page, extra_params)
+
+
+def test_a_window_is_paged_at_full_pages_when_nothing_changes() -> None:
+    api = FakeApi(rows_of(2_000, spacing=3))
+
+    async def read() -> list[WindowPart]:
+        return [part async for part in reader_of(api, per_page=100).read(EVENT, WINDOW)]
+
+    parts = asyncio.run(read())
+    assert [m.meeting_id for p in parts for m in p.meetings] == list(range(1, 2_001))
+    # 20 full pages and the "modified since" check
+    assert sum(p.requests for p in parts) == len(api.requests) == 21
+
+
+def test_a_paged_window_that_changed_is_split_and_read_again_whole() -> None:
+    """A change while paging: nothing from that read is trusted; the window is split."""
+    api = ChangingApi(rows_of(2_000, spacing=3), changes=3)
+
+    async def read() -> list[WindowPart]:
+        return [part async for part in reader_of(api, per_page=100).read(EVENT, WINDOW)]
+
+    parts = asyncio.run(read())
+    assert [m.meeting_id for p in parts for m in p.meetings] == list(range(1, 2_001))
+    assert len(parts) > 1
+    assert len(api.requests) > 21
