@@ -70,6 +70,9 @@ MALFORMED_REREADS = 2
 #: enough that the verification request and the part's last, partial page cost ~2 % more
 #: than the minimum; small enough that a read of it rarely meets a change (see above).
 PAGED_PART_PAGES = 64
+#: A paged part is handed on in pieces of about this many rows (cut at second boundaries),
+#: so that parsing, assembling and staging it never hold the event loop for long.
+LEAF_ROWS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,11 +280,23 @@ class WindowReader:
     ) -> AsyncGenerator[WindowPart, None]:
         """Yield the leaf parts of ``plan`` in ascending order, each read completely."""
         if isinstance(plan, _Rows):
-            leaf = await self._leaf(ctx, window, plan)
-            if isinstance(leaf, WindowPart):
-                yield leaf
+            pieces = self._pieces(window, plan)
+            for n, (piece, rows) in enumerate(pieces):
+                read = await self._leaf(ctx, piece, rows)
+                if isinstance(read, WindowPart):
+                    yield read
+                    if n + 1 < len(pieces):
+                        await asyncio.sleep(0)  # let polls of other events run between pieces
+                    continue
+                # outgrew a page while re-read: split what is left of the window
+                rest = Window(window.kind, piece.start, window.end)
+                async with contextlib.aclosing(
+                    self._walk(ctx, rest, self._split(ctx, rest, read, depth), depth)
+                ) as leaves:
+                    async for leaf in leaves:
+                        yield leaf
                 return
-            plan = self._split(ctx, window, leaf, depth)  # outgrew a page while re-read
+            return
         try:
             for i, part in enumerate(plan.parts):
                 self._start(ctx, plan, i)
@@ -384,6 +399,36 @@ class WindowReader:
         return _Rows(rows, pages) if stable else None
 
     # --- leaves -------------------------------------------------------------------------------
+
+    def _pieces(self, window: Window, collected: _Rows) -> list[tuple[Window, _Rows]]:
+        """``window``'s rows as consecutive sub-windows of about ``LEAF_ROWS`` rows each.
+
+        A meeting's rows share their created (and modified) second, so a cut at a second
+        boundary never splits a meeting. Rows whose second cannot be read (malformed) or
+        lies outside the window keep the whole window as one piece.
+        """
+        rows = collected.rows
+        if len(rows) <= LEAF_ROWS or window.seconds == 1:
+            return [(window, collected)]
+        second_of = self.parser.second_of
+        seen = (second_of(r, window.kind, window) for r in rows)
+        seconds = [s for s in seen if s is not None and window.start <= s <= window.end]
+        if len(seconds) != len(rows):
+            return [(window, collected)]
+        order = sorted(range(len(rows)), key=seconds.__getitem__)
+        pieces: list[tuple[Window, _Rows]] = []
+        start = window.start
+        taken: list[Any] = []
+        for k, i in enumerate(order):
+            taken.append(rows[i])
+            second = seconds[i]
+            last = k + 1 == len(order)
+            if not last and len(taken) >= LEAF_ROWS and seconds[order[k + 1]] != second:
+                pieces.append((Window(window.kind, start, second), _Rows(taken, 0)))
+                start, taken = second + 1, []
+        pieces.append((Window(window.kind, start, window.end), _Rows(taken, 0)))
+        pieces[0][1].pages = collected.pages  # the pages are counted once, on the first
+        return pieces
 
     async def _leaf(
         self, ctx: _Context, window: Window, collected: _Rows

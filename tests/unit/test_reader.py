@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.source.client import ExportPage
-from connector.source.reader import WindowPart, WindowReader
+from connector.source.reader import LEAF_ROWS, WindowPart, WindowReader
 from connector.source.rows import RowParser
 from connector.source.windows import Window, WindowKind
 
@@ -178,3 +178,24 @@ def test_a_paged_window_that_changed_is_split_and_read_again_whole() -> None:
     assert [m.meeting_id for p in parts for m in p.meetings] == list(range(1, 2_001))
     assert len(parts) > 1
     assert len(api.requests) > 21
+
+
+def test_a_paged_window_is_handed_on_in_pieces_cut_between_seconds() -> None:
+    """Parsing 30,000 rows at once would hold the event loop: pieces of ~LEAF_ROWS rows,
+    contiguous, each a complete sub-window (two rows per meeting, never apart)."""
+    rows = rows_of(2_500, spacing=2)
+    twins = [{**r, "account_id": 2} for r in rows]
+    api = FakeApi(sorted(rows + twins, key=lambda r: (r["meeting_id"], r["account_id"])))
+
+    async def read() -> list[WindowPart]:
+        return [part async for part in reader_of(api, per_page=100).read(EVENT, WINDOW)]
+
+    parts = asyncio.run(read())
+    assert len(api.requests) == 50 + 1  # paged whole: full pages and "modified since"
+    assert len(parts) == 3
+    assert all(p.rows <= LEAF_ROWS for p in parts)
+    assert [p.window.start for p in parts[1:]] == [p.window.end + 1 for p in parts[:-1]]
+    assert (parts[0].window.start, parts[-1].window.end) == (WINDOW.start, WINDOW.end)
+    meetings = [m for p in parts for m in p.meetings]
+    assert [m.meeting_id for m in meetings] == list(range(1, 2_501))
+    assert all(len(m.participants) == 2 for m in meetings)
