@@ -410,10 +410,8 @@ class WindowReader:
         rows = collected.rows
         if len(rows) <= LEAF_ROWS or window.seconds == 1:
             return [(window, collected)]
-        second_of = self.parser.second_of
-        seen = (second_of(r, window.kind, window) for r in rows)
-        seconds = [s for s in seen if s is not None and window.start <= s <= window.end]
-        if len(seconds) != len(rows):
+        seconds = self._seconds(window, rows)
+        if seconds is None:
             return [(window, collected)]
         order = sorted(range(len(rows)), key=seconds.__getitem__)
         pieces: list[tuple[Window, _Rows]] = []
@@ -429,6 +427,26 @@ class WindowReader:
         pieces.append((Window(window.kind, start, window.end), _Rows(taken, 0)))
         pieces[0][1].pages = collected.pages  # the pages are counted once, on the first
         return pieces
+
+    def _seconds(self, window: Window, rows: list[Any]) -> list[int] | None:
+        """Each row's second of ``window``'s kind; None if one cannot be read or lies
+        outside the window. A meeting's rows share their time: each text is read once."""
+        second_of, kind = self.parser.second_of, window.kind
+        key = self.parser.mapping.time_key(kind)
+        known: dict[object, int | None] = {}
+        seconds: list[int] = []
+        try:
+            for row in rows:
+                value = row.get(key) if type(row) is dict else None
+                second = known.get(value, -1) if value is not None else None
+                if second == -1:
+                    second = known[value] = second_of(row, kind, window)
+                if second is None or not window.start <= second <= window.end:
+                    return None
+                seconds.append(second)
+        except TypeError:  # an unhashable time value: a malformed row
+            return None
+        return seconds
 
     async def _leaf(
         self, ctx: _Context, window: Window, collected: _Rows
@@ -558,19 +576,28 @@ class WindowReader:
     def _distinct(self, rows: list[Any]) -> bool:
         """No (meeting, account) pair twice: an unstable order would repeat some."""
         m = self.parser.mapping
-        seen: set[tuple[object, object]] = set()
-        for row in rows:
-            if isinstance(row, dict):
-                key = (row.get(m.meeting_id), row.get(m.account_id))
-                if key[0] is not None and key[1] is not None:
-                    with contextlib.suppress(TypeError):  # unhashable: a malformed row
-                        if key in seen:
-                            return False
-                        seen.add(key)
-        return True
+        meeting_key, account_key = m.meeting_id, m.account_id
+        pairs = [
+            pair
+            for pair in ((r.get(meeting_key), r.get(account_key)) for r in rows if type(r) is dict)
+            if pair[0] is not None and pair[1] is not None
+        ]
+        try:
+            return len(set(pairs)) == len(pairs)
+        except TypeError:  # an unhashable id: a malformed row, judged by the parser
+            hashable = [pair for pair in pairs if _hashable(pair)]
+            return len(set(hashable)) == len(hashable)
 
     def _count(self, name: str, ctx: _Context, kind: WindowKind) -> None:
         getattr(self.metrics, name).labels(ctx.label, kind.value).inc()
+
+
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _unattributed(errors: Sequence[RowError]) -> bool:
