@@ -42,25 +42,38 @@ def test_window_rejects_reversed_or_negative_bounds() -> None:
 
 def test_fresh_watermarks_plan_from_zero() -> None:
     planned = plan_incremental(Watermarks(-1, -1), NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned.fresh == [
+    assert planned.to_upper == [
         Window(WindowKind.CREATED, 0, NOW - 2),
         Window(WindowKind.MODIFIED, 0, NOW - 2),
     ]
-    assert planned.lookback == []
+    assert planned.ahead == []
 
 
-def test_incremental_windows_overlap_the_previous_one_and_settle_behind_now() -> None:
+def test_one_window_per_kind_reads_the_overlap_and_the_fresh_seconds_together() -> None:
     marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
     planned = plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned.fresh == [
-        Window(WindowKind.CREATED, NOW - 99, NOW - 2),
-        Window(WindowKind.MODIFIED, NOW - 49, NOW - 2),
+    assert planned.to_upper == [
+        Window(WindowKind.CREATED, NOW - 104, NOW - 2),
+        Window(WindowKind.MODIFIED, NOW - 54, NOW - 2),
     ]
-    assert planned.lookback == [
-        Window(WindowKind.CREATED, NOW - 104, NOW - 100),
-        Window(WindowKind.MODIFIED, NOW - 54, NOW - 50),
-    ]
-    assert planned.windows == planned.fresh + planned.lookback
+    assert planned.windows == planned.to_upper
+    assert not planned.creations_in_modified
+
+
+def test_without_created_windows_a_quiet_poll_is_one_window() -> None:
+    marks = Watermarks(NOW - 7, NOW - 7)
+    planned = plan_incremental(marks, NOW, 2, 5, created_windows=False)
+    assert planned.windows == [Window(WindowKind.MODIFIED, NOW - 11, NOW - 2)]
+    assert planned.creations_in_modified
+    # the CREATED watermark follows the MODIFIED one (never past it)
+    assert advance(marks, planned.windows[0], creations_in_modified=True) == Watermarks(
+        NOW - 2, NOW - 2
+    )
+    # ... but never backwards
+    ahead = Watermarks(NOW - 1, NOW - 7)
+    assert advance(ahead, planned.windows[0], creations_in_modified=True) == Watermarks(
+        NOW - 1, NOW - 2
+    )
 
 
 def test_no_window_when_the_bound_is_before_the_start() -> None:
@@ -68,15 +81,15 @@ def test_no_window_when_the_bound_is_before_the_start() -> None:
     assert plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=0).windows == []
 
 
-def test_lookback_never_reaches_past_the_upper_bound() -> None:
-    """The API's clock went back: nothing fresh, and the look-back stops at the bound."""
+def test_the_overlap_never_reaches_past_the_upper_bound() -> None:
+    """The API's clock went back: nothing fresh, and the overlap stops at the bound."""
     marks = Watermarks(NOW, NOW)
     planned = plan_incremental(marks, NOW - 1, settle_seconds=2, overlap_seconds=5)
-    assert planned.fresh == []
-    assert planned.lookback == [
+    assert planned.to_upper == [
         Window(WindowKind.CREATED, NOW - 4, NOW - 3),
         Window(WindowKind.MODIFIED, NOW - 4, NOW - 3),
     ]
+    assert all(advance(marks, w) == marks for w in planned.windows)
 
 
 @given(
@@ -85,37 +98,65 @@ def test_lookback_never_reaches_past_the_upper_bound() -> None:
     steps=st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=20),
     settle=st.integers(min_value=0, max_value=30),
     overlap=st.integers(min_value=0, max_value=30),
+    created_windows=st.lists(st.booleans(), min_size=20, max_size=20),
 )
-def test_successive_plans_cover_every_second_with_bounded_overlap(
-    created: int, modified: int, steps: list[int], settle: int, overlap: int
+def test_successive_plans_cover_every_second_from_the_overlap_to_the_bound(
+    created: int,
+    modified: int,
+    steps: list[int],
+    settle: int,
+    overlap: int,
+    created_windows: list[bool],
 ) -> None:
-    """Reading each plan and advancing on its fresh windows: every second up to the last
-    bound is read once fresh, the look-back re-reads exactly the overlap before the
-    watermark, and no second is read more often than the overlap allows."""
+    """Reading each plan (with or without CREATED windows, switching at any poll) and
+    advancing on its windows: each window reads exactly from the overlap before its
+    watermark to the upper bound, watermarks never pass the bound nor move back, every
+    second up to the last bound is read, and without CREATED windows the CREATED watermark
+    is the MODIFIED one (creations are read through last-modified windows)."""
     marks = Watermarks(created, modified)
     now = max(created, modified) + settle
     read: dict[WindowKind, list[Window]] = {k: [] for k in WindowKind}
-    for step in steps:
+    for step, with_created in zip(steps, created_windows, strict=False):
         now += step
-        plan = plan_incremental(marks, now, settle, overlap)
-        for window in plan.lookback:
-            through = marks.through(window.kind)
-            assert window.start == max(0, through + 1 - overlap)
-            assert window.end == through  # the bound never went back here
-            assert advance(marks, window) == marks  # a look-back never moves a watermark
-        for window in plan.fresh:
-            assert window.end == now - settle
-            assert window.start == marks.through(window.kind) + 1  # no gap, no re-read
-            before = marks.through(window.kind)
-            marks = advance(marks, window)
-            assert marks.through(window.kind) > before  # only forward
+        upper = now - settle
+        plan = plan_incremental(marks, now, settle, overlap, created_windows=with_created)
+        assert plan.ahead == []
+        kinds = [w.kind for w in plan.windows]
+        assert kinds == sorted(set(kinds), key=list(WindowKind).index)  # one per kind
+        assert (WindowKind.CREATED in kinds) <= with_created
+        before = marks
+        for window in plan.windows:
+            assert window.start == max(0, marks.through(window.kind) + 1 - overlap)
+            assert window.end == upper
+            marks = advance(marks, window, creations_in_modified=plan.creations_in_modified)
             read[window.kind].append(window)
-    for kind, initial in ((WindowKind.CREATED, created), (WindowKind.MODIFIED, modified)):
-        covered = initial
-        for window in read[kind]:
-            assert window.start == covered + 1
-            covered = window.end
-        assert covered == max(initial, now - settle)
+        for kind in WindowKind:
+            assert marks.through(kind) >= before.through(kind)  # only forward
+            assert marks.through(kind) <= max(before.through(kind), upper)  # never past
+        if not with_created and plan.windows:
+            assert marks.created_through == max(before.created_through, marks.modified_through)
+    covered = modified
+    for window in read[WindowKind.MODIFIED]:
+        assert window.start <= covered + 1  # no gap
+        covered = max(covered, window.end)
+    assert covered == max(modified, now - settle)
+
+
+@given(
+    through=st.integers(min_value=-1, max_value=NOW),
+    late=st.integers(min_value=0, max_value=30),
+    overlap=st.integers(min_value=0, max_value=30),
+    settle=st.integers(min_value=0, max_value=5),
+)
+def test_a_row_landing_late_in_a_second_already_read_is_caught_by_the_overlap(
+    through: int, late: int, overlap: int, settle: int
+) -> None:
+    """A row stamped with second ``through - late`` (read and committed already) but
+    written only afterwards is in the next poll's window when ``late < overlap``."""
+    second = through - late
+    plan = plan_incremental(Watermarks(through, through), through + settle + 1, settle, overlap)
+    caught = any(w.start <= second <= w.end for w in plan.windows if w.kind is WindowKind.MODIFIED)
+    assert caught == (second >= 0 and late < overlap)
 
 
 def test_watermarks_the_api_clock_is_not_behind_are_kept() -> None:
@@ -141,7 +182,7 @@ def test_a_clock_step_back_rewinds_the_watermarks_to_the_step() -> None:
     assert followed == Followed(Watermarks(now - 10, now - 10), ahead=NOW)
     plan = plan_incremental(followed.watermarks, now, 2, 5, followed.ahead)
     # rows stamped before the step, ahead of the new clock, are read once more (look-back)
-    assert Window(WindowKind.MODIFIED, now - 1, NOW) in plan.lookback
+    assert Window(WindowKind.MODIFIED, now - 1, NOW) in plan.ahead
 
 
 @given(
@@ -166,7 +207,7 @@ def test_after_a_step_back_every_second_written_since_is_read_by_polling(
             marks, now + poll, settle, overlap, step=(stepped, through + settle)
         ).watermarks
         plan = plan_incremental(marks, now + poll, settle, overlap)
-        for window in plan.fresh:
+        for window in plan.to_upper:
             marks = advance(marks, window)
             if window.kind is WindowKind.MODIFIED:
                 covered.update(range(window.start, window.end + 1))
