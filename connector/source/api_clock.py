@@ -46,15 +46,16 @@ RECENT_SAMPLES = 64
 OUTLIER_SECONDS = 1.5
 #: How long the best lower bound stands.
 HORIZON_SECONDS = 300.0
-#: Probe requests are sent at most this often while the estimate is still settling.
-PROBE_INTERVAL_SECONDS = 10.0
+#: Probe requests are sent at most this often while the estimate is still settling (from a
+#: second to a round trip takes about five probes).
+PROBE_INTERVAL_SECONDS = 5.0
 #: ... and this often once it has settled (its uncertainty is down to about a round trip):
 #: a probe then only renews bounds that stand for ``HORIZON_SECONDS``, and every request
 #: counts against the API's rate limit (one event polled every 5 s makes 12 a minute).
 SETTLED_PROBE_INTERVAL_SECONDS = 60.0
-#: The estimate has settled when its uncertainty is at most this, or twice the shortest
-#: round trip seen (bisection cannot do better than a round trip).
-SETTLED_UNCERTAINTY_SECONDS = 0.05
+#: The estimate has settled when its uncertainty is at most this plus twice the median
+#: round trip of recent responses (bisection cannot do better than a round trip).
+SETTLED_UNCERTAINTY_SECONDS = 0.02
 #: How long after a step back its floor is reported: long enough for the next polls to
 #: plan from it, short enough that a later one-second slip of the estimate does not rewind
 #: the windows to an old step again.
@@ -153,8 +154,8 @@ class ApiClock:
         uncertainty = self.uncertainty(now)
         if uncertainty is None:
             return False
-        best = min(self._round_trips, default=0.0)
-        return uncertainty <= max(SETTLED_UNCERTAINTY_SECONDS, 2 * best)
+        round_trip = statistics.median(self._round_trips) if self._round_trips else 0.0
+        return uncertainty <= SETTLED_UNCERTAINTY_SECONDS + 2 * round_trip
 
     def probe_at(self, now: float) -> float | None:
         """The monotonic time for the next probe request, or None when none is due.
