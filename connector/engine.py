@@ -9,7 +9,8 @@ its rate and concurrency limits). Each event runs two concerns as two tasks:
   got), then incremental cycles: a MODIFIED window (and a CREATED one, unless new meetings
   are known to show in last-modified windows: ``MEETINGS_CDC_CREATED_WINDOWS``) from the
   overlap before the watermarks up to the API's now minus the settle delay, committed at
-  once;
+  once (when the overlap held more than half a page, the next poll reads the fresh seconds
+  and commits them before it re-reads the overlap);
 - the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
   (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
   anything incremental missed. Polling never waits for it.
@@ -60,6 +61,10 @@ from connector.state import EventState
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 10_000
+#: The next poll reads the overlap and the fresh seconds as one window (one request) when
+#: this cycle read at most this share of a page per kind; more, and the fresh seconds are
+#: read and committed first (latency: a busy overlap costs pages a new change would wait for).
+FUSE_BELOW = 0.5
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
 _SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
@@ -120,6 +125,7 @@ class EventSync:
         self._reconciled_last = False
         self._begun: EventProgress | None = None  # before the first commit: how it begins
         self._cycle_number = 0  # of this process: a cycle may commit more than once
+        self._fused = True  # the next poll reads overlap and fresh seconds as one window
         self._stop = asyncio.Event()
 
     # --- the two concerns -------------------------------------------------------------------
@@ -401,9 +407,10 @@ class EventSync:
     async def _incremental(self, progress: EventProgress, turn: Turn) -> None:
         followed = self._follow_api_clock(progress)
         marks = followed.watermarks
-        stamps = self.deps.creation_stamps
         mode = self.settings.created_windows
-        created_windows = mode == "always" or (mode == "auto" and not stamps.proven)
+        created_windows = mode == "always" or (
+            mode == "auto" and not self.deps.creation_stamps.proven
+        )
         plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
@@ -411,26 +418,25 @@ class EventSync:
             self.settings.overlap_seconds,
             followed.ahead,
             created_windows=created_windows,
+            fused=self._fused,
         )
-        # One window per kind from the overlap to the upper bound (usually one request
-        # each), committed with the watermarks: re-reading the overlap finds equal content
-        # and stages nothing, while a row that landed late in a second already read is
-        # caught there.
-        seen: dict[WindowKind, list[Meeting]] | None = (
-            {kind: [] for kind in WindowKind} if mode == "auto" else None
-        )
+        # Fresh seconds first, committed with the watermarks: while the overlap before them
+        # fits a page it is part of the same window (one request per kind); otherwise it is
+        # re-read afterwards, so a new change is published without waiting for its pages.
+        # Re-reading what was published finds equal content and stages nothing, while a row
+        # that landed late in a second already read is caught there.
+        reads = _Reads(collect=mode == "auto")
         parts, marks = await self._read_incremental(
-            plan.to_upper, progress, marks, turn, plan.creations_in_modified, seen
+            plan.fresh, progress, marks, turn, plan.creations_in_modified, reads
         )
         await self._commit_parts(turn, parts, progress, marks)
-        if seen is not None:
-            self._weigh_creation_stamps(plan.to_upper, seen)
-        # Seconds ahead of the API's clock after it went back (they never move the
-        # watermarks): usually nothing to commit.
         parts, _ = await self._read_incremental(
-            plan.ahead, progress, marks, turn, plan.creations_in_modified
+            plan.lookback, progress, marks, turn, plan.creations_in_modified, reads
         )
         await self._commit_parts(turn, parts, progress, marks, skip_empty=True)
+        self._fused = max(reads.rows.values(), default=0) <= self.settings.api_per_page * FUSE_BELOW
+        if reads.collect:
+            self._weigh_creation_stamps(plan.windows, reads.meetings)
 
     def _weigh_creation_stamps(
         self, windows: list[Window], seen: dict[WindowKind, list[Meeting]]
@@ -467,18 +473,17 @@ class EventSync:
         marks: Watermarks,
         turn: Turn,
         creations_in_modified: bool,
-        seen: dict[WindowKind, list[Meeting]] | None = None,
+        reads: _Reads,
     ) -> tuple[list[WindowPart], Watermarks]:
         """Read ``windows``, moving ``marks`` over every part read; parts that fill a
-        transaction are committed on the way, with the marks so far. ``seen`` collects
-        the meetings read, per window kind."""
+        transaction are committed on the way, with the marks so far. ``reads`` notes what
+        was read."""
         parts: list[WindowPart] = []
         size = 0
         for window in windows:
             async for part in self.deps.reader.read(self.event_id, window):
                 parts.append(part)
-                if seen is not None:
-                    seen[window.kind].extend(part.meetings)
+                reads.add(part)
                 size += 2 * len(part.meetings) + len(part.dead_letters)
                 marks = advance(marks, part.window, creations_in_modified=creations_in_modified)
                 if size >= MAX_RECORDS_PER_TRANSACTION:
@@ -565,6 +570,25 @@ class EventSync:
             self.settings.overlap_seconds,
             client.api_step(),
         )
+
+
+@dataclass(slots=True)
+class _Reads:
+    """What an incremental cycle read, per window kind: rows (whether the next cycle may
+    read the overlap and the fresh seconds as one window) and, when ``collect``, the
+    meetings (evidence for ``CreationStamps``)."""
+
+    collect: bool
+    rows: dict[WindowKind, int] = field(default_factory=dict)
+    meetings: dict[WindowKind, list[Meeting]] = field(
+        default_factory=lambda: {kind: [] for kind in WindowKind}
+    )
+
+    def add(self, part: WindowPart) -> None:
+        kind = part.window.kind
+        self.rows[kind] = self.rows.get(kind, 0) + part.rows
+        if self.collect:
+            self.meetings[kind].extend(part.meetings)
 
 
 def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:

@@ -5,12 +5,12 @@ A :class:`Window` selects the rows whose created (or last-modified) second lies 
 kind, the last second through which every row has been read and committed.
 
 Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
-into the next windows (behind a settle delay, each over the fresh seconds and the tail of
-the previous window together; without CREATED windows when the API's last-modified
-times already show creations), :func:`follow_api_clock` rewinds watermarks the API's clock
-went back below, and
-:func:`split` cuts a window that holds more rows than one page into smaller ones, so that
-each part can be read by a single, atomic request (see ``docs/architecture.md``).
+into the next windows (behind a settle delay: the fresh seconds and a look-back over the
+tail of the previous window, one window while they fit a page; without CREATED windows
+when the API's last-modified times already show creations), :func:`follow_api_clock`
+rewinds watermarks the API's clock went back below, and :func:`split` cuts a window that
+holds more rows than one page into smaller ones, so that each part can be read by a single,
+atomic request (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ class Watermarks:
 class IncrementalPlan:
     """The next windows of an incremental cycle.
 
-    ``to_upper``: per kind read, one window from the overlap before the watermark up to
-    the upper bound: fresh seconds and the look-back together, so a quiet poll costs one
-    request per kind (re-reading the overlap is idempotent: classification compares
-    content). ``ahead``: after the API's clock went back, the seconds beyond the upper bound
-    that rows written before the step may carry; they never move a watermark.
+    ``fresh`` windows end at the upper bound and move the watermarks; they are read and
+    committed first. ``lookback`` windows re-read what was read before and never move a
+    watermark: the overlap (when it is not part of the fresh window) and, after the API's
+    clock went back, the seconds beyond the upper bound that rows written before the step
+    may carry.
 
     ``creations_in_modified``: no CREATED window is planned, because the API stamps a new
     meeting's last-modified time at its creation (``MEETINGS_CDC_CREATED_WINDOWS``): the
@@ -84,14 +84,14 @@ class IncrementalPlan:
     MODIFIED one (:func:`advance`).
     """
 
-    to_upper: list[Window]
-    ahead: list[Window]
+    fresh: list[Window]
+    lookback: list[Window]
     creations_in_modified: bool = False
 
     @property
     def windows(self) -> list[Window]:
-        """Every window of the plan, those up to the upper bound first."""
-        return [*self.to_upper, *self.ahead]
+        """Every window of the plan, fresh ones first."""
+        return [*self.fresh, *self.lookback]
 
 
 def plan_incremental(
@@ -102,38 +102,51 @@ def plan_incremental(
     ahead: int | None = None,
     *,
     created_windows: bool = True,
+    fused: bool = True,
 ) -> IncrementalPlan:
     """The next windows: per kind (CREATED unless ``created_windows`` is False, then
-    MODIFIED) one window ``[max(0, through + 1 - overlap), api_now - settle]``.
+    MODIFIED), together they read ``[max(0, through + 1 - overlap), api_now - settle]``.
 
     The upper bound stays ``settle_seconds`` behind the API's clock so that writes landing
     late in a second are not missed, and the overlap re-reads the tail of the previous
     window (a row stamped with a second already read, but written after it was read, is
-    caught there). Should the API's clock have gone back below the watermark, the window
-    is only that part of the overlap before the bound; one that would be empty (start
-    after end) is left out.
+    caught there). ``fused``: the overlap and the fresh seconds are one fresh window, one
+    request while they fit a page (re-reading is idempotent: classification compares
+    content); otherwise the fresh window is ``[through + 1, api_now - settle]``, committed
+    before the overlap is read as a look-back window (when the overlap holds pages of rows,
+    a new change then does not wait for them). Should the API's clock have gone back below
+    a watermark, only the part of the overlap before the bound is read; a window that would
+    be empty (start after end) is left out.
 
     ``ahead`` (see :class:`Followed`): after the API's clock went back, the last second rows
     written before the step may carry; the seconds after the upper bound up to it are read
-    as ``ahead`` windows (they never move a watermark: writes after the step will land
+    as look-back windows too (they never move a watermark: writes after the step will land
     in them once the clock catches up).
     """
     if settle_seconds < 0 or overlap_seconds < 0:
         raise ValueError("settle_seconds and overlap_seconds must be >= 0")
     upper = api_now - settle_seconds
     kinds = (WindowKind.CREATED, WindowKind.MODIFIED) if created_windows else (WindowKind.MODIFIED,)
-    to_upper: list[Window] = []
+    fresh: list[Window] = []
+    lookback: list[Window] = []
     for kind in kinds:
-        start = max(0, watermarks.through(kind) + 1 - overlap_seconds)
-        if upper >= start:
-            to_upper.append(Window(kind, start, upper))
-    beyond: list[Window] = []
+        through = watermarks.through(kind)
+        start = max(0, through + 1 - overlap_seconds)
+        if fused:
+            if upper >= start:
+                fresh.append(Window(kind, start, upper))
+            continue
+        if upper >= through + 1:
+            fresh.append(Window(kind, through + 1, upper))
+        end = min(through, upper)
+        if end >= start:
+            lookback.append(Window(kind, start, end))
     if ahead is not None:
         for kind in kinds:
             start = max(upper, watermarks.through(kind)) + 1
             if ahead >= start:
-                beyond.append(Window(kind, start, ahead))
-    return IncrementalPlan(to_upper, beyond, creations_in_modified=not created_windows)
+                lookback.append(Window(kind, start, ahead))
+    return IncrementalPlan(fresh, lookback, creations_in_modified=not created_windows)
 
 
 @dataclass(frozen=True, slots=True)

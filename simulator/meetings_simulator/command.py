@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="modified_at_creation",
         help="behave like an API that does not set the last-modified time at creation: a "
         "new meeting matches no last_modified_* filter until its first change (its rows "
-        "still show updated_at = created_at)",
+        "still show updated_at = created_at; default: creation sets it)",
     )
     parser.add_argument(
         "--timezone",

@@ -244,6 +244,54 @@ async def test_a_poll_reads_one_window_per_kind_over_the_overlap_and_the_fresh_s
     assert stored == state.meetings.stored_bytes > 0
 
 
+async def test_after_a_busy_overlap_the_fresh_seconds_are_committed_before_it_is_re_read(
+    settings,
+):
+    """Latency: when the last poll's window held more than half a page, the next one reads
+    and commits the fresh seconds before it re-reads the overlap (its pages would delay
+    a new change); once quiet again, one window per kind."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 12), last_reconcile=NOW)
+
+    @dataclass
+    class BusyReader(FakeReader):
+        rows: int = 400  # of a 500-row page
+
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            async for part in super().read(event_id, window):
+                yield replace(part, rows=self.rows)
+
+    reader = BusyReader([meeting(1, NOW - 5, status="confirmed")])
+    sync, publisher, _ = make_sync(settings, reader, state)
+    reads_at_commit: list[int] = []
+    publish = publisher.publish
+
+    async def noting(records: list[Record]) -> None:
+        reads_at_commit.append(len(reader.reads))
+        await publish(records)
+
+    publisher.publish = noting  # type: ignore[method-assign]
+
+    await sync.cycle()  # fused: one window per kind
+    assert len(reader.reads) == 2
+    sync.deps.client.now += 1  # type: ignore[attr-defined]
+    await sync.cycle()
+    upper = NOW + 1 - settings.settle_seconds
+    through = NOW - settings.settle_seconds
+    assert reader.reads[2:] == [
+        Window("created", through + 1, upper),  # type: ignore[arg-type]
+        Window("modified", through + 1, upper),  # type: ignore[arg-type]
+        Window("created", through + 1 - settings.overlap_seconds, through),  # type: ignore[arg-type]
+        Window("modified", through + 1 - settings.overlap_seconds, through),  # type: ignore[arg-type]
+    ]
+    assert reads_at_commit[1] == 4  # committed after the fresh reads
+    reader.rows = 10
+    sync.deps.client.now += 1  # type: ignore[attr-defined]
+    await sync.cycle()
+    await sync.cycle()
+    assert len(reader.reads) == 6 + 4 + 2  # decided from the busy poll, then fused again
+
+
 async def test_a_row_landing_late_in_the_overlap_is_published_by_the_look_back(settings):
     serdes = Serdes(SingleObjectFraming())
     state = tracked_state(serdes, meeting(1, NOW - 30), last_reconcile=NOW)

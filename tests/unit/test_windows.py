@@ -42,22 +42,35 @@ def test_window_rejects_reversed_or_negative_bounds() -> None:
 
 def test_fresh_watermarks_plan_from_zero() -> None:
     planned = plan_incremental(Watermarks(-1, -1), NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned.to_upper == [
+    assert planned.fresh == [
         Window(WindowKind.CREATED, 0, NOW - 2),
         Window(WindowKind.MODIFIED, 0, NOW - 2),
     ]
-    assert planned.ahead == []
+    assert planned.lookback == []
 
 
 def test_one_window_per_kind_reads_the_overlap_and_the_fresh_seconds_together() -> None:
     marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
     planned = plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=5)
-    assert planned.to_upper == [
+    assert planned.fresh == [
         Window(WindowKind.CREATED, NOW - 104, NOW - 2),
         Window(WindowKind.MODIFIED, NOW - 54, NOW - 2),
     ]
-    assert planned.windows == planned.to_upper
+    assert planned.windows == planned.fresh
     assert not planned.creations_in_modified
+
+
+def test_unfused_the_fresh_seconds_come_first_and_the_overlap_is_a_look_back() -> None:
+    marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
+    planned = plan_incremental(marks, NOW, 2, 5, fused=False)
+    assert planned.fresh == [
+        Window(WindowKind.CREATED, NOW - 99, NOW - 2),
+        Window(WindowKind.MODIFIED, NOW - 49, NOW - 2),
+    ]
+    assert planned.lookback == [
+        Window(WindowKind.CREATED, NOW - 104, NOW - 100),
+        Window(WindowKind.MODIFIED, NOW - 54, NOW - 50),
+    ]
 
 
 def test_without_created_windows_a_quiet_poll_is_one_window() -> None:
@@ -85,7 +98,7 @@ def test_the_overlap_never_reaches_past_the_upper_bound() -> None:
     """The API's clock went back: nothing fresh, and the overlap stops at the bound."""
     marks = Watermarks(NOW, NOW)
     planned = plan_incremental(marks, NOW - 1, settle_seconds=2, overlap_seconds=5)
-    assert planned.to_upper == [
+    assert planned.fresh == [
         Window(WindowKind.CREATED, NOW - 4, NOW - 3),
         Window(WindowKind.MODIFIED, NOW - 4, NOW - 3),
     ]
@@ -99,6 +112,7 @@ def test_the_overlap_never_reaches_past_the_upper_bound() -> None:
     settle=st.integers(min_value=0, max_value=30),
     overlap=st.integers(min_value=0, max_value=30),
     created_windows=st.lists(st.booleans(), min_size=20, max_size=20),
+    fused=st.lists(st.booleans(), min_size=20, max_size=20),
 )
 def test_successive_plans_cover_every_second_from_the_overlap_to_the_bound(
     created: int,
@@ -107,36 +121,50 @@ def test_successive_plans_cover_every_second_from_the_overlap_to_the_bound(
     settle: int,
     overlap: int,
     created_windows: list[bool],
+    fused: list[bool],
 ) -> None:
-    """Reading each plan (with or without CREATED windows, switching at any poll) and
-    advancing on its windows: each window reads exactly from the overlap before its
-    watermark to the upper bound, watermarks never pass the bound nor move back, every
-    second up to the last bound is read, and without CREATED windows the CREATED watermark
-    is the MODIFIED one (creations are read through last-modified windows)."""
+    """Reading each plan (with or without CREATED windows, fused or not, switching at any
+    poll) and advancing on its fresh windows: per kind, the plan reads exactly every second
+    from the overlap before its watermark to the upper bound, once; fused, that is one
+    window; look-back windows never move a watermark; watermarks never pass the bound nor
+    move back; every second up to the last bound is read; and without CREATED windows the
+    CREATED watermark is the MODIFIED one (creations are read through last-modified)."""
     marks = Watermarks(created, modified)
     now = max(created, modified) + settle
-    read: dict[WindowKind, list[Window]] = {k: [] for k in WindowKind}
-    for step, with_created in zip(steps, created_windows, strict=False):
+    fresh_read: list[Window] = []
+    for step, with_created, fuse in zip(steps, created_windows, fused, strict=False):
         now += step
         upper = now - settle
-        plan = plan_incremental(marks, now, settle, overlap, created_windows=with_created)
-        assert plan.ahead == []
-        kinds = [w.kind for w in plan.windows]
-        assert kinds == sorted(set(kinds), key=list(WindowKind).index)  # one per kind
+        plan = plan_incremental(
+            marks, now, settle, overlap, created_windows=with_created, fused=fuse
+        )
+        assert plan.creations_in_modified is not with_created
+        kinds = {w.kind for w in plan.windows}
         assert (WindowKind.CREATED in kinds) <= with_created
+        for kind in kinds:
+            start = max(0, marks.through(kind) + 1 - overlap)
+            read = sorted((w for w in plan.windows if w.kind is kind), key=lambda w: w.start)
+            assert read[0].start == start
+            assert read[-1].end == upper
+            for a, b in itertools.pairwise(read):
+                assert b.start == a.end + 1  # exactly, once: no gap, no second twice
+            if fuse:
+                assert [w for w in plan.windows if w.kind is kind] == [Window(kind, start, upper)]
+        for window in plan.lookback:
+            assert advance(marks, window) == marks
         before = marks
-        for window in plan.windows:
-            assert window.start == max(0, marks.through(window.kind) + 1 - overlap)
+        for window in plan.fresh:
             assert window.end == upper
             marks = advance(marks, window, creations_in_modified=plan.creations_in_modified)
-            read[window.kind].append(window)
+            if window.kind is WindowKind.MODIFIED:
+                fresh_read.append(window)
         for kind in WindowKind:
             assert marks.through(kind) >= before.through(kind)  # only forward
             assert marks.through(kind) <= max(before.through(kind), upper)  # never past
-        if not with_created and plan.windows:
+        if not with_created and plan.fresh:
             assert marks.created_through == max(before.created_through, marks.modified_through)
     covered = modified
-    for window in read[WindowKind.MODIFIED]:
+    for window in fresh_read:
         assert window.start <= covered + 1  # no gap
         covered = max(covered, window.end)
     assert covered == max(modified, now - settle)
@@ -182,7 +210,7 @@ def test_a_clock_step_back_rewinds_the_watermarks_to_the_step() -> None:
     assert followed == Followed(Watermarks(now - 10, now - 10), ahead=NOW)
     plan = plan_incremental(followed.watermarks, now, 2, 5, followed.ahead)
     # rows stamped before the step, ahead of the new clock, are read once more (look-back)
-    assert Window(WindowKind.MODIFIED, now - 1, NOW) in plan.ahead
+    assert Window(WindowKind.MODIFIED, now - 1, NOW) in plan.lookback
 
 
 @given(
@@ -207,7 +235,7 @@ def test_after_a_step_back_every_second_written_since_is_read_by_polling(
             marks, now + poll, settle, overlap, step=(stepped, through + settle)
         ).watermarks
         plan = plan_incremental(marks, now + poll, settle, overlap)
-        for window in plan.to_upper:
+        for window in plan.fresh:
             marks = advance(marks, window)
             if window.kind is WindowKind.MODIFIED:
                 covered.update(range(window.start, window.end + 1))
