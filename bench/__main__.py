@@ -107,7 +107,7 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "rss_bytes_per_meeting": ("bytes", 500, False),
     # issue 15: per event, averaged over a minute, clock probes included (default settings)
     "requests_per_quiet_poll": ("requests", 1.2, False),
-    "requests_per_quiet_poll_created_windows": ("requests", None, False),
+    "requests_per_poll_with_created": ("requests", None, False),
     # one process, 50 events, default poll interval and rate limit (20/s)
     "budget_50_events_429s": ("429s", 0, False),
     "budget_50_events_skipped_polls": ("polls", 0, False),

@@ -10,7 +10,7 @@ the clock estimate settles (its probes slow to one a minute); then nothing chang
 minute and every export request the simulator receives (clock probes included) is divided
 by the polls the connector ran. Medians of consecutive minutes. The same against a
 simulator that does not stamp creations (``--no-modified-at-creation``), where the created
-window must stay: ``requests_per_quiet_poll_created_windows``.
+window must stay: ``requests_per_poll_with_created``.
 
 ``budget_50_events_*``: one process, 50 events of 20 meetings, default poll interval and
 rate limit, the simulator enforcing 20 requests/s itself (its 429s are what a real API
@@ -219,9 +219,7 @@ def report(
     results["requests_per_quiet_poll"] = round(statistics.median(per_poll), 3)
     results["requests_per_quiet_poll_spread"] = [round(min(per_poll), 3), round(max(per_poll), 3)]
     if created is not None:
-        results["requests_per_quiet_poll_created_windows"] = round(
-            statistics.median(_per_poll(created)), 3
-        )
+        results["requests_per_poll_with_created"] = round(statistics.median(_per_poll(created)), 3)
     skipped = [max(0.0, math.floor(p["expected_polls"]) - 1 - p["fewest_polls"]) for p in fifty]
     rejected = sum(p["rate_limited"] + p["connector_429"] for p in fifty)
     results["budget_50_events_429s"] = int(rejected)
@@ -233,7 +231,7 @@ def report(
     print(
         f"api budget: requests per quiet poll {results['requests_per_quiet_poll']} "
         f"(min {min(per_poll):.3f}, max {max(per_poll):.3f}, {len(per_poll)} periods; "
-        f"with created windows {results.get('requests_per_quiet_poll_created_windows', '-')}); "
+        f"with created windows {results.get('requests_per_poll_with_created', '-')}); "
         f"50 events: {results['budget_50_events_requests_per_s']} requests/s, "
         f"429s {results['budget_50_events_429s']}, skipped polls "
         f"{results['budget_50_events_skipped_polls']}",
