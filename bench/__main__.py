@@ -24,7 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import failover, initial_export, latency, latency_during_reconcile, state_scale
+from bench import (
+    api_budget,
+    failover,
+    initial_export,
+    latency,
+    latency_during_reconcile,
+    state_scale,
+)
 from bench.common import bootstrap
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -67,6 +74,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "latency_during_reconcile": lambda r, q: latency_during_reconcile.run(r, quick=q),
     "state": lambda r, q: state_scale.run(r, quick=q),
     "failover": lambda r, q: failover.run(r, quick=q),
+    "api_budget": lambda r, q: api_budget.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -102,6 +110,14 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "rolling_update_gap_seconds": ("s", 10, False),
     "rolling_update_gap_static_seconds": ("s", None, False),
     "rss_bytes_per_meeting": ("bytes", 500, False),
+    # issue 15: per event, averaged over a minute, clock probes included (default settings)
+    "requests_per_quiet_poll": ("requests", 1.2, False),
+    "requests_per_poll_with_created": ("requests", None, False),
+    # one process, 50 events, default poll interval and rate limit (20/s)
+    "budget_50_events_429s": ("429s", 0, False),
+    "budget_50_events_skipped_polls": ("polls", 0, False),
+    "budget_50_events_requests_per_s": ("requests/s", None, False),
+    "budget_50_events_requests_per_poll": ("requests", None, False),
 }
 
 

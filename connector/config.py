@@ -33,6 +33,7 @@ ENV_PREFIX = "MEETINGS_CDC_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
 
 SnapshotMode = Literal["initial", "no_data", "never"]
+CreatedWindows = Literal["auto", "always", "never"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -287,6 +288,12 @@ class Settings(ApiSettings, KafkaSettings):
         ge=6_000,  # the broker's default group.min.session.timeout.ms
         le=300_000,
         description="How long the group waits for a silent replica before moving its events.",
+    )
+    created_windows: CreatedWindows = Field(
+        default="auto",
+        description="Whether incremental cycles read created windows besides last-modified "
+        "ones: auto (until new meetings are proven to show in last-modified windows), "
+        "always, never (the API stamps last-modified at creation).",
     )
 
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a container must be scrapeable

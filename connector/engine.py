@@ -6,9 +6,11 @@ its rate and concurrency limits). Each event runs two concerns as two tasks:
 
 - the poller: first the snapshot (the full export as CREATED windows up to a fixed upper
   bound, committed part by part, resumable after a crash: progress records how far it
-  got), then incremental cycles: a CREATED and a MODIFIED window from the watermarks up to
-  the API's now minus the settle delay, committed at once; then the same two kinds over
-  the overlap before the watermarks (late rows), committed only if they found anything;
+  got), then incremental cycles: a MODIFIED window (and a CREATED one, unless new meetings
+  are known to show in last-modified windows: ``MEETINGS_CDC_CREATED_WINDOWS``) from the
+  overlap before the watermarks up to the API's now minus the settle delay, committed at
+  once (when the overlap held more than half a page, the next poll reads the fresh seconds
+  and commits them before it re-reads the overlap);
 - the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
   (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
   anything incremental missed. Polling never waits for it.
@@ -28,7 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from connector.batch import Batch, Destination
 from connector.committer import Committer, Turn
@@ -36,12 +38,14 @@ from connector.config import Settings
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
 from connector.metrics import Metrics
+from connector.model import Meeting
 from connector.progress import EventProgress, Phase
 from connector.publisher import TransactionalPublisher, state_partition
 from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
 from connector.source.client import BACKGROUND, ExportClient
+from connector.source.creation_stamps import CreationStamps, CycleReads
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.windows import (
     Followed,
@@ -57,6 +61,10 @@ from connector.state import EventState
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_TRANSACTION = 10_000
+#: The next poll reads the overlap and the fresh seconds as one window (one request) when
+#: this cycle read at most this share of a page per kind; more, and the fresh seconds are
+#: read and committed first (latency: a busy overlap costs pages a new change would wait for).
+FUSE_BELOW = 0.5
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
 _SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
@@ -74,6 +82,8 @@ class Collaborators:
     health: HealthState
     state_partitions: int
     wall_clock: Callable[[], float] = time.time
+    #: Whether the API stamps last-modified at creation: learnt once for all the events.
+    creation_stamps: CreationStamps = field(default_factory=CreationStamps)
 
 
 class EventSync:
@@ -115,6 +125,7 @@ class EventSync:
         self._reconciled_last = False
         self._begun: EventProgress | None = None  # before the first commit: how it begins
         self._cycle_number = 0  # of this process: a cycle may commit more than once
+        self._fused = True  # the next poll reads overlap and fresh seconds as one window
         self._stop = asyncio.Event()
 
     # --- the two concerns -------------------------------------------------------------------
@@ -404,39 +415,89 @@ class EventSync:
     async def _incremental(self, progress: EventProgress, turn: Turn) -> None:
         followed = self._follow_api_clock(progress)
         marks = followed.watermarks
+        mode = self.settings.created_windows
+        created_windows = mode == "always" or (
+            mode == "auto" and not self.deps.creation_stamps.proven
+        )
         plan = plan_incremental(
             marks,
             self.deps.client.api_now(),
             self.settings.settle_seconds,
             self.settings.overlap_seconds,
             followed.ahead,
+            created_windows=created_windows,
+            fused=self._fused,
         )
-        # Fresh seconds first, committed with the watermarks: a new change is published
-        # without waiting for the overlap to be re-read.
-        parts, marks = await self._read_incremental(plan.fresh, progress, marks, turn)
+        # Fresh seconds first, committed with the watermarks: while the overlap before them
+        # fits a page it is part of the same window (one request per kind); otherwise it is
+        # re-read afterwards, so a new change is published without waiting for its pages.
+        # Re-reading what was published finds equal content and stages nothing, while a row
+        # that landed late in a second already read is caught there.
+        reads = _Reads(collect=mode == "auto")
+        parts, marks = await self._read_incremental(
+            plan.fresh, progress, marks, turn, plan.creations_in_modified, reads
+        )
         await self._commit_parts(turn, parts, progress, marks)
-        # Then the overlap, for rows that landed late (its windows end at the watermarks, so
-        # they never move them): re-reading what was published finds equal content and
-        # stages nothing, so usually there is nothing to commit.
-        parts, _ = await self._read_incremental(plan.lookback, progress, marks, turn)
+        parts, _ = await self._read_incremental(
+            plan.lookback, progress, marks, turn, plan.creations_in_modified, reads
+        )
         await self._commit_parts(turn, parts, progress, marks, skip_empty=True)
+        self._fused = max(reads.rows.values(), default=0) <= self.settings.api_per_page * FUSE_BELOW
+        if reads.collect:
+            self._weigh_creation_stamps(plan.windows, reads.meetings)
+
+    def _weigh_creation_stamps(
+        self, windows: list[Window], seen: dict[WindowKind, list[Meeting]]
+    ) -> None:
+        """Learn from this cycle whether last-modified windows show new meetings
+        (``connector.source.creation_stamps``); say so when the verdict changes."""
+        stamps = self.deps.creation_stamps
+        before = stamps.proven
+        stamps.observe(
+            CycleReads(
+                created=seen[WindowKind.CREATED],
+                modified_windows=[w for w in windows if w.kind is WindowKind.MODIFIED],
+                modified=seen[WindowKind.MODIFIED],
+            )
+        )
+        if stamps.proven and not before:
+            log.info(
+                "new meetings show in last-modified windows: incremental cycles no longer "
+                "read created windows",
+                extra={"event_id": self.event_id, "confirmations": stamps.confirmations},
+            )
+        elif before and not stamps.proven:
+            log.warning(
+                "a meeting's last-modified time does not show its creation: incremental "
+                "cycles read created windows again (MEETINGS_CDC_CREATED_WINDOWS=always "
+                "keeps them)",
+                extra={"event_id": self.event_id},
+            )
 
     async def _read_incremental(
-        self, windows: list[Window], progress: EventProgress, marks: Watermarks, turn: Turn
+        self,
+        windows: list[Window],
+        progress: EventProgress,
+        marks: Watermarks,
+        turn: Turn,
+        creations_in_modified: bool,
+        reads: _Reads,
     ) -> tuple[list[WindowPart], Watermarks]:
         """Read ``windows``, moving ``marks`` over every part read; parts that fill a
-        transaction are committed on the way, with the marks so far."""
+        transaction are committed on the way, with the marks so far. ``reads`` notes what
+        was read."""
         parts: list[WindowPart] = []
         size = 0
         for window in windows:
             async for part in self.deps.reader.read(self.event_id, window):
                 parts.append(part)
+                reads.add(part)
                 size += 2 * len(part.meetings) + len(part.dead_letters)
-                marks = advance(marks, part.window)
+                marks = advance(marks, part.window, creations_in_modified=creations_in_modified)
                 if size >= MAX_RECORDS_PER_TRANSACTION:
                     await self._commit_parts(turn, parts, progress, marks)
                     parts, size = [], 0
-            marks = advance(marks, window)
+            marks = advance(marks, window, creations_in_modified=creations_in_modified)
         return parts, marks
 
     async def _commit_parts(
@@ -517,6 +578,25 @@ class EventSync:
             self.settings.overlap_seconds,
             client.api_step(),
         )
+
+
+@dataclass(slots=True)
+class _Reads:
+    """What an incremental cycle read, per window kind: rows (whether the next cycle may
+    read the overlap and the fresh seconds as one window) and, when ``collect``, the
+    meetings (evidence for ``CreationStamps``)."""
+
+    collect: bool
+    rows: dict[WindowKind, int] = field(default_factory=dict)
+    meetings: dict[WindowKind, list[Meeting]] = field(
+        default_factory=lambda: {kind: [] for kind in WindowKind}
+    )
+
+    def add(self, part: WindowPart) -> None:
+        kind = part.window.kind
+        self.rows[kind] = self.rows.get(kind, 0) + part.rows
+        if self.collect:
+            self.meetings[kind].extend(part.meetings)
 
 
 def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:

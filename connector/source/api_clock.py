@@ -18,7 +18,9 @@ with every poll. Hence:
 - :meth:`ApiClock.probe_at` names a moment for a deliberate probe request, aimed so that
   the second its response is stamped with halves the interval between the bounds
   (bisection: a few probes narrow a second to a round trip), at most every
-  ``probe_interval`` seconds;
+  ``probe_interval`` seconds while the uncertainty is above about a round trip, every
+  ``settled_probe_interval`` seconds once it is down to that (a probe is a request
+  against the API's rate limit: see README "API budget");
 - a lower bound far above the median of the last ``RECENT_SAMPLES`` (a stray server, a
   bogus header) is ignored until most of them agree with it (a real step forward of the
   API's clock), which then also drops the upper bounds it contradicts;
@@ -44,8 +46,16 @@ RECENT_SAMPLES = 64
 OUTLIER_SECONDS = 1.5
 #: How long the best lower bound stands.
 HORIZON_SECONDS = 300.0
-#: Probe requests are sent at most this often.
-PROBE_INTERVAL_SECONDS = 10.0
+#: Probe requests are sent at most this often while the estimate is still settling (from a
+#: second to a round trip takes about five probes).
+PROBE_INTERVAL_SECONDS = 5.0
+#: ... and this often once it has settled (its uncertainty is down to about a round trip):
+#: a probe then only renews bounds that stand for ``HORIZON_SECONDS``, and every request
+#: counts against the API's rate limit (one event polled every 5 s makes 12 a minute).
+SETTLED_PROBE_INTERVAL_SECONDS = 60.0
+#: The estimate has settled when its uncertainty is at most this plus twice the median
+#: round trip of recent responses (bisection cannot do better than a round trip).
+SETTLED_UNCERTAINTY_SECONDS = 0.02
 #: How long after a step back its floor is reported: long enough for the next polls to
 #: plan from it, short enough that a later one-second slip of the estimate does not rewind
 #: the windows to an old step again.
@@ -56,11 +66,17 @@ class ApiClock:
     """The API's clock as an offset from a monotonic clock (see the module docstring)."""
 
     def __init__(
-        self, *, horizon: float = HORIZON_SECONDS, probe_interval: float = PROBE_INTERVAL_SECONDS
+        self,
+        *,
+        horizon: float = HORIZON_SECONDS,
+        probe_interval: float = PROBE_INTERVAL_SECONDS,
+        settled_probe_interval: float = SETTLED_PROBE_INTERVAL_SECONDS,
     ) -> None:
         self.horizon = horizon
         self.probe_interval = probe_interval
+        self.settled_probe_interval = max(probe_interval, settled_probe_interval)
         self._recent: collections.deque[float] = collections.deque(maxlen=RECENT_SAMPLES)
+        self._round_trips: collections.deque[float] = collections.deque(maxlen=RECENT_SAMPLES)
         # Sliding-window extremes over the horizon, O(1) per sample: (arrived, bound) with
         # lower bounds strictly decreasing and upper bounds strictly increasing, so the
         # front of each is the best of the horizon.
@@ -106,6 +122,7 @@ class ApiClock:
             # the old estimate may have been up to a second behind the old clock
             self._step = (arrived, lower + min(previous, sent), current + arrived + 1.0)
         self._last_sent = sent
+        self._round_trips.append(max(0.0, arrived - sent))
         self._recent.append(lower)
         # The largest recent lower bound that most recent samples agree with (a real step
         # forward is followed once the median has moved; a lone stray never is).
@@ -132,18 +149,28 @@ class ApiClock:
             return None
         return self._step[2]
 
+    def settled(self, now: float) -> bool:
+        """Whether the uncertainty is down to about a round trip (probes may be rare)."""
+        uncertainty = self.uncertainty(now)
+        if uncertainty is None:
+            return False
+        round_trip = statistics.median(self._round_trips) if self._round_trips else 0.0
+        return uncertainty <= SETTLED_UNCERTAINTY_SECONDS + 2 * round_trip
+
     def probe_at(self, now: float) -> float | None:
         """The monotonic time for the next probe request, or None when none is due.
 
-        A probe is due ``probe_interval`` after the last one. It is sent when, were the
-        offset the middle of its bounds, a second would just begin on the API's clock: the
-        second its response is stamped with then tells which half the offset lies in.
+        A probe is due ``probe_interval`` after the last one (``settled_probe_interval``
+        once the estimate has :meth:`settled`). It is sent when, were the offset the middle
+        of its bounds, a second would just begin on the API's clock: the second its
+        response is stamped with then tells which half the offset lies in.
         """
         offset = self.offset(now)
         upper = _expire(self._upper, now - self.horizon)
         if offset is None or not upper:
             return None
-        if self._last_probe is not None and now < self._last_probe + self.probe_interval:
+        interval = self.settled_probe_interval if self.settled(now) else self.probe_interval
+        if self._last_probe is not None and now < self._last_probe + interval:
             return None
         middle = (offset + upper[0][1]) / 2
         return math.ceil(now + middle) - middle

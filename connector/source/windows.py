@@ -5,11 +5,12 @@ A :class:`Window` selects the rows whose created (or last-modified) second lies 
 kind, the last second through which every row has been read and committed.
 
 Planning is pure arithmetic: :func:`plan_incremental` turns watermarks and the API's "now"
-into the next windows (behind a settle delay: fresh seconds, then a look-back over the
-tail of the previous window), :func:`follow_api_clock` rewinds watermarks the API's clock
-went back below, and
-:func:`split` cuts a window that holds more rows than one page into smaller ones, so that
-each part can be read by a single, atomic request (see ``docs/architecture.md``).
+into the next windows (behind a settle delay: the fresh seconds and a look-back over the
+tail of the previous window, one window while they fit a page; without CREATED windows
+when the API's last-modified times already show creations), :func:`follow_api_clock`
+rewinds watermarks the API's clock went back below, and :func:`split` cuts a window that
+holds more rows than one page into smaller ones, so that each part can be read by a single,
+atomic request (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -69,16 +70,23 @@ class Watermarks:
 
 @dataclass(frozen=True, slots=True)
 class IncrementalPlan:
-    """The next windows of an incremental cycle, per kind: ``fresh`` ones read seconds
-    never read before (from the watermark on), ``lookback`` ones re-read the overlap.
+    """The next windows of an incremental cycle.
 
-    Fresh windows are read and committed first, so a new change is published without
-    waiting for the re-read; look-back windows only catch rows that landed late and never
-    move a watermark.
+    ``fresh`` windows end at the upper bound and move the watermarks; they are read and
+    committed first. ``lookback`` windows re-read what was read before and never move a
+    watermark: the overlap (when it is not part of the fresh window) and, after the API's
+    clock went back, the seconds beyond the upper bound that rows written before the step
+    may carry.
+
+    ``creations_in_modified``: no CREATED window is planned, because the API stamps a new
+    meeting's last-modified time at its creation (``MEETINGS_CDC_CREATED_WINDOWS``): the
+    MODIFIED window then sees every creation, and the CREATED watermark follows the
+    MODIFIED one (:func:`advance`).
     """
 
     fresh: list[Window]
     lookback: list[Window]
+    creations_in_modified: bool = False
 
     @property
     def windows(self) -> list[Window]:
@@ -92,15 +100,23 @@ def plan_incremental(
     settle_seconds: int,
     overlap_seconds: int,
     ahead: int | None = None,
+    *,
+    created_windows: bool = True,
+    fused: bool = True,
 ) -> IncrementalPlan:
-    """The next windows: per kind (CREATED, then MODIFIED) a fresh and a look-back window.
+    """The next windows: per kind (CREATED unless ``created_windows`` is False, then
+    MODIFIED), together they read ``[max(0, through + 1 - overlap), api_now - settle]``.
 
-    Together they read ``[max(0, through + 1 - overlap), api_now - settle]``: the upper
-    bound stays ``settle_seconds`` behind the API's clock so that writes landing late in a
-    second are not missed, and the overlap re-reads the tail of the previous window. The
-    fresh window is ``[through + 1, api_now - settle]``; the look-back window the overlap
-    before it (cut at the upper bound should the API's clock have gone back). A window that
-    would be empty (start after end) is left out.
+    The upper bound stays ``settle_seconds`` behind the API's clock so that writes landing
+    late in a second are not missed, and the overlap re-reads the tail of the previous
+    window (a row stamped with a second already read, but written after it was read, is
+    caught there). ``fused``: the overlap and the fresh seconds are one fresh window, one
+    request while they fit a page (re-reading is idempotent: classification compares
+    content); otherwise the fresh window is ``[through + 1, api_now - settle]``, committed
+    before the overlap is read as a look-back window (when the overlap holds pages of rows,
+    a new change then does not wait for them). Should the API's clock have gone back below
+    a watermark, only the part of the overlap before the bound is read; a window that would
+    be empty (start after end) is left out.
 
     ``ahead`` (see :class:`Followed`): after the API's clock went back, the last second rows
     written before the step may carry; the seconds after the upper bound up to it are read
@@ -110,22 +126,27 @@ def plan_incremental(
     if settle_seconds < 0 or overlap_seconds < 0:
         raise ValueError("settle_seconds and overlap_seconds must be >= 0")
     upper = api_now - settle_seconds
+    kinds = (WindowKind.CREATED, WindowKind.MODIFIED) if created_windows else (WindowKind.MODIFIED,)
     fresh: list[Window] = []
     lookback: list[Window] = []
-    for kind in (WindowKind.CREATED, WindowKind.MODIFIED):
+    for kind in kinds:
         through = watermarks.through(kind)
+        start = max(0, through + 1 - overlap_seconds)
+        if fused:
+            if upper >= start:
+                fresh.append(Window(kind, start, upper))
+            continue
         if upper >= through + 1:
             fresh.append(Window(kind, through + 1, upper))
-        start = max(0, through + 1 - overlap_seconds)
         end = min(through, upper)
         if end >= start:
             lookback.append(Window(kind, start, end))
     if ahead is not None:
-        for kind in (WindowKind.CREATED, WindowKind.MODIFIED):
+        for kind in kinds:
             start = max(upper, watermarks.through(kind)) + 1
             if ahead >= start:
                 lookback.append(Window(kind, start, ahead))
-    return IncrementalPlan(fresh, lookback)
+    return IncrementalPlan(fresh, lookback, creations_in_modified=not created_windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +202,19 @@ def follow_api_clock(
     return Followed(followed, ahead if ahead > upper else None)
 
 
-def advance(watermarks: Watermarks, window: Window) -> Watermarks:
+def advance(
+    watermarks: Watermarks, window: Window, *, creations_in_modified: bool = False
+) -> Watermarks:
     """Watermarks after ``window`` was read completely; they never move backwards.
 
     A window starting beyond ``through + 1`` would leave a gap, so it cannot move the
     watermark: that is a planning bug, reported loudly.
+
+    ``creations_in_modified`` (see :class:`IncrementalPlan`): the API stamps last-modified
+    at creation, so a meeting created at second ``c`` carries a last-modified second of at
+    least ``c``: MODIFIED windows, which cover every second without a gap, have read it
+    or will read it (it was changed after the window was read and carries a later second).
+    The CREATED watermark then follows the MODIFIED one.
     """
     through = watermarks.through(window.kind)
     if window.start > through + 1:
@@ -193,7 +222,11 @@ def advance(watermarks: Watermarks, window: Window) -> Watermarks:
     new = max(through, window.end)
     if window.kind is WindowKind.CREATED:
         return Watermarks(new, watermarks.modified_through)
-    return Watermarks(watermarks.created_through, new)
+    created = max(watermarks.created_through, new) if creations_in_modified else None
+    return Watermarks(
+        watermarks.created_through if created is None else created,
+        new,
+    )
 
 
 def split(

@@ -267,6 +267,17 @@ async def get_faults(request: web.Request) -> web.Response:
     return web.json_response(_faults_json(_sim(request)))
 
 
+async def get_requests(request: web.Request) -> web.Response:
+    """``GET /admin/requests`` -> export requests received so far: ``{"export": N,
+    "created": a, "last_modified": b, "none": c, "rate_limited": d}`` (``export`` counts
+    every one, 429s included; the next three split it by time filter)."""
+    counts = _sim(request).requests
+    kinds = ("created", "last_modified", "none")
+    body = {"export": sum(counts[k] for k in kinds), **{k: counts[k] for k in kinds}}
+    body["rate_limited"] = counts["rate_limited"]
+    return web.json_response(body)
+
+
 def _clock_json(sim: Simulator) -> dict[str, Any]:
     clock = sim.clock
     return {"now": clock.now(), "skew_seconds": clock.skew_seconds, "frozen_at": clock.frozen_at}
@@ -316,3 +327,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/faults", get_faults)
     app.router.add_put("/admin/clock", put_clock)
     app.router.add_get("/admin/clock", get_clock)
+    app.router.add_get("/admin/requests", get_requests)

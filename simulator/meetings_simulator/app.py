@@ -45,13 +45,18 @@ class SimulatorConfig:
     churn_per_second: float = 0.0
     clock_skew_seconds: float = 0.0
     timezone: str = "UTC"
+    #: False: like an API that leaves a new meeting's last-modified time unset
+    #: (``--no-modified-at-creation``)
+    modified_at_creation: bool = True
 
 
 def build_simulator(config: SimulatorConfig, clock: SimClock | None = None) -> Simulator:
     """A seeded simulator (no I/O); ``clock`` defaults to wall clock plus the configured skew."""
     clock = clock if clock is not None else SimClock(config.clock_skew_seconds)
     tz = ZoneInfo(config.timezone)
-    store = MeetingStore(clock.now, TimeFormatter(tz))
+    store = MeetingStore(
+        clock.now, TimeFormatter(tz), modified_at_creation=config.modified_at_creation
+    )
     plans = seed_store(
         store,
         event_ids=config.event_ids,

@@ -163,6 +163,11 @@ class SimulatorClient:
         result: dict[str, Any] = await self._call("GET", "/admin/clock", 200)
         return result
 
+    async def requests(self) -> dict[str, int]:
+        """``GET /admin/requests``: export requests received so far, by time filter."""
+        result: dict[str, int] = await self._call("GET", "/admin/requests", 200)
+        return result
+
     # -- export ------------------------------------------------------------------------
 
     async def export_page(self, event_id: int, **params: Any) -> dict[str, Any]:

@@ -54,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--no-modified-at-creation",
+        action="store_false",
+        dest="modified_at_creation",
+        help="behave like an API that does not set the last-modified time at creation: a "
+        "new meeting matches no last_modified_* filter until its first change (its rows "
+        "still show updated_at = created_at; default: creation sets it)",
+    )
+    parser.add_argument(
         "--timezone",
         default="UTC",
         help="the events' time zone for date-times (IANA name; default %(default)s)",
@@ -79,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         churn_per_second=args.churn_per_second,
         clock_skew_seconds=args.clock_skew_seconds,
         timezone=args.timezone,
+        modified_at_creation=args.modified_at_creation,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -52,12 +53,14 @@ def page_body(query: ExportQuery, total: int, rows: list[str], url: str | None) 
 async def export(request: web.Request) -> web.StreamResponse:
     """Serve one export page (see ``docs/simulator-api.md``)."""
     sim = request.app[SIMULATOR]
+    sim.requests[_filter_kind(request.query)] += 1
     injector = sim.faults
     faults = injector.faults
     if faults.latency_ms > 0:
         await asyncio.sleep(faults.latency_ms / 1000)
     retry_after = injector.admit()
     if retry_after is not None:
+        sim.requests["rate_limited"] += 1
         response = error_response(429, "too many requests")
         response.headers["Retry-After"] = str(retry_after)
         return response
@@ -78,6 +81,15 @@ async def export(request: web.Request) -> web.StreamResponse:
             return web.Response(body=body[:cut], content_type=JSON_TYPE)
         return await _close_mid_body(request, body, cut)
     return web.Response(body=body, content_type=JSON_TYPE)
+
+
+def _filter_kind(params: Mapping[str, str]) -> str:
+    """Which time filter a request used, for ``GET /admin/requests``."""
+    if "last_modified_from" in params or "last_modified_to" in params:
+        return "last_modified"
+    if "created_from" in params or "created_to" in params:
+        return "created"
+    return "none"
 
 
 async def _close_mid_body(request: web.Request, body: bytes, cut: int) -> web.StreamResponse:

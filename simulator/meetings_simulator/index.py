@@ -60,7 +60,9 @@ class EventIndex:
         items = list(meetings)
         self.by_id: list[int] = sorted(m.meeting_id for m in items)
         self.by_created = SortedPairs((m.created_at, m.meeting_id) for m in items)
-        self.by_updated = SortedPairs((m.updated_at, m.meeting_id) for m in items)
+        self.by_updated = SortedPairs(
+            (m.updated_at, m.meeting_id) for m in items if m.modified_key is not None
+        )
         self.by_start = SortedPairs((m.start, m.meeting_id) for m in items)
         self.by_account: dict[int, set[int]] = {}
         for meeting in items:
@@ -71,7 +73,8 @@ class EventIndex:
         """Index a new meeting."""
         bisect.insort(self.by_id, meeting.meeting_id)
         self.by_created.add(meeting.created_at, meeting.meeting_id)
-        self.by_updated.add(meeting.updated_at, meeting.meeting_id)
+        if meeting.modified_key is not None:
+            self.by_updated.add(meeting.modified_key, meeting.meeting_id)
         self.by_start.add(meeting.start, meeting.meeting_id)
         for account_id in meeting.account_ids:
             self.by_account.setdefault(account_id, set()).add(meeting.meeting_id)
@@ -81,7 +84,8 @@ class EventIndex:
         pos = bisect.bisect_left(self.by_id, meeting.meeting_id)
         del self.by_id[pos]
         self.by_created.remove(meeting.created_at, meeting.meeting_id)
-        self.by_updated.remove(meeting.updated_at, meeting.meeting_id)
+        if meeting.modified_key is not None:
+            self.by_updated.remove(meeting.modified_key, meeting.meeting_id)
         self.by_start.remove(meeting.start, meeting.meeting_id)
         for account_id in meeting.account_ids:
             members = self.by_account.get(account_id)
@@ -93,9 +97,11 @@ class EventIndex:
     def replace(self, old: SimMeeting, new: SimMeeting) -> None:
         """Re-index a meeting that changed from ``old`` to ``new``."""
         mid = new.meeting_id
-        if old.updated_at != new.updated_at:
-            self.by_updated.remove(old.updated_at, mid)
-            self.by_updated.add(new.updated_at, mid)
+        if old.modified_key != new.modified_key:
+            if old.modified_key is not None:
+                self.by_updated.remove(old.modified_key, mid)
+            if new.modified_key is not None:
+                self.by_updated.add(new.modified_key, mid)
         if old.start != new.start:
             self.by_start.remove(old.start, mid)
             self.by_start.add(new.start, mid)

@@ -51,6 +51,15 @@ class SimMeeting:
     meeting_type: str = "one-to-one"
     notes: str | None = None
     version: int = 1
+    #: Created by an API that leaves the last-modified time unset at creation
+    #: (``--no-modified-at-creation``): no ``last_modified_*`` filter matches this version
+    #: (its rows still show ``updated_at``, equal to ``created_at``); the first change sets it.
+    unstamped: bool = False
+
+    @property
+    def modified_key(self) -> int | None:
+        """The second ``last_modified_*`` filters compare, None when unset."""
+        return None if self.unstamped else self.updated_at
 
     @property
     def end(self) -> int:

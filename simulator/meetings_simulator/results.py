@@ -26,9 +26,12 @@ Renderer = Callable[[SimMeeting], list[tuple[SimParticipant, str, str]]]
 
 def matches(m: SimMeeting, f: RowFilter) -> bool:
     """Whether meeting ``m`` passes every bound of ``f`` (all bounds inclusive)."""
+    modified = m.modified_key
+    if modified is None and (f.modified_from is not None or f.modified_to is not None):
+        return False
     return (
-        (f.modified_from is None or m.updated_at >= f.modified_from)
-        and (f.modified_to is None or m.updated_at <= f.modified_to)
+        (f.modified_from is None or (modified is not None and modified >= f.modified_from))
+        and (f.modified_to is None or (modified is not None and modified <= f.modified_to))
         and (f.created_from is None or m.created_at >= f.created_from)
         and (f.created_to is None or m.created_at <= f.created_to)
         and (f.time_from is None or m.start >= f.time_from)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,6 +22,9 @@ class Simulator:
     faults: FaultInjector
     plans: list[EventPlan] = field(default_factory=list)
     churn: Churn | None = None
+    #: Export requests received, by filter (``created``, ``last_modified``, ``none``) and
+    #: ``rate_limited`` (answered 429): what a client spent of the API's rate limit.
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)

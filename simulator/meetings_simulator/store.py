@@ -68,8 +68,12 @@ class Page:
 class MeetingStore:
     """Meetings of every event, their history, indexes and rendered rows."""
 
-    def __init__(self, now: Callable[[], int], formatter: TimeFormatter) -> None:
+    def __init__(
+        self, now: Callable[[], int], formatter: TimeFormatter, *, modified_at_creation: bool = True
+    ) -> None:
         self._now = now
+        #: False: creation leaves the filters' last-modified time unset (``SimMeeting.unstamped``)
+        self.modified_at_creation = modified_at_creation
         self.formatter = formatter
         self._meetings: dict[int, SimMeeting] = {}
         self._events: dict[int, EventIndex] = {}
@@ -138,7 +142,8 @@ class MeetingStore:
         meeting_type: str = "one-to-one",
         notes: str | None = None,
     ) -> SimMeeting:
-        """Create a meeting now: ``created_at == updated_at ==`` the current second."""
+        """Create a meeting now: ``created_at == updated_at ==`` the current second (which
+        ``last_modified_*`` filters match unless ``modified_at_creation`` is False)."""
         now = self._now()
         meeting = SimMeeting(
             meeting_id=self.allocate_id(),
@@ -153,6 +158,7 @@ class MeetingStore:
             title=title,
             meeting_type=meeting_type,
             notes=notes,
+            unstamped=not self.modified_at_creation,
         )
         self._meetings[meeting.meeting_id] = meeting
         self._index(event_id).add(meeting)
@@ -197,7 +203,9 @@ class MeetingStore:
         if candidate.same_content(old):
             return old
         now = self._now()
-        new = dataclasses.replace(candidate, updated_at=now, version=old.version + 1)
+        new = dataclasses.replace(
+            candidate, updated_at=now, version=old.version + 1, unstamped=False
+        )
         self._meetings[meeting_id] = new
         self._events[new.event_id].replace(old, new)
         self._results.on_change(old, new, self._parts)

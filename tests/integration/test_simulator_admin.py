@@ -224,3 +224,27 @@ async def test_unknown_route_is_json_404(simulator) -> None:
     ):
         assert r.status == 404
         assert (await r.json())["error"]
+
+
+async def test_requests_counts_export_requests_by_time_filter(simulator) -> None:
+    before = await simulator.requests()
+    assert before == {"export": 0, "created": 0, "last_modified": 0, "none": 0, "rate_limited": 0}
+    await simulator.export_page(1, created_from=0, created_to=10)
+    await simulator.export_page(1, last_modified_from=0)
+    await simulator.export_page(1, last_modified_from=0, created_to=5)
+    await simulator.export_page(1)
+    await simulator.truth(1)  # the admin API is not counted
+    await simulator.set_faults(rate_limit_per_second=1)
+    statuses = []
+    for _ in range(3):
+        try:
+            await simulator.export_page(1)
+            statuses.append(200)
+        except SimulatorHTTPError as exc:
+            statuses.append(exc.status)
+    counts = await simulator.requests()
+    assert counts["created"] == 1
+    assert counts["last_modified"] == 2
+    assert counts["none"] == 4
+    assert counts["export"] == 7
+    assert counts["rate_limited"] == statuses.count(429) >= 1

@@ -378,7 +378,7 @@ async def test_a_clock_probe_asks_for_nothing_and_is_spaced(
 
     query = api.requests[-1].query
     assert (query["created_from"], query["created_to"], query["per_page"]) == ("0", "0", "1")
-    assert client.clock_probe_delay() is None  # the next one is due only in 10 s
+    assert client.clock_probe_delay() is None  # the next one is due a probe interval later
     requests = len(api.requests)
     await client.probe_clock(4)  # another event's loop, a moment later: not due
     assert len(api.requests) == requests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from email.utils import formatdate
@@ -238,3 +239,40 @@ def test_the_client_reads_date_headers_into_its_clock():
     delay = client.clock_probe_delay()
     assert delay is not None
     assert 0 <= delay <= 2.0
+
+
+def test_probes_become_rare_once_the_estimate_has_settled():
+    """API budget: bisection probes every ``probe_interval`` until the uncertainty is down
+    to about a round trip, then every ``settled_probe_interval`` (still renewing the
+    bounds well within their horizon, so the estimate stays within a round trip)."""
+    api = Api(rtt=0.004)
+    api.now += 0.6 - (api.now + api.offset) % 1  # a first response late in a second
+    clock = ApiClock(probe_interval=5, settled_probe_interval=60)
+    api.request(clock)
+    assert not clock.settled(api.now)
+    probes: list[float] = []
+    errors: list[float] = []
+    for _ in range(600):  # ten minutes of 1 s polls
+        offset = clock.offset(api.now)
+        assert offset is not None
+        poll = math.floor(api.now + offset) + 1 + 0.15 - offset
+        probe = clock.probe_at(api.now)
+        if probe is not None and probe < poll:
+            api.now = max(api.now, probe)
+            clock.probed(api.now)
+            probes.append(api.now)
+            api.request(clock)
+        api.now = max(api.now, poll)
+        errors.append(api.error(clock))
+        api.request(clock)
+    start = probes[0]
+    settling = [p for p in probes if p - start < 60]
+    assert len(settling) <= 8  # a few bisection probes, 5 s apart
+    assert clock.settled(api.now)
+    later = [p for p in probes if p - start >= 120]
+    minutes = (api.now - start - 120) / 60
+    # about one a minute, and a few bisection probes again when the best bounds of the
+    # settling probes age out of the horizon
+    assert minutes / 2 <= len(later) <= 2 * minutes
+    assert all(b - a >= 5 for a, b in itertools.pairwise(probes))
+    assert all(-0.03 < e <= 1e-9 for e in errors[120:])

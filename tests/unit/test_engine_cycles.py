@@ -218,12 +218,50 @@ async def test_an_unchanged_meeting_seen_again_publishes_nothing(settings):
     assert len(publisher.transactions) == 3
 
 
-async def test_a_new_change_is_committed_before_the_overlap_is_re_read(settings):
-    """Latency: the fresh seconds' transaction does not wait for the look-back reads."""
+async def test_a_poll_reads_one_window_per_kind_over_the_overlap_and_the_fresh_seconds(settings):
+    """API economy: the overlap and the fresh seconds are one window (one request when it
+    fits a page), committed with the watermarks in one transaction."""
     serdes = Serdes(SingleObjectFraming())
     before = meeting(1, NOW - 12)
     state = tracked_state(serdes, before, last_reconcile=NOW)
     reader = FakeReader([meeting(1, NOW - 5, status="confirmed")])
+    sync, publisher, _ = make_sync(settings, reader, state)
+
+    await sync.cycle()
+
+    upper = NOW - settings.settle_seconds
+    start = NOW - 9 - settings.overlap_seconds
+    assert reader.reads == [
+        Window("created", start, upper),  # type: ignore[arg-type]
+        Window("modified", start, upper),  # type: ignore[arg-type]
+    ]
+    assert len(publisher.transactions) == 1
+    events = change_events(publisher, serdes)
+    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
+    assert state.progress is not None
+    assert state.progress.modified_through == upper
+    stored = sync.deps.metrics.state_bytes.labels(str(EVENT))._value.get()
+    assert stored == state.meetings.stored_bytes > 0
+
+
+async def test_after_a_busy_overlap_the_fresh_seconds_are_committed_before_it_is_re_read(
+    settings,
+):
+    """Latency: when the last poll's window held more than half a page, the next one reads
+    and commits the fresh seconds before it re-reads the overlap (its pages would delay
+    a new change); once quiet again, one window per kind."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 12), last_reconcile=NOW)
+
+    @dataclass
+    class BusyReader(FakeReader):
+        rows: int = 400  # of a 500-row page
+
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            async for part in super().read(event_id, window):
+                yield replace(part, rows=self.rows)
+
+    reader = BusyReader([meeting(1, NOW - 5, status="confirmed")])
     sync, publisher, _ = make_sync(settings, reader, state)
     reads_at_commit: list[int] = []
     publish = publisher.publish
@@ -234,22 +272,24 @@ async def test_a_new_change_is_committed_before_the_overlap_is_re_read(settings)
 
     publisher.publish = noting  # type: ignore[method-assign]
 
+    await sync.cycle()  # fused: one window per kind
+    assert len(reader.reads) == 2
+    sync.deps.client.now += 1  # type: ignore[attr-defined]
     await sync.cycle()
-
-    fresh_through = NOW - settings.settle_seconds
-    assert reader.reads == [
-        Window("created", NOW - 9, fresh_through),  # type: ignore[arg-type]
-        Window("modified", NOW - 9, fresh_through),  # type: ignore[arg-type]
-        Window("created", NOW - 9 - settings.overlap_seconds, NOW - 10),  # type: ignore[arg-type]
-        Window("modified", NOW - 9 - settings.overlap_seconds, NOW - 10),  # type: ignore[arg-type]
+    upper = NOW + 1 - settings.settle_seconds
+    through = NOW - settings.settle_seconds
+    assert reader.reads[2:] == [
+        Window("created", through + 1, upper),  # type: ignore[arg-type]
+        Window("modified", through + 1, upper),  # type: ignore[arg-type]
+        Window("created", through + 1 - settings.overlap_seconds, through),  # type: ignore[arg-type]
+        Window("modified", through + 1 - settings.overlap_seconds, through),  # type: ignore[arg-type]
     ]
-    assert reads_at_commit == [2]  # committed after the fresh reads; the look-back found nothing
-    events = change_events(publisher, serdes)
-    assert [(e["change_type"], e["version"]) for e in events] == [("CONFIRMED", 2)]
-    assert state.progress is not None
-    assert state.progress.modified_through == fresh_through
-    stored = sync.deps.metrics.state_bytes.labels(str(EVENT))._value.get()
-    assert stored == state.meetings.stored_bytes > 0
+    assert reads_at_commit[1] == 4  # committed after the fresh reads
+    reader.rows = 10
+    sync.deps.client.now += 1  # type: ignore[attr-defined]
+    await sync.cycle()
+    await sync.cycle()
+    assert len(reader.reads) == 6 + 4 + 2  # decided from the busy poll, then fused again
 
 
 async def test_a_row_landing_late_in_the_overlap_is_published_by_the_look_back(settings):
@@ -260,7 +300,7 @@ async def test_a_row_landing_late_in_the_overlap_is_published_by_the_look_back(s
 
     await sync.cycle()
 
-    assert len(publisher.transactions) == 2  # the fresh seconds, then the late row
+    assert len(publisher.transactions) == 1  # the late row, with the fresh seconds
     events = change_events(publisher, serdes)
     assert [(e["change_type"], e["version"]) for e in events] == [("CANCELLED", 2)]
     assert state.progress is not None
@@ -368,7 +408,8 @@ async def test_after_the_api_clock_steps_back_a_newer_version_with_an_older_time
         (1, "CONFIRMED"),
         (2, "CREATED"),
     ]
-    assert reader.reads[0].start == stepped - 20  # rewound to the step, not the old watermark
+    # rewound to the step (and its overlap), not the old watermark
+    assert reader.reads[0].start == stepped - 20 - settings.overlap_seconds
     assert state.progress is not None
     assert state.progress.modified_through == stepped - settings.settle_seconds
 

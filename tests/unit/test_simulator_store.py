@@ -224,3 +224,24 @@ def test_every_row_of_a_meeting_repeats_the_meeting_fields(f: RowFilter) -> None
     for row in rows:
         by_meeting.setdefault(row["meeting_id"], set()).add(tuple(row[k] for k in meeting_keys))
     assert all(len(v) == 1 for v in by_meeting.values())
+
+
+def test_without_modified_at_creation_a_new_meeting_matches_last_modified_from_its_first_change():
+    clock = FakeClock()
+    store = MeetingStore(clock.now, TimeFormatter(ZoneInfo("UTC")), modified_at_creation=False)
+    m = store.create(
+        event_id=1, start=T0 + 99, duration_minutes=30, status="pending", participants=people(5, 3)
+    )
+    modified = RowFilter(event_id=1, modified_from=T0 - 10, modified_to=T0 + 10)
+    created = RowFilter(event_id=1, created_from=T0 - 10, created_to=T0 + 10)
+    rows = all_rows(store, created)
+    assert len(rows) == 2
+    assert rows[0]["updated_at"] == rows[0]["created_at"]  # the row still shows it
+    assert all_rows(store, modified) == []
+    assert all_rows(store, RowFilter(event_id=1, modified_from=0)) == []
+
+    clock.t += 3
+    store.update(m.meeting_id, status="confirmed")
+    assert len(all_rows(store, modified)) == 2  # the first change stamps it
+    store.delete(m.meeting_id)  # the index stays consistent
+    assert all_rows(store, modified) == []

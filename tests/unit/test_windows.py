@@ -49,9 +49,20 @@ def test_fresh_watermarks_plan_from_zero() -> None:
     assert planned.lookback == []
 
 
-def test_incremental_windows_overlap_the_previous_one_and_settle_behind_now() -> None:
+def test_one_window_per_kind_reads_the_overlap_and_the_fresh_seconds_together() -> None:
     marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
     planned = plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=5)
+    assert planned.fresh == [
+        Window(WindowKind.CREATED, NOW - 104, NOW - 2),
+        Window(WindowKind.MODIFIED, NOW - 54, NOW - 2),
+    ]
+    assert planned.windows == planned.fresh
+    assert not planned.creations_in_modified
+
+
+def test_unfused_the_fresh_seconds_come_first_and_the_overlap_is_a_look_back() -> None:
+    marks = Watermarks(created_through=NOW - 100, modified_through=NOW - 50)
+    planned = plan_incremental(marks, NOW, 2, 5, fused=False)
     assert planned.fresh == [
         Window(WindowKind.CREATED, NOW - 99, NOW - 2),
         Window(WindowKind.MODIFIED, NOW - 49, NOW - 2),
@@ -60,7 +71,22 @@ def test_incremental_windows_overlap_the_previous_one_and_settle_behind_now() ->
         Window(WindowKind.CREATED, NOW - 104, NOW - 100),
         Window(WindowKind.MODIFIED, NOW - 54, NOW - 50),
     ]
-    assert planned.windows == planned.fresh + planned.lookback
+
+
+def test_without_created_windows_a_quiet_poll_is_one_window() -> None:
+    marks = Watermarks(NOW - 7, NOW - 7)
+    planned = plan_incremental(marks, NOW, 2, 5, created_windows=False)
+    assert planned.windows == [Window(WindowKind.MODIFIED, NOW - 11, NOW - 2)]
+    assert planned.creations_in_modified
+    # the CREATED watermark follows the MODIFIED one (never past it)
+    assert advance(marks, planned.windows[0], creations_in_modified=True) == Watermarks(
+        NOW - 2, NOW - 2
+    )
+    # ... but never backwards
+    ahead = Watermarks(NOW - 1, NOW - 7)
+    assert advance(ahead, planned.windows[0], creations_in_modified=True) == Watermarks(
+        NOW - 1, NOW - 2
+    )
 
 
 def test_no_window_when_the_bound_is_before_the_start() -> None:
@@ -68,15 +94,15 @@ def test_no_window_when_the_bound_is_before_the_start() -> None:
     assert plan_incremental(marks, NOW, settle_seconds=2, overlap_seconds=0).windows == []
 
 
-def test_lookback_never_reaches_past_the_upper_bound() -> None:
-    """The API's clock went back: nothing fresh, and the look-back stops at the bound."""
+def test_the_overlap_never_reaches_past_the_upper_bound() -> None:
+    """The API's clock went back: nothing fresh, and the overlap stops at the bound."""
     marks = Watermarks(NOW, NOW)
     planned = plan_incremental(marks, NOW - 1, settle_seconds=2, overlap_seconds=5)
-    assert planned.fresh == []
-    assert planned.lookback == [
+    assert planned.fresh == [
         Window(WindowKind.CREATED, NOW - 4, NOW - 3),
         Window(WindowKind.MODIFIED, NOW - 4, NOW - 3),
     ]
+    assert all(advance(marks, w) == marks for w in planned.windows)
 
 
 @given(
@@ -85,37 +111,80 @@ def test_lookback_never_reaches_past_the_upper_bound() -> None:
     steps=st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=20),
     settle=st.integers(min_value=0, max_value=30),
     overlap=st.integers(min_value=0, max_value=30),
+    created_windows=st.lists(st.booleans(), min_size=20, max_size=20),
+    fused=st.lists(st.booleans(), min_size=20, max_size=20),
 )
-def test_successive_plans_cover_every_second_with_bounded_overlap(
-    created: int, modified: int, steps: list[int], settle: int, overlap: int
+def test_successive_plans_cover_every_second_from_the_overlap_to_the_bound(
+    created: int,
+    modified: int,
+    steps: list[int],
+    settle: int,
+    overlap: int,
+    created_windows: list[bool],
+    fused: list[bool],
 ) -> None:
-    """Reading each plan and advancing on its fresh windows: every second up to the last
-    bound is read once fresh, the look-back re-reads exactly the overlap before the
-    watermark, and no second is read more often than the overlap allows."""
+    """Reading each plan (with or without CREATED windows, fused or not, switching at any
+    poll) and advancing on its fresh windows: per kind, the plan reads exactly every second
+    from the overlap before its watermark to the upper bound, once; fused, that is one
+    window; look-back windows never move a watermark; watermarks never pass the bound nor
+    move back; every second up to the last bound is read; and without CREATED windows the
+    CREATED watermark is the MODIFIED one (creations are read through last-modified)."""
     marks = Watermarks(created, modified)
     now = max(created, modified) + settle
-    read: dict[WindowKind, list[Window]] = {k: [] for k in WindowKind}
-    for step in steps:
+    fresh_read: list[Window] = []
+    for step, with_created, fuse in zip(steps, created_windows, fused, strict=False):
         now += step
-        plan = plan_incremental(marks, now, settle, overlap)
+        upper = now - settle
+        plan = plan_incremental(
+            marks, now, settle, overlap, created_windows=with_created, fused=fuse
+        )
+        assert plan.creations_in_modified is not with_created
+        kinds = {w.kind for w in plan.windows}
+        assert (WindowKind.CREATED in kinds) <= with_created
+        for kind in kinds:
+            start = max(0, marks.through(kind) + 1 - overlap)
+            read = sorted((w for w in plan.windows if w.kind is kind), key=lambda w: w.start)
+            assert read[0].start == start
+            assert read[-1].end == upper
+            for a, b in itertools.pairwise(read):
+                assert b.start == a.end + 1  # exactly, once: no gap, no second twice
+            if fuse:
+                assert [w for w in plan.windows if w.kind is kind] == [Window(kind, start, upper)]
         for window in plan.lookback:
-            through = marks.through(window.kind)
-            assert window.start == max(0, through + 1 - overlap)
-            assert window.end == through  # the bound never went back here
-            assert advance(marks, window) == marks  # a look-back never moves a watermark
+            assert advance(marks, window) == marks
+        before = marks
         for window in plan.fresh:
-            assert window.end == now - settle
-            assert window.start == marks.through(window.kind) + 1  # no gap, no re-read
-            before = marks.through(window.kind)
-            marks = advance(marks, window)
-            assert marks.through(window.kind) > before  # only forward
-            read[window.kind].append(window)
-    for kind, initial in ((WindowKind.CREATED, created), (WindowKind.MODIFIED, modified)):
-        covered = initial
-        for window in read[kind]:
-            assert window.start == covered + 1
-            covered = window.end
-        assert covered == max(initial, now - settle)
+            assert window.end == upper
+            marks = advance(marks, window, creations_in_modified=plan.creations_in_modified)
+            if window.kind is WindowKind.MODIFIED:
+                fresh_read.append(window)
+        for kind in WindowKind:
+            assert marks.through(kind) >= before.through(kind)  # only forward
+            assert marks.through(kind) <= max(before.through(kind), upper)  # never past
+        if not with_created and plan.fresh:
+            assert marks.created_through == max(before.created_through, marks.modified_through)
+    covered = modified
+    for window in fresh_read:
+        assert window.start <= covered + 1  # no gap
+        covered = max(covered, window.end)
+    assert covered == max(modified, now - settle)
+
+
+@given(
+    through=st.integers(min_value=-1, max_value=NOW),
+    late=st.integers(min_value=0, max_value=30),
+    overlap=st.integers(min_value=0, max_value=30),
+    settle=st.integers(min_value=0, max_value=5),
+)
+def test_a_row_landing_late_in_a_second_already_read_is_caught_by_the_overlap(
+    through: int, late: int, overlap: int, settle: int
+) -> None:
+    """A row stamped with second ``through - late`` (read and committed already) but
+    written only afterwards is in the next poll's window when ``late < overlap``."""
+    second = through - late
+    plan = plan_incremental(Watermarks(through, through), through + settle + 1, settle, overlap)
+    caught = any(w.start <= second <= w.end for w in plan.windows if w.kind is WindowKind.MODIFIED)
+    assert caught == (second >= 0 and late < overlap)
 
 
 def test_watermarks_the_api_clock_is_not_behind_are_kept() -> None:
