@@ -275,7 +275,7 @@ class Settings(ApiSettings, KafkaSettings):
     )
     snapshot_mode: SnapshotMode = "initial"
     reconcile_interval_seconds: float = Field(
-        default=3600.0, ge=0, description="Seconds between full reconciliations; 0 = never."
+        default=86400.0, ge=0, description="Seconds between full reconciliations; 0 = never."
     )
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
     instance_id: str | None = Field(
@@ -287,6 +287,11 @@ class Settings(ApiSettings, KafkaSettings):
         ge=6_000,  # the broker's default group.min.session.timeout.ms
         le=300_000,
         description="How long the group waits for a silent replica before moving its events.",
+    )
+    delete_check_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between delete checks (row counts by creation time); 0 = off.",
     )
 
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a container must be scrapeable

@@ -11,6 +11,10 @@ Restore (at start-up, after every producer's ``init_transactions()``): assign th
 partitions of our events, read them from the beginning with ``isolation.level =
 read_committed`` until the consumer's *position* reaches the end offset (transaction
 markers occupy offsets, so the last record's offset is not the end).
+
+Beside the values, each event keeps a ``RowIndex`` (creation second and export rows of
+every tracked meeting, 20 bytes each) for the delete check: built once a restore is done,
+from the values in place, and kept by ``apply``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from connector.errors import FatalPublishError, SerializationError
 from connector.model import Meeting
 from connector.progress import EventProgress
+from connector.row_index import RowIndex
 from connector.state_values import StateValues
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,8 @@ class StateCodec(Protocol):
 
     def decode_progress(self, data: bytes) -> EventProgress: ...  # noqa: D102
 
+    def meeting_state_rows(self, data: bytes) -> tuple[int, int]: ...  # noqa: D102
+
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
@@ -63,6 +70,7 @@ class EventState:
     event_id: int
     meetings: StateValues = field(default_factory=StateValues)
     progress: EventProgress | None = None
+    rows: RowIndex = field(default_factory=RowIndex)
 
     def get(self, meeting_id: int, codec: StateCodec) -> Tracked | None:
         """The committed version of a meeting, decoded, or None if not tracked."""
@@ -73,14 +81,35 @@ class EventState:
         return Tracked(meeting, version)
 
     def apply(self, staging: Staging) -> None:
-        """Make a committed cycle's staged changes part of the view."""
+        """Make a committed cycle's staged changes part of the view (and of the index)."""
         for meeting_id, encoded in staging.encoded.items():
             if encoded is None:
-                self.meetings.pop(meeting_id, None)
+                old = self.meetings.pop(meeting_id, None)
+                if old is not None:
+                    created_ms, _ = staging.codec.meeting_state_rows(old)
+                    self.rows.remove(meeting_id, created_ms // 1000)
             else:
                 self.meetings[meeting_id] = encoded
+                tracked = staging.tracked.get(meeting_id)
+                if tracked is not None:
+                    meeting = tracked.meeting
+                    created_ms, rows = meeting.created_at, len(meeting.participants)
+                else:  # staged without its value (not done by Batch): read it back
+                    created_ms, rows = staging.codec.meeting_state_rows(encoded)
+                self.rows.put(meeting_id, created_ms // 1000, rows)
         if staging.progress is not None:
             self.progress = staging.progress
+
+    def index_rows(self, codec: StateCodec) -> None:
+        """Build the row index from the values held (after a restore: one cheap read per
+        meeting, no decoding)."""
+        self.rows = RowIndex()
+        for meeting_id in self.meetings:
+            raw = self.meetings.get(meeting_id)
+            assert raw is not None  # noqa: S101 - iterating the keys held
+            created_ms, rows = codec.meeting_state_rows(raw)
+            self.rows.bulk_add(meeting_id, created_ms // 1000, rows)
+        self.rows.finish()
 
 
 @dataclass(slots=True)
@@ -185,6 +214,8 @@ def restore(
                 log.info("restoring state", extra={"records": records, "topic": topic})
     finally:
         consumer.close()
+    for state in states.values():
+        state.index_rows(codec)
     report = RestoreReport(records=records, seconds=clock() - started)
     log.info(
         "state restored",

@@ -45,6 +45,7 @@ class SimulatorConfig:
     churn_per_second: float = 0.0
     clock_skew_seconds: float = 0.0
     timezone: str = "UTC"
+    omit_total: bool = False  # pages without ``total``, like an API that does not count
 
 
 def build_simulator(config: SimulatorConfig, clock: SimClock | None = None) -> Simulator:
@@ -66,6 +67,7 @@ def build_simulator(config: SimulatorConfig, clock: SimClock | None = None) -> S
         faults=FaultInjector(config.seed),
         plans=plans,
         churn=Churn(store, plans, config.seed) if plans else None,
+        omit_total=config.omit_total,
     )
 
 

@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--omit-total",
+        action="store_true",
+        help="export pages leave out 'total', like an API that does not count rows (the "
+        "connector then finds deletes by full reconciliation only)",
+    )
+    parser.add_argument(
         "--timezone",
         default="UTC",
         help="the events' time zone for date-times (IANA name; default %(default)s)",
@@ -79,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         churn_per_second=args.churn_per_second,
         clock_skew_seconds=args.clock_skew_seconds,
         timezone=args.timezone,
+        omit_total=args.omit_total,
     )
 
 

@@ -21,6 +21,7 @@ class Simulator:
     faults: FaultInjector
     plans: list[EventPlan] = field(default_factory=list)
     churn: Churn | None = None
+    omit_total: bool = False  # export pages leave ``total`` out (``--omit-total``)
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)

@@ -1,0 +1,149 @@
+"""The delete check's bisection: which ranges of creation time to count, and which to read.
+
+Pure (sans-io): ranges and row counts in, the next request out. The I/O shell
+(``connector.delete_checker``) sends each request and hands its answer back.
+
+Why counts find deletes: a new meeting always lands at the current second, so the rows of
+an old range of creation seconds change only when a meeting of it is deleted or its
+participants change (which polling sees and commits, so the state catches up). The check
+asks the API for the rows of the whole judged range (one ``per_page=1`` request: its
+``total``) and compares them with the rows the state tracks there (``RowIndex``): equal
+means nothing vanished, at a cost of one request whatever the event's size. A range that
+differs is split where the tracked rows halve; the left half is counted and the right
+half's count is the parent's minus the left's (no request), so a delete costs about
+log2(rows / per_page) counts plus one read of its leaf. A leaf (its rows fit one page,
+or it is one second) is read in full; which of its tracked meetings are gone is then the
+reconcile delete policy's decision (``connector.deletes``), taken by the shell against the
+committed state.
+
+A difference that is not a delete (a participant change polling has not committed yet, a
+row written late, a meeting held back as malformed) only costs requests: the leaf read
+finds every tracked meeting present and deletes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Ask(StrEnum):
+    """What a request of the check asks (the ``request`` label of its metrics)."""
+
+    COUNT = "count"  # the rows of a range: one per_page=1 request
+    READ = "read"  # every row of a leaf range
+
+
+class CheckOutcome(StrEnum):
+    """How a check ended (the ``outcome`` label of its metrics)."""
+
+    CLEAN = "clean"  # every count matched the state: nothing read
+    DIFFERED = "differed"  # some range differed and was read
+    ERROR = "error"  # a request or the commit failed; the next check starts over
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """Creation seconds ``first..last``, both included (unix s)."""
+
+    first: int
+    last: int
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ValueError(f"empty span {self.first}..{self.last}")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the shell should send next."""
+
+    ask: Ask
+    span: Span
+
+
+class TrackedRows(Protocol):
+    """The state's rows by creation second (implemented by ``connector.row_index.RowIndex``)."""
+
+    def rows(self, first_s: int, last_s: int) -> int: ...  # noqa: D102
+
+    def split_second(self, first_s: int, last_s: int) -> int | None: ...  # noqa: D102
+
+
+def judged_span(
+    created_through: int, *, untracked_through: int | None = None, floor: int = 0
+) -> Span | None:
+    """The creation seconds a check may judge: those behind the committed created
+    watermark (later rows may not be committed yet), after ``untracked_through``
+    (snapshot mode ``never``: older meetings are not tracked, so their rows would always
+    differ). None when there is nothing to judge yet."""
+    first = floor if untracked_through is None else max(floor, untracked_through + 1)
+    if created_through < first:
+        return None
+    return Span(first, created_through)
+
+
+class Bisection:
+    """One check as a state machine: ``next_request()``, then ``answer()`` it, until None.
+
+    ``leaf_rows``: rows one read request returns (the reader's ``per_page``). Counts are
+    compared with ``tracked`` when they are answered, so the state may move in between
+    (polling commits); a count that no longer matches only costs a request or a read.
+    """
+
+    def __init__(self, span: Span, tracked: TrackedRows, leaf_rows: int) -> None:
+        if leaf_rows < 1:
+            raise ValueError("leaf_rows must be >= 1")
+        self._tracked = tracked
+        self._leaf_rows = leaf_rows
+        self._queue: deque[Request] = deque([Request(Ask.COUNT, span)])
+        # a left half being counted -> (its right sibling, the parent's count)
+        self._siblings: dict[Span, tuple[Span, int]] = {}
+        self._asked: Request | None = None
+        self.requests: dict[Ask, int] = dict.fromkeys(Ask, 0)
+
+    @property
+    def differed(self) -> bool:
+        """Whether a range was found to differ (a read was asked)."""
+        return self.requests[Ask.READ] > 0
+
+    def next_request(self) -> Request | None:
+        """The request to send now; None when the check is complete."""
+        if self._asked is not None:
+            raise RuntimeError(f"{self._asked} is not answered yet")
+        if not self._queue:
+            return None
+        self._asked = self._queue.popleft()
+        self.requests[self._asked.ask] += 1
+        return self._asked
+
+    def answer(self, request: Request, rows: int) -> None:
+        """The API's rows of ``request.span``: its count, or the rows a read returned."""
+        if request != self._asked:
+            raise RuntimeError(f"answer to {request}, but {self._asked} was asked")
+        self._asked = None
+        if request.ask is Ask.COUNT:
+            self._judge(request.span, rows)
+        sibling = self._siblings.pop(request.span, None)
+        if sibling is not None:
+            right, parent_rows = sibling
+            self._judge(right, parent_rows - rows)
+
+    def _judge(self, span: Span, api_rows: int) -> None:
+        tracked = self._tracked.rows(span.first, span.last)
+        if api_rows == tracked:
+            return
+        split = self._tracked.split_second(span.first, span.last)
+        if max(api_rows, tracked) <= self._leaf_rows or split is None:
+            self._queue.append(Request(Ask.READ, span))
+            return
+        left, right = Span(span.first, split), Span(split + 1, span.last)
+        self._siblings[left] = (right, api_rows)
+        # A left half that fits a page is read at once: the read tells its rows too.
+        small = self._tracked.rows(left.first, left.last) <= self._leaf_rows // 2
+        self._queue.append(Request(Ask.READ if small else Ask.COUNT, left))
+
+
+__all__ = ["Ask", "Bisection", "CheckOutcome", "Request", "Span", "TrackedRows", "judged_span"]

@@ -1,0 +1,155 @@
+"""One delete check of one event: the I/O shell around ``connector.delete_check``.
+
+It sends what the bisection asks (counts through ``ExportClient.count_rows``, leaf reads
+through the ``WindowReader``, so a leaf read keeps every drift safety of the reader), then
+judges each leaf read against the committed state, inside the commit (under the
+committer's lock): a tracked meeting created in the leaf's range that the read did not
+return is gone, by the reconcile delete policy (``connector.deletes``), and goes out as
+DELETED plus a state tombstone through ``Batch.stage_delete``, the reconciler's path and
+record format. A meeting the read returned is never touched here, whatever its rows:
+polling publishes its change. A meeting polling committed while the check ran (``watch``)
+is left alone: the read may have been sent before it existed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connector.batch import Batch
+from connector.committer import Committer, Turn
+from connector.delete_check import Ask, Bisection, CheckOutcome, Span
+from connector.deletes import deletions
+from connector.progress import EventProgress
+from connector.source.client import ExportClient
+from connector.source.reader import WindowReader
+from connector.source.windows import Window, WindowKind
+
+log = logging.getLogger("connector.engine")
+
+
+class TotalsNotReported(Exception):
+    """The API answered a count without ``total``: the check cannot run on it."""
+
+
+@dataclass(slots=True)
+class _Leaf:
+    span: Span
+    seen: set[int] = field(default_factory=set)
+    unattributed: int = 0  # malformed rows naming no meeting: any candidate may be one
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What a finished check did."""
+
+    outcome: CheckOutcome
+    requests: dict[Ask, int]  # HTTP requests sent, by what they asked
+    deleted: int
+
+
+async def check_deletes(
+    event_id: int,
+    client: ExportClient,
+    reader: WindowReader,
+    committer: Committer,
+    span: Span,
+    turn: Turn,
+    stop: asyncio.Event,
+    detected_ms: Callable[[], int],
+) -> CheckResult | None:
+    """Run one check over ``span``; None when ``stop`` cut it short (nothing committed).
+
+    Raises ``TotalsNotReported`` if a count came back without ``total``, and the source
+    and publish errors of the client, reader and committer.
+    """
+    state = committer.state
+    machine = Bisection(span, state.rows, leaf_rows=reader.per_page)
+    sent = dict.fromkeys(Ask, 0)
+    leaves: list[_Leaf] = []
+    with committer.watch() as touched:
+        while (request := machine.next_request()) is not None:
+            if stop.is_set():
+                return None
+            window = Window(WindowKind.CREATED, request.span.first, request.span.last)
+            if request.ask is Ask.COUNT:
+                total = await client.count_rows(event_id, window)
+                sent[Ask.COUNT] += 1
+                if total is None:
+                    raise TotalsNotReported(f"the export API reports no total for {window}")
+                machine.answer(request, total)
+                continue
+            leaf = _Leaf(request.span)
+            rows = 0
+            async for part in reader.read(event_id, window):
+                sent[Ask.READ] += part.requests
+                rows += part.rows
+                leaf.seen.update(m.meeting_id for m in part.meetings)
+                leaf.seen.update(part.inconsistent)  # changed while read, or a bad row: exist
+                leaf.unattributed += sum(1 for d in part.dead_letters if d.meeting_id is None)
+            leaves.append(leaf)
+            machine.answer(request, rows)
+        if not leaves:
+            return CheckResult(CheckOutcome.CLEAN, sent, 0)
+        if stop.is_set():
+            return None
+        deleted = 0
+
+        def stage(batch: Batch) -> None:
+            nonlocal deleted
+            for leaf in leaves:
+                deleted += _stage_gone(batch, leaf, touched, detected_ms, event_id)
+
+        await committer.commit(turn, stage, _unchanged, skip_empty=True)
+    if deleted:
+        log.info(
+            "delete check found deleted meetings",
+            extra={"event_id": event_id, "deleted": deleted, "requests": sum(sent.values())},
+        )
+    return CheckResult(CheckOutcome.DIFFERED, sent, deleted)
+
+
+def _stage_gone(
+    batch: Batch,
+    leaf: _Leaf,
+    touched: set[int],
+    detected_ms: Callable[[], int],
+    event_id: int,
+) -> int:
+    """Stage DELETED for the tracked meetings of ``leaf`` its read did not return."""
+    staging = batch.staging
+
+    def created_at(meeting_id: int) -> int | None:
+        tracked = staging.get(meeting_id)
+        return None if tracked is None else tracked.meeting.created_at
+
+    span = leaf.span
+    gone = deletions(
+        staging.base.rows.meetings(span.first, span.last),
+        leaf.seen,
+        unattributed=leaf.unattributed,
+        bound_ms=span.last * 1000 + 999,
+        created_at=created_at,
+        touched=touched,
+    )
+    if gone.held_back:
+        log.warning(
+            "delete check skips deletes: malformed rows without a meeting id",
+            extra={"event_id": event_id, "rows": leaf.unattributed, "candidates": gone.held_back},
+        )
+    window = Window(WindowKind.CREATED, span.first, span.last)
+    for meeting_id in gone.meeting_ids:
+        tracked = staging.get(meeting_id)
+        if tracked is not None:  # deletions() keeps tracked ids only
+            batch.stage_delete(tracked, window, detected_ms())
+    return len(gone.meeting_ids)
+
+
+def _unchanged(progress: EventProgress | None) -> EventProgress:
+    assert progress is not None  # noqa: S101 - a check runs only once the event streams
+    return progress
+
+
+__all__ = ["CheckResult", "TotalsNotReported", "check_deletes"]
