@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from meetings_simulator.app import SimulatorConfig
 
+from meetings_simulator.app import SimulatorConfig
 from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
 
 EVENT = 1
@@ -48,9 +49,11 @@ async def connector(simulator_factory, kafka_bootstrap, unique_name):
 
 
 async def _get(port: int, path: str) -> str:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}{path}") as response:
-            return await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return await response.text()
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -61,6 +64,13 @@ def _metric(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def _until(condition: Callable[[], bool], within: float) -> None:
+    """Wait until ``condition()`` holds (a log line of the connector process, say)."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - the condition is another process's output
+            await asyncio.sleep(0.1)
 
 
 def _deleted(events: list[dict[str, Any]]) -> set[int]:
@@ -79,7 +89,7 @@ async def _snapshot(log: ChangeLog) -> list[int]:
 async def test_a_hard_delete_is_published_within_the_check_interval(connector):
     """Fails without the delete check: reconciliation, the only other way to see a delete,
     is an hour away here."""
-    sim, process, log, port = await connector(
+    sim, _, log, port = await connector(
         SimulatorConfig(meetings=MEETINGS, seed=15),
         MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS="2",
         MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="3600",
@@ -102,7 +112,8 @@ async def test_a_hard_delete_is_published_within_the_check_interval(connector):
     assert [e["change_type"] for e in log.of(changed)] == ["SNAPSHOT", "PARTICIPANTS_CHANGED"]
     for meeting_id in victims:
         (event,) = [e for e in log.of(meeting_id) if e["change_type"] == "DELETED"]
-        assert event["after"] is None and event["before"]["meeting_id"] == meeting_id
+        assert event["after"] is None
+        assert event["before"]["meeting_id"] == meeting_id
         assert event["version"] == 2
     metrics = await _get(port, "/metrics")
     assert _metric(metrics, "meetings_cdc_delete_check_deletions_total") == len(victims)
@@ -124,20 +135,16 @@ async def test_what_reconciliation_finds_after_the_check_is_nothing(connector):
     ids = await _snapshot(log)
     passes = re.compile(r"reconciliation complete")
 
-    async def passes_done() -> int:
+    def passes_done() -> int:
         return len(passes.findall(process.log))
 
-    async with asyncio.timeout(60):
-        while await passes_done() < 1:
-            await asyncio.sleep(0.1)
-    done = await passes_done()
+    await _until(lambda: passes_done() >= 1, 60)
+    done = passes_done()
     victims = {ids[7], ids[200]}
     for meeting_id in victims:
         await sim.delete(meeting_id)
     await log.wait_for(lambda events: _deleted(events) >= victims, 10, "DELETED of each")
-    async with asyncio.timeout(60):
-        while await passes_done() < done + 1:
-            await asyncio.sleep(0.2)
+    await _until(lambda: passes_done() > done, 60)
     await log.settle(2)
     assert _deleted(log.events) == victims
     assert sum(e["change_type"] == "DELETED" for e in log.events) == len(victims)
@@ -147,14 +154,12 @@ async def test_what_reconciliation_finds_after_the_check_is_nothing(connector):
 
 
 async def test_an_api_without_totals_is_named_at_start_up(connector):
-    sim, process, log, port = await connector(
+    _, process, _, port = await connector(
         SimulatorConfig(meetings=10, omit_total=True),
         MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS="1",
         MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="900",
     )
-    async with asyncio.timeout(30):
-        while "delete check unavailable" not in process.log:
-            await asyncio.sleep(0.1)
+    await _until(lambda: "delete check unavailable" in process.log, 30)
     assert process.log.count("delete check unavailable") == 1
     status = await _get(port, "/status")
     assert "unavailable: the export API reports no row totals" in status
