@@ -24,7 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import failover, initial_export, latency, latency_during_reconcile, state_scale
+from bench import (
+    delete_check,
+    failover,
+    initial_export,
+    latency,
+    latency_during_reconcile,
+    state_scale,
+)
 from bench.common import bootstrap
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -67,6 +74,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "latency_during_reconcile": lambda r, q: latency_during_reconcile.run(r, quick=q),
     "state": lambda r, q: state_scale.run(r, quick=q),
     "failover": lambda r, q: failover.run(r, quick=q),
+    "delete_check": lambda r, q: delete_check.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -97,6 +105,10 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "scale_up_pause_seconds": ("s", None, False),
     "scale_up_quiet_gap_seconds": ("s", None, False),
     "rss_bytes_per_meeting": ("bytes", 500, False),
+    # issue 15: check interval (15 s) + one poll (1 s); an empty check <= 2 requests
+    "delete_latency_p99_s": ("s", delete_check.INTERVAL_S + delete_check.POLL_S, False),
+    "delete_check_requests_per_delete": ("requests", None, False),
+    "delete_check_empty_requests": ("requests", 2, False),
 }
 
 
