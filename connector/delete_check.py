@@ -86,7 +86,8 @@ def judged_span(
 
 
 class Bisection:
-    """One check as a state machine: ``next_request()``, then ``answer()`` it, until None.
+    """One check as a state machine: take ``next_requests()``, ``answer()`` each (in any
+    order, concurrently if you like: they are independent), until none is left.
 
     ``leaf_rows``: rows one read request returns (the reader's ``per_page``). Counts are
     compared with ``tracked`` when they are answered, so the state may move in between
@@ -101,7 +102,7 @@ class Bisection:
         self._queue: deque[Request] = deque([Request(Ask.COUNT, span)])
         # a left half being counted -> (its right sibling, the parent's count)
         self._siblings: dict[Span, tuple[Span, int]] = {}
-        self._asked: Request | None = None
+        self._asked: set[Request] = set()
         self.requests: dict[Ask, int] = dict.fromkeys(Ask, 0)
 
     @property
@@ -109,21 +110,25 @@ class Bisection:
         """Whether a range was found to differ (a read was asked)."""
         return self.requests[Ask.READ] > 0
 
-    def next_request(self) -> Request | None:
-        """The request to send now; None when the check is complete."""
-        if self._asked is not None:
-            raise RuntimeError(f"{self._asked} is not answered yet")
-        if not self._queue:
-            return None
-        self._asked = self._queue.popleft()
-        self.requests[self._asked.ask] += 1
-        return self._asked
+    @property
+    def done(self) -> bool:
+        """Whether every request was sent and answered."""
+        return not self._queue and not self._asked
+
+    def next_requests(self) -> list[Request]:
+        """Every request that can be sent now (empty: wait for answers, or ``done``)."""
+        ready = list(self._queue)
+        self._queue.clear()
+        for request in ready:
+            self._asked.add(request)
+            self.requests[request.ask] += 1
+        return ready
 
     def answer(self, request: Request, rows: int) -> None:
         """The API's rows of ``request.span``: its count, or the rows a read returned."""
-        if request != self._asked:
-            raise RuntimeError(f"answer to {request}, but {self._asked} was asked")
-        self._asked = None
+        if request not in self._asked:
+            raise RuntimeError(f"answer to {request}, which was not asked")
+        self._asked.discard(request)
         if request.ask is Ask.COUNT:
             self._judge(request.span, rows)
         sibling = self._siblings.pop(request.span, None)

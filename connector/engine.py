@@ -233,6 +233,8 @@ class EventSync:
             if not stop.is_set():
                 self._no_totals()
             return
+        for _ in self.state.index_steps(self.deps.serdes):
+            await asyncio.sleep(0)  # a restored event's row index, built between polls
         health.set_delete_check(self.event_id, f"every {interval:g} s")
         failures = 0
         next_at = time.monotonic()

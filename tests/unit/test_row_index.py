@@ -97,13 +97,37 @@ def test_the_state_keeps_its_index_through_commits_and_restores():
     state.apply(staging)
     assert state.rows.meetings(0, 2**40) == [1, 3]
     assert state.rows.rows(0, 2**40) == 6
-    restored = EventState(1)
+    restored = EventState(1, rows_ready=False)  # as restore() leaves it
     for meeting_id in state.meetings:
         raw = state.meetings.get(meeting_id)
         assert raw is not None
         restored.meetings[meeting_id] = raw
     restored.index_rows(serdes)
+    assert restored.rows_ready
     assert list(restored.rows) == list(state.rows)
+
+
+def test_commits_made_while_a_restored_index_is_built_are_not_lost():
+    serdes = Serdes(SingleObjectFraming())
+    state = EventState(1, rows_ready=False)
+    for meeting_id in range(1, 11):
+        m = _meeting(meeting_id, meeting_id * 1000, 2)
+        state.meetings[meeting_id] = serdes.encode_meeting_state(m, 1)
+    steps = state.index_steps(serdes, per_step=3)
+    next(steps)  # meetings 1-3 indexed
+    staging = Staging(state, serdes)
+    staging.put(2, None, None)  # indexed already, deleted
+    staging.put(9, None, None)  # not reached yet, deleted
+    grown = _meeting(8, 8000, 5)  # not reached yet, grows
+    staging.put(8, Tracked(grown, 2), serdes.encode_meeting_state(grown, 2))
+    new = _meeting(11, 11_000, 1)  # created meanwhile
+    staging.put(11, Tracked(new, 1), serdes.encode_meeting_state(new, 1))
+    state.apply(staging)
+    for _ in steps:
+        pass
+    assert state.rows_ready
+    expected = [(m, m, 5 if m == 8 else 1 if m == 11 else 2) for m in (1, 3, 4, 5, 6, 7, 8, 10, 11)]
+    assert list(state.rows) == expected
 
 
 @given(participants=st.integers(0, 70), location=st.booleans(), created=st.integers(0, 2**41))
