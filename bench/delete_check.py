@@ -32,6 +32,7 @@ import aiohttp
 
 from bench.common import bootstrap, delete_topics, record, unique_name
 from bench.connector_process import topics_of
+from tests.chaos.runner import log_lines
 from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
 from tests.simulator_harness import SimulatorProcess
 
@@ -125,7 +126,7 @@ async def measure(meetings: int, deletes: int, runs: int) -> dict[str, Any]:
         MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS=str(INTERVAL_S),
         MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="0",
         MEETINGS_CDC_API_RATE_LIMIT_PER_SECOND="0",
-        MEETINGS_CDC_LOG_LEVEL="WARNING",
+        MEETINGS_CDC_LOG_LEVEL="INFO",
     )
     latencies: list[float] = []
     per_delete: list[float] = []
@@ -158,6 +159,17 @@ async def measure(meetings: int, deletes: int, runs: int) -> dict[str, Any]:
                     f"  run {run + 1}: {deletes} deletes, latency max {max(found):.2f} s, "
                     f"median {statistics.median(found):.2f} s; "
                     f"{differed / deletes:.1f} requests per delete",
+                    flush=True,
+                )
+            durations = [
+                line["seconds"]
+                for line in log_lines(connector.log)
+                if line.get("msg") == "delete check found deleted meetings"
+            ]
+            if durations:
+                print(
+                    f"  checks that found deletes took {statistics.median(durations):.2f} s "
+                    f"(median of {len(durations)}; max {max(durations):.2f} s)",
                     flush=True,
                 )
         finally:

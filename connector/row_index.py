@@ -104,24 +104,30 @@ class RowIndex:
         lo, hi = self._span(first_s, last_s)
         return list(self._ids[lo:hi])
 
-    def split_second(self, first_s: int, last_s: int) -> int | None:
-        """The second ``s`` (``first_s <= s < last_s``) that best halves the rows of
-        ``[first_s, last_s]`` into ``[first_s, s]`` and ``[s + 1, last_s]``; None when the
-        range cannot be split (one second) ."""
-        if last_s <= first_s:
-            return None
+    def split_seconds(self, first_s: int, last_s: int, parts: int) -> list[int]:
+        """Up to ``parts - 1`` increasing seconds ``s`` (``first_s <= s < last_s``) that
+        cut ``[first_s, last_s]`` into ranges ``[.., s]``, ``[s + 1, ..]`` of about equal
+        rows (equal time where nothing is tracked); empty when the range is one second."""
+        if last_s <= first_s or parts < 2:
+            return []
         lo, hi = self._span(first_s, last_s)
-        if hi - lo < 2:
-            return (first_s + last_s) // 2  # nothing tracked to balance: halve the time
-        half = sum(self._rows[lo:hi]) / 2
-        running = 0
-        at = lo
-        for at in range(lo, hi):
-            running += self._rows[at]
-            if running >= half:
-                break
-        second = self._seconds[at]
-        return min(max(second, first_s), last_s - 1)
+        total = sum(self._rows[lo:hi])
+        if hi - lo < parts or total < parts:  # too little tracked to balance: cut the time
+            step = (last_s - first_s + 1) / parts
+            cuts = {first_s + int(step * i) - 1 for i in range(1, parts)}
+        else:
+            cuts = set()
+            running, goal, at = 0, 1, lo
+            for at in range(lo, hi):
+                running += self._rows[at]
+                while goal < parts and running * parts >= total * goal:
+                    cuts.add(self._seconds[at])
+                    goal += 1
+            # a crowded second (a part's worth of rows alone) becomes a part of its own
+            for cut in list(cuts):
+                if self.rows(cut, cut) * parts >= total:
+                    cuts.add(cut - 1)
+        return sorted(c for c in cuts if first_s <= c < last_s)
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         """(meeting id, creation second, rows) of every entry, in creation order."""

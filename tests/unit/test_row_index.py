@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from itertools import pairwise
+
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.model import Meeting, Participant
@@ -21,6 +23,7 @@ def second_of(meeting_id: int) -> int:
     return meeting_id % 7 * 5
 
 
+@settings(deadline=None)
 @given(ops=operations, first=st.integers(-1, 31), last=st.integers(-1, 31))
 def test_rows_and_meetings_of_a_range_match_a_dict(ops, first, last):
     index = RowIndex()
@@ -39,6 +42,7 @@ def test_rows_and_meetings_of_a_range_match_a_dict(ops, first, last):
     assert list(index) == sorted(list(index), key=lambda e: (e[1], e[0]))
 
 
+@settings(deadline=None)
 @given(
     entries=st.dictionaries(st.integers(1, 500), st.tuples(st.integers(0, 99), st.integers(0, 5)))
 )
@@ -52,16 +56,25 @@ def test_a_bulk_load_in_any_order_equals_one_put_at_a_time(entries):
     assert list(single) == sorted(list(single), key=lambda e: (e[1], e[0]))
 
 
-@given(rows=st.lists(st.tuples(st.integers(0, 50), st.integers(1, 4)), min_size=2, max_size=60))
-def test_a_split_leaves_rows_on_both_sides_when_it_can(rows):
+@settings(deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 50), st.integers(1, 4)), max_size=60),
+    parts=st.integers(2, 8),
+)
+def test_cuts_are_increasing_inside_the_range_and_balance_the_rows(rows, parts):
     index = RowIndex()
     for meeting_id, (second, n) in enumerate(rows, 1):
         index.put(meeting_id, second, n)
-    split = index.split_second(0, 50)
-    assert split is not None
-    assert 0 <= split < 50
-    assert index.rows(0, split) + index.rows(split + 1, 50) == index.rows(0, 50)
-    assert index.split_second(7, 7) is None
+    cuts = index.split_seconds(0, 50, parts)
+    assert cuts == sorted(set(cuts))
+    assert all(0 <= c < 50 for c in cuts)
+    assert 1 <= len(cuts) <= 2 * (parts - 1)  # a crowded second is cut out on its own
+    bounds = [0, *(c + 1 for c in cuts), 51]
+    pieces = [index.rows(a, b - 1) for a, b in pairwise(bounds)]
+    assert sum(pieces) == index.rows(0, 50)
+    if len(rows) >= 2 * parts:  # enough tracked to balance: no piece holds most rows
+        assert max(pieces) <= index.rows(0, 50) // 2 + 4 * max(len(rows) // 10, 4)
+    assert index.split_seconds(7, 7, parts) == []
 
 
 def _meeting(meeting_id: int, created_ms: int, participants: int) -> Meeting:
@@ -130,6 +143,7 @@ def test_commits_made_while_a_restored_index_is_built_are_not_lost():
     assert list(state.rows) == expected
 
 
+@settings(deadline=None)
 @given(participants=st.integers(0, 70), location=st.booleans(), created=st.integers(0, 2**41))
 def test_the_cheap_read_of_a_state_value_agrees_with_decoding_it(participants, location, created):
     serdes = Serdes(SingleObjectFraming())
