@@ -38,6 +38,7 @@ class Ask(StrEnum):
 
     COUNT = "count"  # the rows of a range: one per_page=1 request
     READ = "read"  # every row of a leaf range
+    CONFIRM = "confirm"  # a candidate's first participant's rows (sent by the shell)
 
 
 class CheckOutcome(StrEnum):

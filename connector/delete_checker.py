@@ -8,7 +8,9 @@ return is gone, by the reconcile delete policy (``connector.deletes``), and goes
 DELETED plus a state tombstone through ``Batch.stage_delete``, the reconciler's path and
 record format. A meeting the read returned is never touched here, whatever its rows:
 polling publishes its change. A meeting polling committed while the check ran (``watch``)
-is left alone: the read may have been sent before it existed.
+is left alone: the read may have been sent before it existed. Before a candidate is
+deleted, one more request confirms it is absent from its first participant's rows too
+(the leaf judged it by the creation second the state holds for it).
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from connector.progress import EventProgress
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
 from connector.source.windows import Window, WindowKind
+from connector.state import StateCodec, Tracked
 
 log = logging.getLogger("connector.engine")
+
+#: Rows per page of a confirmation (one participant's rows: usually one page).
+CONFIRM_PER_PAGE = 500
 
 
 class TotalsNotReported(Exception):
@@ -60,6 +66,7 @@ async def check_deletes(
     turn: Turn,
     stop: asyncio.Event,
     detected_ms: Callable[[], int],
+    codec: StateCodec,
 ) -> CheckResult | None:
     """Run one check over ``span``; None when ``stop`` cut it short (nothing committed).
 
@@ -109,6 +116,14 @@ async def check_deletes(
                 await asyncio.gather(*running, return_exceptions=True)
         if not leaves:
             return CheckResult(CheckOutcome.CLEAN, sent, 0)
+        absent: set[int] = set()
+        for leaf in leaves:
+            for meeting_id in _candidates(
+                state.rows.meetings(leaf.span.first, leaf.span.last), leaf, touched
+            ):
+                tracked = state.get(meeting_id, codec)
+                if tracked is not None and await confirm_absent(client, event_id, tracked, sent):
+                    absent.add(meeting_id)
         if stop.is_set():
             return None
         deleted = 0
@@ -116,7 +131,7 @@ async def check_deletes(
         def stage(batch: Batch) -> None:
             nonlocal deleted
             for leaf in leaves:
-                deleted += _stage_gone(batch, leaf, touched, detected_ms, event_id)
+                deleted += _stage_gone(batch, leaf, touched, absent, detected_ms, event_id)
 
         await committer.commit(turn, stage, _unchanged, skip_empty=True)
     if deleted:
@@ -132,14 +147,49 @@ async def check_deletes(
     return CheckResult(CheckOutcome.DIFFERED, sent, deleted)
 
 
+def _candidates(indexed: list[int], leaf: _Leaf, touched: set[int]) -> list[int]:
+    return [m for m in indexed if m not in leaf.seen and m not in touched]
+
+
+async def confirm_absent(
+    client: ExportClient, event_id: int, tracked: Tracked, sent: dict[Ask, int]
+) -> bool:
+    """Whether the meeting is also absent from the rows of its first participant (any
+    creation time): the leaf judged it by the creation second the state holds, which can
+    be off (a local time repeated by a daylight-saving fall-back, read where no window
+    told which one it was); one request, as deleting cannot be taken back."""
+    meeting = tracked.meeting
+    if not meeting.participants:
+        return True  # no rows: the export cannot show it, as a full pass would find
+    params = {"account_id": meeting.participants[0].account_id}
+    page, pages = 1, 1
+    while page <= pages:
+        found = await client.fetch_page(event_id, None, page, CONFIRM_PER_PAGE, params)
+        sent[Ask.CONFIRM] += 1
+        if any(
+            isinstance(r, dict) and r.get("meeting_id") == meeting.meeting_id for r in found.rows
+        ):
+            log.warning(
+                "delete check: a meeting missing from its creation range is still there; "
+                "kept (its creation time in state differs from the API's)",
+                extra={"event_id": event_id, "meeting_id": meeting.meeting_id},
+            )
+            return False
+        pages = found.last_page
+        page += 1
+    return True
+
+
 def _stage_gone(
     batch: Batch,
     leaf: _Leaf,
     touched: set[int],
+    absent: set[int],
     detected_ms: Callable[[], int],
     event_id: int,
 ) -> int:
-    """Stage DELETED for the tracked meetings of ``leaf`` its read did not return."""
+    """Stage DELETED for the tracked meetings of ``leaf`` its read did not return (and
+    whose absence was confirmed: ``absent``)."""
     staging = batch.staging
 
     def created_at(meeting_id: int) -> int | None:
@@ -161,11 +211,14 @@ def _stage_gone(
             extra={"event_id": event_id, "rows": leaf.unattributed, "candidates": gone.held_back},
         )
     window = Window(WindowKind.CREATED, span.first, span.last)
+    staged = 0
     for meeting_id in gone.meeting_ids:
         tracked = staging.get(meeting_id)
-        if tracked is not None:  # deletions() keeps tracked ids only
+        # deletions() keeps tracked ids only; one not confirmed waits for the next check
+        if tracked is not None and meeting_id in absent:
             batch.stage_delete(tracked, window, detected_ms())
-    return len(gone.meeting_ids)
+            staged += 1
+    return staged
 
 
 def _unchanged(progress: EventProgress | None) -> EventProgress:
@@ -173,4 +226,4 @@ def _unchanged(progress: EventProgress | None) -> EventProgress:
     return progress
 
 
-__all__ = ["CheckResult", "TotalsNotReported", "check_deletes"]
+__all__ = ["CheckResult", "TotalsNotReported", "check_deletes", "confirm_absent"]

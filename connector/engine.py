@@ -570,6 +570,7 @@ class EventSync:
                 turn,
                 self._stop,
                 detected_ms=lambda: self.deps.client.api_now() * 1000,
+                codec=self.deps.serdes,
             )
         except TotalsNotReported:
             self._totals_reported = False

@@ -242,8 +242,9 @@ class Metrics:
         )
         self.delete_check_requests = Counter(
             f"{p}_delete_check_requests_total",
-            "Export requests of delete checks: 'count' (per_page=1, for the total of a range) "
-            "or 'read' (every row of a range that differed; a read may take more pages).",
+            "Export requests of delete checks: 'count' (per_page=1, for the total of a range), "
+            "'read' (every row of a range that differed; a read may take more pages) or "
+            "'confirm' (a missing meeting's first participant's rows, before it is deleted).",
             ["event_id", "request"],
             registry=r,
         )
