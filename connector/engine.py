@@ -1,8 +1,8 @@
-"""The per-event sync: a poller and a reconciler side by side, committing through one
-``Committer``.
+"""The per-event sync: a poller, a reconciler and a delete checker side by side,
+committing through one ``Committer``.
 
 One ``EventSync`` per configured event, all in one process, sharing the API client (and so
-its rate and concurrency limits). Each event runs two concerns as two tasks:
+its rate and concurrency limits). Each event runs three concerns as three tasks:
 
 - the poller: first the snapshot (the full export as CREATED windows up to a fixed upper
   bound, committed part by part, resumable after a crash: progress records how far it
@@ -125,13 +125,13 @@ class EventSync:
         self._stop = asyncio.Event()
         self._totals_reported: bool | None = None  # learnt by the delete checker
 
-    # --- the two concerns -------------------------------------------------------------------
+    # --- the concerns -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll and reconcile side by side until ``stop`` is set.
+        """Poll, reconcile and check for deletes side by side until ``stop`` is set.
 
         Only errors that make the process unusable (a fenced or broken producer) propagate
-        to the supervisor (the other concern is then cancelled); API failures are retried,
+        to the supervisor (the other concerns are then cancelled); API failures are retried,
         each kind at its own pace.
         """
         self._stop = stop
