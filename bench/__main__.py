@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import (
     api_budget,
+    delete_check,
     failover,
     initial_export,
     latency,
@@ -75,6 +76,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "state": lambda r, q: state_scale.run(r, quick=q),
     "failover": lambda r, q: failover.run(r, quick=q),
     "api_budget": lambda r, q: api_budget.run(r, quick=q),
+    "delete_check": lambda r, q: delete_check.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -118,6 +120,10 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "budget_50_events_skipped_polls": ("polls", 0, False),
     "budget_50_events_requests_per_s": ("requests/s", None, False),
     "budget_50_events_requests_per_poll": ("requests", None, False),
+    # issue 15: check interval (15 s) + one poll (1 s); an empty check <= 2 requests
+    "delete_latency_p99_s": ("s", delete_check.INTERVAL_S + delete_check.POLL_S, False),
+    "delete_check_requests_per_delete": ("requests", None, False),
+    "delete_check_empty_requests": ("requests", 2, False),
 }
 
 

@@ -83,7 +83,9 @@ class Committer:
         try:
             yield touched
         finally:
-            self._watchers.remove(touched)
+            # by identity: two concerns' sets may be equal (both empty), and list.remove
+            # would take the other one's (a pass and a delete check watch at once)
+            self._watchers = [w for w in self._watchers if w is not touched]
 
     async def commit(
         self,

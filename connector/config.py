@@ -295,6 +295,11 @@ class Settings(ApiSettings, KafkaSettings):
         "ones: auto (until new meetings are proven to show in last-modified windows), "
         "always, never (the API stamps last-modified at creation).",
     )
+    delete_check_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds between delete checks (row counts by creation time); 0 = off.",
+    )
 
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a container must be scrapeable
     metrics_port: int = Field(default=9400, ge=0, le=65535)

@@ -1,8 +1,8 @@
-"""The per-event sync: a poller and a reconciler side by side, committing through one
-``Committer``.
+"""The per-event sync: a poller, a reconciler and a delete checker side by side,
+committing through one ``Committer``.
 
 One ``EventSync`` per configured event, all in one process, sharing the API client (and so
-its rate and concurrency limits). Each event runs two concerns as two tasks:
+its rate and concurrency limits). Each event runs three concerns as three tasks:
 
 - the poller: first the snapshot (the full export as CREATED windows up to a fixed upper
   bound, committed part by part, resumable after a crash: progress records how far it
@@ -14,6 +14,11 @@ its rate and concurrency limits). Each event runs two concerns as two tasks:
 - the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
   (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
   anything incremental missed. Polling never waits for it.
+- the delete checker: every ``delete_check_interval_seconds`` once the event streams, a
+  delete check (``connector.delete_checker``): the API's row counts of ranges of creation
+  time against the state's, bisecting only ranges that differ, so a hard delete is
+  published within an interval at a cost that grows with the deletes, not the event. An
+  API that reports no totals leaves deletes to the reconciler (said once at start-up).
 
 Every write (events, state, dead letters, watermarks) goes out in Kafka transactions, one
 at a time and in order, through the event's ``Committer``: it stages each transaction
@@ -35,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from connector.batch import Batch, Destination
 from connector.committer import Committer, Turn
 from connector.config import Settings
+from connector.delete_check import CheckOutcome, judged_span
+from connector.delete_checker import TotalsNotReported, check_deletes
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
 from connector.metrics import Metrics
@@ -44,7 +51,7 @@ from connector.publisher import TransactionalPublisher, state_partition
 from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
-from connector.source.client import BACKGROUND, ExportClient
+from connector.source.client import BACKGROUND, CLOCK_PROBE_WINDOW, ExportClient
 from connector.source.creation_stamps import CreationStamps, CycleReads
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.windows import (
@@ -127,20 +134,22 @@ class EventSync:
         self._cycle_number = 0  # of this process: a cycle may commit more than once
         self._fused = True  # the next poll reads overlap and fresh seconds as one window
         self._stop = asyncio.Event()
+        self._totals_reported: bool | None = None  # learnt by the delete checker
 
-    # --- the two concerns -------------------------------------------------------------------
+    # --- the concerns -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll and reconcile side by side until ``stop`` is set.
+        """Poll, reconcile and check for deletes side by side until ``stop`` is set.
 
         Only errors that make the process unusable (a fenced or broken producer) propagate
-        to the supervisor (the other concern is then cancelled); API failures are retried,
+        to the supervisor (the other concerns are then cancelled); API failures are retried,
         each kind at its own pace.
         """
         self._stop = stop
         tasks = [
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
+            asyncio.create_task(self._delete_check_loop(stop), name=f"deletes-{self.event_id}"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -209,6 +218,68 @@ class EventSync:
                 await self._report_failure(CycleKind.RECONCILE, outcome, failures)
             else:
                 failures = 0
+
+    async def _delete_check_loop(self, stop: asyncio.Event) -> None:
+        """Check for deletes every interval (from one check's start to the next) once the
+        event streams; first learn whether the API reports totals (one request)."""
+        BACKGROUND.set(True)
+        interval = self.settings.delete_check_interval_seconds
+        health = self.deps.health
+        if interval <= 0:
+            health.set_delete_check(self.event_id, "off: deletes are found by reconciliation")
+            return
+        failures = 0
+        while not stop.is_set() and self._totals_reported is None:
+            try:
+                total = await self.deps.client.count_rows(self.event_id, CLOCK_PROBE_WINDOW)
+            except (RetriableSourceError, FatalSourceError) as exc:
+                failures += 1
+                await _wait(stop, self._backoff(failures))
+                log.debug(
+                    "totals probe failed", extra={"event_id": self.event_id, "error": str(exc)}
+                )
+                continue
+            self._totals_reported = total is not None
+        if not self._totals_reported:
+            if not stop.is_set():
+                self._no_totals()
+            return
+        for _ in self.state.index_steps(self.deps.serdes):
+            await asyncio.sleep(0)  # a restored event's row index, built between polls
+        health.set_delete_check(self.event_id, f"every {interval:g} s")
+        failures = 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            progress = self.state.progress
+            if progress is None or progress.phase != STREAMING or time.monotonic() < next_at:
+                await _wait(stop, min(1.0, max(0.01, next_at - time.monotonic())))
+                continue
+            next_at = time.monotonic() + interval
+            outcome = await self._attempt(CycleKind.DELETE_CHECK)
+            if not self._totals_reported:
+                self._no_totals()
+                return
+            if isinstance(outcome, Exception):
+                failures += 1
+                self.deps.metrics.delete_checks.labels(self._label, CheckOutcome.ERROR).inc()
+                await self._report_failure(CycleKind.DELETE_CHECK, outcome, failures)
+            else:
+                failures = 0
+
+    def _no_totals(self) -> None:
+        how = (
+            "unavailable: the export API reports no row totals; deletes are found by "
+            f"reconciliation every {self.settings.reconcile_interval_seconds:g} s"
+        )
+        log.warning(
+            "delete check unavailable: the export API reports no row totals, so hard deletes "
+            "are found by the full reconciliation only (MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS)",
+            extra={
+                "event_id": self.event_id,
+                "reconcile_interval_s": self.settings.reconcile_interval_seconds,
+            },
+        )
+        self.deps.health.set_delete_check(self.event_id, how)
 
     async def _attempt(self, kind: CycleKind) -> bool | Exception:
         """Run a cycle of ``kind``: whether more work waits, or the error it failed with
@@ -328,6 +399,9 @@ class EventSync:
         progress = self._progress_now()
         if kind is CycleKind.SNAPSHOT:
             return await self._snapshot(progress, turn)
+        if kind is CycleKind.DELETE_CHECK:
+            await self._check_deletes(progress, turn)
+            return False
         if kind is CycleKind.RECONCILE:
             await self._reconcile(progress, turn)
             self._reconciled_last = True
@@ -532,6 +606,8 @@ class EventSync:
             upper=self._upper_bound(),
             covered_ms=self._follow_api_clock(progress).watermarks.modified_through * 1000,
             never_upper_ms=snapshot_upper * 1000 if never and snapshot_upper else None,
+            deletes_checked=bool(self._totals_reported)
+            and self.settings.delete_check_interval_seconds > 0,
         )
         await reconcile(
             self.event_id,
@@ -543,6 +619,38 @@ class EventSync:
             self._stop,
             detected_ms=lambda: self.deps.client.api_now() * 1000,
         )
+
+    async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:
+        snapshot_upper = progress.snapshot_upper
+        never = self.settings.snapshot_mode == "never"
+        span = judged_span(
+            self._follow_api_clock(progress).watermarks.created_through,
+            untracked_through=snapshot_upper if never else None,
+        )
+        if span is None:
+            return
+        try:
+            result = await check_deletes(
+                self.event_id,
+                self.deps.client,
+                self.deps.reader,
+                self.committer,
+                span,
+                turn,
+                self._stop,
+                detected_ms=lambda: self.deps.client.api_now() * 1000,
+                codec=self.deps.serdes,
+            )
+        except TotalsNotReported:
+            self._totals_reported = False
+            return
+        if result is None:
+            return
+        metrics, label = self.deps.metrics, self._label
+        metrics.delete_checks.labels(label, result.outcome).inc()
+        for ask, count in result.requests.items():
+            metrics.delete_check_requests.labels(label, ask).inc(count)
+        metrics.delete_check_deletions.labels(label).inc(result.deleted)
 
     # --- helpers ----------------------------------------------------------------------------
 

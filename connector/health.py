@@ -54,6 +54,7 @@ class _EventHealth:
     last_cycle: dict[str, Any] | None = None
     last_success: dict[str, Any] | None = None
     last_success_at: float | None = None
+    delete_check: str | None = None
 
 
 def _last_error(event: _EventHealth) -> str:
@@ -154,6 +155,10 @@ class HealthState:
             event.cycles_failed += 1
             event.consecutive_failures += 1
 
+    def set_delete_check(self, event_id: int, how: str) -> None:
+        """How the event's hard deletes are found (``/status``: its ``delete_check``)."""
+        self._events.setdefault(event_id, _EventHealth()).delete_check = self._redact(how)
+
     # --- queries --------------------------------------------------------------------------
 
     def _now(self, now: float | None) -> float:
@@ -214,6 +219,7 @@ class HealthState:
                 ],
                 "last_cycle": event.last_cycle,
                 "last_successful_cycle": event.last_success,
+                "delete_check": event.delete_check,
             }
         return {
             **self._info,

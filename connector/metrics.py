@@ -20,6 +20,7 @@ from prometheus_client import (
 
 from connector import __version__
 from connector.changes import ChangeType
+from connector.delete_check import Ask, CheckOutcome
 from connector.schedule import CycleKind
 
 #: Label values known in advance, pre-created at zero by :meth:`Metrics.prime` so that
@@ -33,6 +34,9 @@ TRANSACTION_OUTCOMES = ("committed", "aborted")
 CYCLE_OUTCOMES = ("ok", "error")
 WITHHELD_REASONS = ("inconsistent", "malformed_row")
 REBALANCE_CHANGES = ("assigned", "revoked", "lost")
+#: the delete check's ``request`` and ``outcome`` labels
+DELETE_CHECK_REQUESTS = tuple(ask.value for ask in Ask)
+DELETE_CHECK_OUTCOMES = tuple(outcome.value for outcome in CheckOutcome)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -228,6 +232,29 @@ class Metrics:
             registry=r,
         )
 
+        # --- delete check (row counts by creation time; connector.delete_check) -----------
+        self.delete_checks = Counter(
+            f"{p}_delete_checks_total",
+            "Delete checks by outcome: 'clean' (every count matched the state), 'differed' "
+            "(a range was read), 'error' (a request or the commit failed).",
+            ["event_id", "outcome"],
+            registry=r,
+        )
+        self.delete_check_requests = Counter(
+            f"{p}_delete_check_requests_total",
+            "Export requests of delete checks: 'count' (per_page=1, for the total of a range), "
+            "'read' (every row of a range that differed; a read may take more pages) or "
+            "'confirm' (a missing meeting's first participant's rows, before it is deleted).",
+            ["event_id", "request"],
+            registry=r,
+        )
+        self.delete_check_deletions = Counter(
+            f"{p}_delete_check_deletions_total",
+            "Hard-deleted meetings found by delete checks (each published as DELETED).",
+            ["event_id"],
+            registry=r,
+        )
+
         # --- replicas (the group assigns state partitions, and so events) ----------------
         self.owned_events = Gauge(
             f"{p}_owned_events",
@@ -302,6 +329,11 @@ class Metrics:
                 self.reconcile_caught.labels(event_id=e, change_type=change_type)
             for outcome in TRANSACTION_OUTCOMES:
                 self.transactions.labels(event_id=e, outcome=outcome)
+            for check_outcome in DELETE_CHECK_OUTCOMES:
+                self.delete_checks.labels(event_id=e, outcome=check_outcome)
+            for request in DELETE_CHECK_REQUESTS:
+                self.delete_check_requests.labels(event_id=e, request=request)
+            self.delete_check_deletions.labels(event_id=e)
             for phase in PHASES:
                 for outcome in CYCLE_OUTCOMES:
                     self.cycles.labels(event_id=e, phase=phase, outcome=outcome)

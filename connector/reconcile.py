@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from connector.batch import Batch
-from connector.changes import classify
+from connector.changes import ChangeType, classify
 from connector.committer import Committer, Turn
 from connector.deletes import deletions
 from connector.model import Meeting
@@ -43,6 +43,8 @@ class PassBounds:
     upper: int  # every row created up to this second (unix s)
     covered_ms: int  # rows modified after the incremental watermark are left to polling
     never_upper_ms: int | None  # snapshot_mode=never: meetings from before it are not tracked
+    # the delete check runs: a delete found here is one it missed, counted as "caught"
+    deletes_checked: bool = False
 
 
 @dataclass(slots=True)
@@ -150,8 +152,10 @@ async def reconcile(
             for meeting_id in gone.meeting_ids:
                 tracked = batch.staging.get(meeting_id)
                 assert tracked is not None  # noqa: S101 - deletions() keeps tracked ids only
-                # Not counted as "caught": polling can never see a hard delete.
                 batch.stage_delete(tracked, window, detected_ms())
+                if bounds.deletes_checked:
+                    # Polling never sees a hard delete, but the delete check should have.
+                    batch.caught[ChangeType.DELETED.value] += 1
             result.deleted = len(gone.meeting_ids)
 
         if stop.is_set():

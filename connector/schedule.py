@@ -23,6 +23,7 @@ class CycleKind(StrEnum):
     SNAPSHOT = "snapshot"
     INCREMENTAL = "incremental"
     RECONCILE = "reconcile"
+    DELETE_CHECK = "delete_check"
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,6 +456,35 @@ def read_state_key(data: bytes, offset: int) -> tuple[int, int | None] | None:
     return (event_id, meeting_id) if offset == len(data) else None
 
 
+def read_created_and_rows(data: bytes, offset: int) -> tuple[int, int] | None:
+    """(created_at ms, participants) of a meeting StateValue body at ``offset``, read
+    without decoding the meeting (the state's row index reads one per restored meeting), or
+    None for anything else (the caller decodes then). The participants are the first
+    array block's count: both encoders (this module's and fastavro) write one block."""
+    try:
+        if data[offset] != 2:  # not the meeting branch
+            return None
+        offset += 1
+        for _ in range(2):  # meeting_id, event_id
+            _, offset = _read_long(data, offset)
+        size, offset = _read_long(data, offset)  # status
+        offset += size
+        for _ in range(2):  # start_at, end_at
+            _, offset = _read_long(data, offset)
+        branch, offset = _read_long(data, offset)  # location: null or string
+        if branch == 1:
+            size, offset = _read_long(data, offset)
+            offset += size
+        elif branch != 0:
+            return None
+        created_at, offset = _read_long(data, offset)
+        _, offset = _read_long(data, offset)  # modified_at
+        count, offset = _read_long(data, offset)
+    except (IndexError, ValueError):
+        return None
+    return created_at, abs(count)
+
+
 def _read_long(data: bytes, offset: int) -> tuple[int, int]:
     """A zig-zag varint long at ``offset`` and the offset after it; ValueError beyond 64
     bits, IndexError when cut short."""

@@ -24,7 +24,13 @@ from connector.serde.catalog import (
     STATE_VALUE,
     RecordSchema,
 )
-from connector.serde.fastpath import FastEncoder, MeetingBodies, fastavro_bytes, read_state_key
+from connector.serde.fastpath import (
+    FastEncoder,
+    MeetingBodies,
+    fastavro_bytes,
+    read_created_and_rows,
+    read_state_key,
+)
 from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
 
 log = logging.getLogger(__name__)
@@ -151,6 +157,17 @@ class Serdes:
         if self._fast is not None:
             return self._headers[STATE_VALUE] + self._fast.meeting_state(meeting, version)
         return self._state_value(records.meeting_state_datum(meeting, version))
+
+    def meeting_state_rows(self, data: bytes) -> tuple[int, int]:
+        """(created_at ms, participants) of a meeting's ``StateValue``: read in place when
+        it is in the current schema, else decoded."""
+        header = self._headers[STATE_VALUE]
+        if data[: len(header)] == header:
+            found = read_created_and_rows(data, len(header))
+            if found is not None:
+                return found
+        meeting, _ = self.decode_meeting_state(data)
+        return meeting.created_at, len(meeting.participants)
 
     def decode_meeting_state(self, data: bytes) -> tuple[Meeting, int]:
         """(meeting, version) of a meeting's ``StateValue``."""

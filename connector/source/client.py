@@ -282,6 +282,12 @@ class ExportClient:
 
     # --- pages --------------------------------------------------------------------------------
 
+    async def count_rows(self, event_id: int, window: Window) -> int | None:
+        """The rows of ``window`` as the API counts them (one ``per_page=1`` request), or
+        None when the API reports no ``total`` (the delete check then cannot run)."""
+        page = await self.fetch_page(event_id, window, page=1, per_page=1, total_optional=True)
+        return None if page.total < 0 else page.total
+
     async def fetch_page(
         self,
         event_id: int,
@@ -289,6 +295,8 @@ class ExportClient:
         page: int,
         per_page: int,
         extra_params: Mapping[str, int | str] | None = None,
+        *,
+        total_optional: bool = False,
     ) -> ExportPage:
         """Fetch and validate one page of ``window`` (None: every row of the event).
 
@@ -310,7 +318,7 @@ class ExportClient:
         retries = self._settings.api_max_retries
         for attempt in range(retries + 1):
             try:
-                result = await self._attempt(params, page, per_page, label)
+                result = await self._attempt(params, page, per_page, label, total_optional)
             except _Transient as failure:
                 if attempt == retries:
                     raise RetriableSourceError(
@@ -357,7 +365,12 @@ class ExportClient:
         await self._sleep(delay)
 
     async def _attempt(
-        self, params: dict[str, str], page: int, per_page: int, label: str
+        self,
+        params: dict[str, str],
+        page: int,
+        per_page: int,
+        label: str,
+        total_optional: bool = False,
     ) -> ExportPage:
         status: int | None = None
         started = self._clock()
@@ -392,9 +405,13 @@ class ExportClient:
             raise _Transient("server_error", f"HTTP {status}: {self._error_text(body)}")
         if status >= 300:
             raise FatalSourceError(self._fatal_message(status, params, body))
-        return self._validate(body, page, per_page)
+        return self._validate(body, page, per_page, total_optional)
 
-    def _validate(self, body: bytes, page: int, per_page: int) -> ExportPage:
+    def _validate(
+        self, body: bytes, page: int, per_page: int, total_optional: bool = False
+    ) -> ExportPage:
+        """The page of ``body``; with ``total_optional``, a body without ``total`` is a
+        page with ``total = -1`` (its rows unchecked)."""
         try:
             payload = _loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -408,6 +425,8 @@ class ExportClient:
         current = payload.get("current_page", page)
         if not isinstance(rows, list):
             raise _Transient("invalid", "'data' is not an array")
+        if total_optional and total is None:
+            return ExportPage(rows=rows, total=-1, last_page=-1, body_bytes=len(body))
         if not isinstance(total, int) or isinstance(total, bool) or total < 0:
             raise _Transient("invalid", f"'total' is not a non-negative integer: {total!r:.40}")
         if not isinstance(last_page, int) or isinstance(last_page, bool) or last_page < 0:

@@ -48,6 +48,7 @@ class SimulatorConfig:
     #: False: like an API that leaves a new meeting's last-modified time unset
     #: (``--no-modified-at-creation``)
     modified_at_creation: bool = True
+    omit_total: bool = False  # pages without ``total``, like an API that does not count
 
 
 def build_simulator(config: SimulatorConfig, clock: SimClock | None = None) -> Simulator:
@@ -71,6 +72,7 @@ def build_simulator(config: SimulatorConfig, clock: SimClock | None = None) -> S
         faults=FaultInjector(config.seed),
         plans=plans,
         churn=Churn(store, plans, config.seed) if plans else None,
+        omit_total=config.omit_total,
     )
 
 

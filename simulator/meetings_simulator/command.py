@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "still show updated_at = created_at; default: creation sets it)",
     )
     parser.add_argument(
+        "--omit-total",
+        action="store_true",
+        help="export pages leave out 'total', like an API that does not count rows (the "
+        "connector then finds deletes by full reconciliation only)",
+    )
+    parser.add_argument(
         "--timezone",
         default="UTC",
         help="the events' time zone for date-times (IANA name; default %(default)s)",
@@ -88,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         clock_skew_seconds=args.clock_skew_seconds,
         timezone=args.timezone,
         modified_at_creation=args.modified_at_creation,
+        omit_total=args.omit_total,
     )
 
 

@@ -31,8 +31,10 @@ def error_response(status: int, message: str, parameter: str | None = None) -> w
     return web.json_response(body, status=status)
 
 
-def page_body(query: ExportQuery, total: int, rows: list[str], url: str | None) -> bytes:
-    """The page as JSON bytes, ``data`` last."""
+def page_body(
+    query: ExportQuery, total: int, rows: list[str], url: str | None, *, omit_total: bool = False
+) -> bytes:
+    """The page as JSON bytes, ``data`` last; ``omit_total`` leaves ``total`` out."""
     per_page = query.per_page
     last_page = max(1, -(-total // per_page))
     first = query.offset + 1 if rows else None
@@ -44,6 +46,8 @@ def page_body(query: ExportQuery, total: int, rows: list[str], url: str | None) 
         "from": first,
         "to": query.offset + len(rows) if rows else None,
     }
+    if omit_total:
+        del meta["total"]
     if url is not None:
         meta["path"] = url.split("?", 1)[0]
     head = json.dumps(meta, separators=(",", ":"))[:-1]
@@ -72,7 +76,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         return error_response(400, exc.message, exc.parameter)
     page = sim.store.query(query)
     rows = injector.maybe_corrupt_rows(page.rows)
-    body = page_body(query, page.total, rows, str(request.url))
+    body = page_body(query, page.total, rows, str(request.url), omit_total=sim.omit_total)
     if injector.roll(faults.malformed_rate, "malformed"):
         return web.Response(body=MALFORMED_BODY, content_type=JSON_TYPE)
     if injector.roll(faults.truncated_rate, "truncated"):

@@ -25,6 +25,7 @@ class Simulator:
     #: Export requests received, by filter (``created``, ``last_modified``, ``none``) and
     #: ``rate_limited`` (answered 429): what a client spent of the API's rate limit.
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    omit_total: bool = False  # export pages leave ``total`` out (``--omit-total``)
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)

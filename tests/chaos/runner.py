@@ -341,6 +341,8 @@ async def _run(
         "MEETINGS_CDC_POLL_INTERVAL_SECONDS": str(POLL_SECONDS),
         "MEETINGS_CDC_SETTLE_SECONDS": str(SETTLE_SECONDS),
         "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "4",
+        # deletes found by the delete check between passes, under the same faults (issue 15)
+        "MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS": "1",
         "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS": "10",
         **dict(scenario.env),
     }

@@ -38,3 +38,27 @@ def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path:
     assert results["meta"]["quick"] is True
     assert results["meta"]["benchmarks"] == ["initial_export"]
     assert "initial_export_rows_per_s" in done.stdout  # the table
+
+
+def test_quick_delete_check_bench_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "MEETINGS_CDC_BENCH_BOOTSTRAP": kafka_bootstrap}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "delete_check", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    for key in (
+        "delete_latency_p99_s",
+        "delete_check_requests_per_delete",
+        "delete_check_empty_requests",
+    ):
+        assert results[key] > 0, key
+        assert len(results[f"{key}_spread"]) == 2
+    assert "delete_latency_p99_s" in done.stdout  # the table

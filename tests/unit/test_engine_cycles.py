@@ -106,6 +106,7 @@ def settings() -> Settings:
         api_base_url="http://api.invalid",
         event_ids=(EVENT,),
         reconcile_interval_seconds=60,
+        delete_check_interval_seconds=0,  # its own tests: test_delete_checker.py
         changes_topic="changes",
         state_topic="state",
         dlq_topic="dlq",

@@ -21,6 +21,7 @@ from connector.metrics import (
 BOUNDED_LABELS = {"event_id", "change_type", "window_kind", "outcome", "status_class", "phase"}
 BOUNDED_LABELS |= {"reason"}  # retry reasons: a fixed set chosen by the client
 BOUNDED_LABELS |= {"change"}  # rebalance changes: assigned, revoked, lost
+BOUNDED_LABELS |= {"request"}  # delete check requests: connector.delete_check.Ask
 FORBIDDEN_LABELS = {"meeting_id", "account_id", "participant_id", "url", "error", "message"}
 FOREIGN_PREFIXES = ("process_", "python_")  # the standard collectors, on our registry
 
