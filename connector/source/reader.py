@@ -458,6 +458,10 @@ class WindowReader:
         attribute may belong to any meeting of it, so no partial result is kept).
         """
         resolved: dict[int, Meeting] = {}
+        # Held back by any read: a meeting withheld by one read may be missing from the
+        # next (its only row unattributable there), and must not vanish from the part.
+        withheld: set[int] = set()
+        inconsistent: set[int] = set()
         pages = collected.pages
         max_modified: int | None = None
         attempt = 0
@@ -469,7 +473,9 @@ class WindowReader:
             assembled = assemble(parsed, errors)
             for meeting in assembled.meetings:
                 resolved[meeting.meeting_id] = meeting
-            unresolved = (assembled.withheld | assembled.inconsistent) - resolved.keys()
+            withheld |= assembled.withheld
+            inconsistent |= assembled.inconsistent
+            unresolved = (withheld | inconsistent) - resolved.keys()
             if not errors or attempt >= self.malformed_rereads:
                 break
             if not (assembled.withheld - resolved.keys()) and not _unattributed(errors):
@@ -480,11 +486,12 @@ class WindowReader:
                 return again
             collected = again
             pages += again.pages
+        held = Assembled(assembled.meetings, frozenset(inconsistent), frozenset(withheld))
         return self._part(
             ctx,
             window,
             resolved,
-            assembled,
+            held,
             unresolved,
             errors,
             raws,
