@@ -32,6 +32,9 @@ from connector.state import EventState
 
 log = logging.getLogger("connector.engine")
 
+#: Records (events, state, dead letters) a cycle gathers before it commits a transaction.
+MAX_RECORDS_PER_TRANSACTION = 10_000
+
 #: Stages records into a batch built on the latest committed state.
 Stager = Callable[[Batch], None]
 #: The progress to commit, from the latest committed one (None before the first commit).

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 
 from connector.batch import Batch
 from connector.committer import Committer, Turn
+from connector.config import Settings
 from connector.delete_check import Ask, Bisection, CheckOutcome, Request, Span
 from connector.deletes import deletions
+from connector.health import HealthState
+from connector.metrics import Metrics
 from connector.progress import EventProgress
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
@@ -55,6 +58,29 @@ class CheckResult:
     outcome: CheckOutcome
     requests: dict[Ask, int]  # HTTP requests sent, by what they asked
     deleted: int
+
+    def count(self, metrics: Metrics, label: str) -> None:
+        """Add this check to the event's delete-check metrics."""
+        metrics.delete_checks.labels(label, self.outcome).inc()
+        for ask, requests in self.requests.items():
+            metrics.delete_check_requests.labels(label, ask).inc(requests)
+        metrics.delete_check_deletions.labels(label).inc(self.deleted)
+
+
+def report_no_totals(event_id: int, settings: Settings, health: HealthState) -> None:
+    """Say (log and ``/status``) that deletes wait for the reconciliation: the API reports
+    no row totals to check them by."""
+    interval = settings.reconcile_interval_seconds
+    log.warning(
+        "delete check unavailable: the export API reports no row totals, so hard deletes "
+        "are found by the full reconciliation only (MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS)",
+        extra={"event_id": event_id, "reconcile_interval_s": interval},
+    )
+    health.set_delete_check(
+        event_id,
+        "unavailable: the export API reports no row totals; deletes are found by "
+        f"reconciliation every {interval:g} s",
+    )
 
 
 async def check_deletes(

@@ -4,13 +4,11 @@ committing through one ``Committer``.
 One ``EventSync`` per configured event, all in one process, sharing the API client (and so
 its rate and concurrency limits). Each event runs three concerns as three tasks:
 
-- the poller: first the snapshot (the full export as CREATED windows up to a fixed upper
-  bound, committed part by part, resumable after a crash: progress records how far it
-  got), then incremental cycles: a MODIFIED window (and a CREATED one, unless new meetings
-  are known to show in last-modified windows: ``MEETINGS_CDC_CREATED_WINDOWS``) from the
-  overlap before the watermarks up to the API's now minus the settle delay, committed at
-  once (when the overlap held more than half a page, the next poll reads the fresh seconds
-  and commits them before it re-reads the overlap);
+- the poller: first the snapshot (``connector.snapshot``: the full export as CREATED
+  windows up to a fixed upper bound, committed part by part, resumable after a crash),
+  then incremental cycles (``connector.incremental``: the windows after the watermarks up
+  to the API's now minus the settle delay, committed at once), deciding what runs next
+  once per turn (``connector.schedule``);
 - the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
   (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
   anything incremental missed. Polling never waits for it.
@@ -35,43 +33,31 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from connector.batch import Batch, Destination
+from connector.batch import Destination
 from connector.committer import Committer, Turn
 from connector.config import Settings
 from connector.delete_check import CheckOutcome, judged_span
-from connector.delete_checker import TotalsNotReported, check_deletes
+from connector.delete_checker import TotalsNotReported, check_deletes, report_no_totals
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
+from connector.incremental import IncrementalCycles, followed_watermarks
 from connector.metrics import Metrics
-from connector.model import Meeting
 from connector.progress import EventProgress, Phase
 from connector.publisher import TransactionalPublisher, state_partition
 from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
+from connector.snapshot import snapshot
 from connector.source.client import BACKGROUND, CLOCK_PROBE_WINDOW, ExportClient
-from connector.source.creation_stamps import CreationStamps, CycleReads
-from connector.source.reader import WindowPart, WindowReader
-from connector.source.windows import (
-    Followed,
-    Watermarks,
-    Window,
-    WindowKind,
-    advance,
-    follow_api_clock,
-    plan_incremental,
-)
+from connector.source.creation_stamps import CreationStamps
+from connector.source.reader import WindowReader
+from connector.source.windows import Followed
 from connector.state import EventState
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_TRANSACTION = 10_000
-#: The next poll reads the overlap and the fresh seconds as one window (one request) when
-#: this cycle read at most this share of a page per kind; more, and the fresh seconds are
-#: read and committed first (latency: a busy overlap costs pages a new change would wait for).
-FUSE_BELOW = 0.5
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
 _SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
@@ -94,7 +80,7 @@ class Collaborators:
 
 
 class EventSync:
-    """The sync of one event: its poller and its reconciler."""
+    """The sync of one event: its poller, its reconciler and its delete checker."""
 
     def __init__(
         self,
@@ -132,7 +118,9 @@ class EventSync:
         self._reconciled_last = False
         self._begun: EventProgress | None = None  # before the first commit: how it begins
         self._cycle_number = 0  # of this process: a cycle may commit more than once
-        self._fused = True  # the next poll reads overlap and fresh seconds as one window
+        self._incremental = IncrementalCycles(
+            event_id, deps.reader, self.committer, deps.client, deps.settings, deps.creation_stamps
+        )
         self._stop = asyncio.Event()
         self._totals_reported: bool | None = None  # learnt by the delete checker
 
@@ -242,7 +230,7 @@ class EventSync:
             self._totals_reported = total is not None
         if not self._totals_reported:
             if not stop.is_set():
-                self._no_totals()
+                report_no_totals(self.event_id, self.settings, self.deps.health)
             return
         for _ in self.state.index_steps(self.deps.serdes):
             await asyncio.sleep(0)  # a restored event's row index, built between polls
@@ -257,7 +245,7 @@ class EventSync:
             next_at = time.monotonic() + interval
             outcome = await self._attempt(CycleKind.DELETE_CHECK)
             if not self._totals_reported:
-                self._no_totals()
+                report_no_totals(self.event_id, self.settings, self.deps.health)
                 return
             if isinstance(outcome, Exception):
                 failures += 1
@@ -265,21 +253,6 @@ class EventSync:
                 await self._report_failure(CycleKind.DELETE_CHECK, outcome, failures)
             else:
                 failures = 0
-
-    def _no_totals(self) -> None:
-        how = (
-            "unavailable: the export API reports no row totals; deletes are found by "
-            f"reconciliation every {self.settings.reconcile_interval_seconds:g} s"
-        )
-        log.warning(
-            "delete check unavailable: the export API reports no row totals, so hard deletes "
-            "are found by the full reconciliation only (MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS)",
-            extra={
-                "event_id": self.event_id,
-                "reconcile_interval_s": self.settings.reconcile_interval_seconds,
-            },
-        )
-        self.deps.health.set_delete_check(self.event_id, how)
 
     async def _attempt(self, kind: CycleKind) -> bool | Exception:
         """Run a cycle of ``kind``: whether more work waits, or the error it failed with
@@ -406,7 +379,7 @@ class EventSync:
             await self._reconcile(progress, turn)
             self._reconciled_last = True
             return False
-        await self._incremental(progress, turn)
+        await self._incremental.run(progress, turn)
         self._reconciled_last = False
         return False
 
@@ -428,176 +401,25 @@ class EventSync:
         return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
 
     async def _snapshot(self, progress: EventProgress, turn: Turn) -> bool:
-        upper = progress.snapshot_upper
-        assert upper is not None  # noqa: S101 - set when the snapshot phase begins
-        emit = self.settings.snapshot_mode == "initial"
-        window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
-
-        def stage(parts: list[WindowPart]) -> Callable[[Batch], None]:
-            def into(batch: Batch) -> None:
-                for part in parts:
-                    for meeting in part.meetings:
-                        batch.stage(meeting, part.window, kind="snapshot", snapshot=True, emit=emit)
-                    batch.add_dead_letters(part)
-
-            return into
-
-        # A full transaction commits in the background while the next one is read
-        # (transactions stay one at a time and in order: the committer stages the next one
-        # only after the previous one committed). A failed commit fails the cycle as before.
-        committing: asyncio.Task[Batch | None] | None = None
-        parts: list[WindowPart] = []
-        size = rows = requests = 0
-        try:
-            async for part in self.deps.reader.read(self.event_id, window):
-                parts.append(part)
-                size += 2 * len(part.meetings) + len(part.dead_letters)
-                rows += part.rows
-                requests += part.requests
-                progress = replace(progress, created_through=part.window.end)
-                if size >= MAX_RECORDS_PER_TRANSACTION:
-                    if committing is not None:
-                        await committing
-                    committing = asyncio.create_task(
-                        self.committer.commit(turn, stage(parts), _fixed(progress))
-                    )
-                    parts, size = [], 0
-            if committing is not None:
-                await committing
-        finally:
-            if committing is not None and not committing.done():
-                # The cycle failed while a commit was in flight: let it end (its outcome
-                # no longer matters: the cycle is redone from whatever was committed).
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(committing)
-            elif committing is not None and not committing.cancelled():
-                committing.exception()  # retrieved here if the loop failed before awaiting it
-        done = replace(progress, phase=STREAMING, created_through=upper, last_reconcile_at=upper)
-        await self.committer.commit(turn, stage(parts), _fixed(done))
+        read = await snapshot(
+            self.event_id,
+            self.deps.reader,
+            self.committer,
+            progress,
+            turn,
+            emit=self.settings.snapshot_mode == "initial",
+        )
         log.info(
             "snapshot complete",
             extra={
                 "event_id": self.event_id,
                 "meetings": len(self.state.meetings),
                 # of this process's read (a resumed snapshot read only the rest)
-                "rows": rows,
-                "requests": requests,
+                "rows": read.rows,
+                "requests": read.requests,
             },
         )
         return True
-
-    async def _incremental(self, progress: EventProgress, turn: Turn) -> None:
-        followed = self._follow_api_clock(progress)
-        marks = followed.watermarks
-        mode = self.settings.created_windows
-        created_windows = mode == "always" or (
-            mode == "auto" and not self.deps.creation_stamps.proven
-        )
-        plan = plan_incremental(
-            marks,
-            self.deps.client.api_now(),
-            self.settings.settle_seconds,
-            self.settings.overlap_seconds,
-            followed.ahead,
-            created_windows=created_windows,
-            fused=self._fused,
-        )
-        # Fresh seconds first, committed with the watermarks: while the overlap before them
-        # fits a page it is part of the same window (one request per kind); otherwise it is
-        # re-read afterwards, so a new change is published without waiting for its pages.
-        # Re-reading what was published finds equal content and stages nothing, while a row
-        # that landed late in a second already read is caught there.
-        reads = _Reads(collect=mode == "auto")
-        parts, marks = await self._read_incremental(
-            plan.fresh, progress, marks, turn, plan.creations_in_modified, reads
-        )
-        await self._commit_parts(turn, parts, progress, marks)
-        parts, _ = await self._read_incremental(
-            plan.lookback, progress, marks, turn, plan.creations_in_modified, reads
-        )
-        await self._commit_parts(turn, parts, progress, marks, skip_empty=True)
-        self._fused = max(reads.rows.values(), default=0) <= self.settings.api_per_page * FUSE_BELOW
-        if reads.collect:
-            self._weigh_creation_stamps(plan.windows, reads.meetings)
-
-    def _weigh_creation_stamps(
-        self, windows: list[Window], seen: dict[WindowKind, list[Meeting]]
-    ) -> None:
-        """Learn from this cycle whether last-modified windows show new meetings
-        (``connector.source.creation_stamps``); say so when the verdict changes."""
-        stamps = self.deps.creation_stamps
-        before = stamps.proven
-        stamps.observe(
-            CycleReads(
-                created=seen[WindowKind.CREATED],
-                modified_windows=[w for w in windows if w.kind is WindowKind.MODIFIED],
-                modified=seen[WindowKind.MODIFIED],
-            )
-        )
-        if stamps.proven and not before:
-            log.info(
-                "new meetings show in last-modified windows: incremental cycles no longer "
-                "read created windows",
-                extra={"event_id": self.event_id, "confirmations": stamps.confirmations},
-            )
-        elif before and not stamps.proven:
-            log.warning(
-                "a meeting's last-modified time does not show its creation: incremental "
-                "cycles read created windows again (MEETINGS_CDC_CREATED_WINDOWS=always "
-                "keeps them)",
-                extra={"event_id": self.event_id},
-            )
-
-    async def _read_incremental(
-        self,
-        windows: list[Window],
-        progress: EventProgress,
-        marks: Watermarks,
-        turn: Turn,
-        creations_in_modified: bool,
-        reads: _Reads,
-    ) -> tuple[list[WindowPart], Watermarks]:
-        """Read ``windows``, moving ``marks`` over every part read; parts that fill a
-        transaction are committed on the way, with the marks so far. ``reads`` notes what
-        was read."""
-        parts: list[WindowPart] = []
-        size = 0
-        for window in windows:
-            async for part in self.deps.reader.read(self.event_id, window):
-                parts.append(part)
-                reads.add(part)
-                size += 2 * len(part.meetings) + len(part.dead_letters)
-                marks = advance(marks, part.window, creations_in_modified=creations_in_modified)
-                if size >= MAX_RECORDS_PER_TRANSACTION:
-                    await self._commit_parts(turn, parts, progress, marks)
-                    parts, size = [], 0
-            marks = advance(marks, window, creations_in_modified=creations_in_modified)
-        return parts, marks
-
-    async def _commit_parts(
-        self,
-        turn: Turn,
-        parts: list[WindowPart],
-        begun: EventProgress,
-        marks: Watermarks,
-        *,
-        skip_empty: bool = False,
-    ) -> None:
-        def stage(batch: Batch) -> None:
-            for part in parts:
-                for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=part.window.kind.value)
-                batch.add_dead_letters(part)
-
-        def moved(committed: EventProgress | None) -> EventProgress:
-            # the poller alone moves the watermarks; last_reconcile_at is the reconciler's
-            return replace(
-                committed or begun,
-                created_through=marks.created_through,
-                modified_through=marks.modified_through,
-            )
-
-        await self.committer.commit(turn, stage, moved, skip_empty=skip_empty)
 
     async def _reconcile(self, progress: EventProgress, turn: Turn) -> None:
         snapshot_upper = progress.snapshot_upper
@@ -621,11 +443,10 @@ class EventSync:
         )
 
     async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:
-        snapshot_upper = progress.snapshot_upper
         never = self.settings.snapshot_mode == "never"
         span = judged_span(
             self._follow_api_clock(progress).watermarks.created_through,
-            untracked_through=snapshot_upper if never else None,
+            untracked_through=progress.snapshot_upper if never else None,
         )
         if span is None:
             return
@@ -644,13 +465,8 @@ class EventSync:
         except TotalsNotReported:
             self._totals_reported = False
             return
-        if result is None:
-            return
-        metrics, label = self.deps.metrics, self._label
-        metrics.delete_checks.labels(label, result.outcome).inc()
-        for ask, count in result.requests.items():
-            metrics.delete_check_requests.labels(label, ask).inc(count)
-        metrics.delete_check_deletions.labels(label).inc(result.deleted)
+        if result is not None:
+            result.count(self.deps.metrics, self._label)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -677,39 +493,7 @@ class EventSync:
         )
 
     def _follow_api_clock(self, progress: EventProgress) -> Followed:
-        """The watermarks, rewound if the API's clock went back below them."""
-        client = self.deps.client
-        return follow_api_clock(
-            Watermarks(progress.created_through, progress.modified_through),
-            client.api_now(),
-            self.settings.settle_seconds,
-            self.settings.overlap_seconds,
-            client.api_step(),
-        )
-
-
-@dataclass(slots=True)
-class _Reads:
-    """What an incremental cycle read, per window kind: rows (whether the next cycle may
-    read the overlap and the fresh seconds as one window) and, when ``collect``, the
-    meetings (evidence for ``CreationStamps``)."""
-
-    collect: bool
-    rows: dict[WindowKind, int] = field(default_factory=dict)
-    meetings: dict[WindowKind, list[Meeting]] = field(
-        default_factory=lambda: {kind: [] for kind in WindowKind}
-    )
-
-    def add(self, part: WindowPart) -> None:
-        kind = part.window.kind
-        self.rows[kind] = self.rows.get(kind, 0) + part.rows
-        if self.collect:
-            self.meetings[kind].extend(part.meetings)
-
-
-def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:
-    """The snapshot's progress: the poller is the event's only writer until it streams."""
-    return lambda _committed: progress
+        return followed_watermarks(progress, self.deps.client, self.settings)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
