@@ -475,7 +475,7 @@ class WindowReader:
                 resolved[meeting.meeting_id] = meeting
             withheld |= assembled.withheld
             inconsistent |= assembled.inconsistent
-            unresolved = (withheld | inconsistent) - resolved.keys()
+            unresolved = frozenset((withheld | inconsistent) - resolved.keys())
             if not errors or attempt >= self.malformed_rereads:
                 break
             if not (assembled.withheld - resolved.keys()) and not _unattributed(errors):
