@@ -416,8 +416,8 @@ async def test_bad_rows_are_dead_lettered_and_their_meetings_withheld(
         # a meeting withheld by an earlier read of its part whose row the last read could
         # not attribute stays withheld: that row's dead letter names no meeting
         ids = [json.loads(letter.raw)["meeting_id"] for letter in part.dead_letters]
-        assert part.inconsistent <= set(ids) or None in ids or not all(
-            isinstance(i, int) for i in ids
+        assert (
+            part.inconsistent <= set(ids) or None in ids or not all(isinstance(i, int) for i in ids)
         )
     assert len(withheld) >= 0.9 * len(truth)
     # counted when committed to the dead-letter topic, not when read (read again and again)
