@@ -92,7 +92,11 @@ class RequestLimiter:
         self._background = asyncio.Semaphore(max(1, max_concurrency - 1))
         self._clock = clock
         self._sleep = sleep
-        self._burst = max(1.0, rate_per_second)
+        # A burst of a quarter second's worth: an API that limits with a bucket of its own
+        # (likely a second's worth) then never sees this one empty it, whatever the jitter
+        # between our send times and its arrival times (a full-size burst let a process at
+        # its limit draw 429s).
+        self._burst = max(1.0, rate_per_second / 4)
         self._tokens = self._burst
         self._stamp = clock()
         self._paused_until = 0.0
