@@ -9,7 +9,8 @@ Transient failures (5xx, 429, timeouts, connection errors, bodies that are not J
 cut short, pages that contradict themselves) are retried with exponential backoff and full
 jitter; a 429 waits for its ``Retry-After`` and holds back every request of the process
 meanwhile. One :class:`RequestLimiter` shared by every event of the process bounds the
-request rate (token bucket) and the requests in flight (semaphore).
+request rate (token bucket) and the requests in flight (semaphore), and puts foreground work
+(polls) before background work (reconcile passes).
 
 The API key travels only in a request header: it is never logged, never part of an error
 message (error text from the API is redacted too) and never part of a repr.
@@ -25,7 +26,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -63,17 +64,26 @@ class ExportPage:
     body_bytes: int
 
 
-#: True in a task whose reads may wait for others' (the reconciler): at most
+#: True in a task whose work may wait for others' (the reconciler): at most
 #: ``max_concurrency - 1`` of its requests hold or queue for a slot at once, so a poll's
-#: request waits for one slot to free at most, however many reads a pass has started.
+#: request waits for one slot to free at most, however many reads a pass has started; and
+#: none of them starts, nor is its body decoded, while foreground work runs.
 BACKGROUND = contextvars.ContextVar("meetings_cdc_background_reads", default=False)
 
 
 class RequestLimiter:
-    """Request rate (token bucket) and concurrency (semaphore) shared by a whole process.
+    """Request rate (token bucket) and concurrency (semaphore) shared by a whole process,
+    and the priority of foreground work over background work.
 
     ``async with limiter:`` waits for a free slot and a token. ``pause(seconds)`` holds back
     every request, e.g. after a 429 with Retry-After.
+
+    Priority: a poll cycle runs inside ``with limiter.foreground():``. A reconcile pass is
+    CPU work in the same event loop (pages decoded, rows parsed, states decoded and
+    classified) and requests to the same API; at its yield points it awaits
+    :meth:`background_turn`, which waits while any foreground work of the process runs. So
+    a poll's requests, their pages and its commit do not queue behind a pass's: at most
+    behind the pass's requests already in flight and one slice of its CPU work.
     """
 
     def __init__(
@@ -96,6 +106,12 @@ class RequestLimiter:
         self._tokens = self._burst
         self._stamp = clock()
         self._paused_until = 0.0
+        self._foreground = 0  # foreground sections open
+        # Set when the foreground work a background waiter waits for is over: one per busy
+        # period, so a waiter goes on once that work ends even if new work began meanwhile
+        # (back-to-back polls cannot starve a pass; it gets a slice between them).
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> RequestLimiter:
@@ -106,11 +122,32 @@ class RequestLimiter:
         """Hold back every request for ``seconds`` from now."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Mark foreground work (a poll cycle): background work waits until it ends."""
+        if self._foreground == 0:
+            self._quiet = asyncio.Event()
+        self._foreground += 1
+        try:
+            yield
+        finally:
+            self._foreground -= 1
+            if self._foreground == 0:
+                self._quiet.set()
+
+    async def background_turn(self) -> None:
+        """Let other tasks run; while foreground work runs, wait until it is over."""
+        await asyncio.sleep(0)
+        if self._foreground:
+            await self._quiet.wait()
+
     async def __aenter__(self) -> None:
         background = BACKGROUND.get()
         if background:
             await self._background.acquire()
         try:
+            if background:
+                await self.background_turn()
             await self._semaphore.acquire()
             try:
                 await self._wait_turn()
@@ -212,6 +249,11 @@ class ExportClient:
     def settings(self) -> ApiSettings:
         """The settings the client was built with."""
         return self._settings
+
+    @property
+    def limiter(self) -> RequestLimiter:
+        """The limiter shared by the process: also the foreground/background priority."""
+        return self._limiter
 
     # --- the API clock ------------------------------------------------------------------------
 
@@ -392,6 +434,8 @@ class ExportClient:
             raise _Transient("server_error", f"HTTP {status}: {self._error_text(body)}")
         if status >= 300:
             raise FatalSourceError(self._fatal_message(status, params, body))
+        if BACKGROUND.get():
+            await self._limiter.background_turn()  # a big page's decode waits for a poll
         return self._validate(body, page, per_page)
 
     def _validate(self, body: bytes, page: int, per_page: int) -> ExportPage:

@@ -1,4 +1,4 @@
-"""``RequestLimiter``: a pass's many queued reads leave a slot for a poll (issue 14)."""
+"""``RequestLimiter``: a pass's reads leave a slot for a poll and wait while one runs (#14)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,69 @@ async def test_with_one_slot_a_poll_queues_behind_the_one_pass_request_in_flight
     await asyncio.sleep(0.001)
     await asyncio.gather(passes, request("poll"))
     assert order.index("poll") <= 1
+
+
+async def test_a_pass_request_does_not_start_while_a_poll_cycle_runs():
+    limiter = RequestLimiter(0, 4)
+    order: list[str] = []
+
+    async def request(name: str, background: bool) -> None:
+        BACKGROUND.set(background)
+        async with limiter:
+            order.append(name)
+
+    with limiter.foreground():  # a poll cycle
+        passing = asyncio.create_task(request("pass", background=True))
+        await asyncio.sleep(0.01)
+        await request("poll", background=False)
+        assert order == ["poll"]  # slots were free: the pass waits for the poll, not a slot
+    await passing
+    assert order == ["poll", "pass"]
+
+
+async def test_background_work_waits_for_every_open_foreground_section():
+    limiter = RequestLimiter(0, 4)
+    turns: list[str] = []
+
+    async def background(name: str) -> None:
+        await limiter.background_turn()
+        turns.append(name)
+
+    await background("alone")  # no foreground work: at once
+    first, second = limiter.foreground(), limiter.foreground()  # two events' polls
+    first.__enter__()
+    second.__enter__()
+    waiting = asyncio.create_task(background("after both"))
+    await asyncio.sleep(0.01)
+    first.__exit__(None, None, None)
+    await asyncio.sleep(0.01)
+    assert turns == ["alone"]
+    second.__exit__(None, None, None)
+    await waiting
+    assert turns == ["alone", "after both"]
+
+
+async def test_back_to_back_poll_cycles_leave_a_pass_a_turn_between_them():
+    """A waiter released when the cycle it waited for ends goes on, even if the next cycle
+    began before it ran: polls cannot starve a pass."""
+    limiter = RequestLimiter(0, 4)
+    turns = 0
+
+    async def background() -> None:
+        nonlocal turns
+        while True:
+            await limiter.background_turn()
+            turns += 1
+
+    passing = asyncio.create_task(background())
+    try:
+        for _ in range(5):
+            with limiter.foreground():
+                await asyncio.sleep(0.001)
+            # the next cycle starts at once, without yielding
+            with limiter.foreground():
+                seen = turns
+                await asyncio.sleep(0.001)
+                assert turns == seen + 1  # exactly the one turn it was released for
+    finally:
+        passing.cancel()
