@@ -39,6 +39,8 @@ log = logging.getLogger("connector.engine")
 MAX_CANDIDATES = 5_000
 #: Meetings judged between two yields to the event loop (a page is up to 500).
 YIELD_EVERY = 50
+#: Tracked ids looked up in what the pass saw between two yields (a state is ~100k+).
+SCAN_EVERY = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,17 @@ async def reconcile(
                 pending = _Pending()
             await background_turn()  # before the next page is parsed
 
+        # The tracked meetings the pass did not see, found before the last transaction
+        # and in slices: under the committer's lock (a poll's commit may wait for it) only
+        # these are judged. A meeting tracked since was committed by polling (``touched``)
+        # or read by the pass (``seen``): never a candidate.
+        unseen: list[int] = []
+        tracked_ids = list(state.meetings)
+        for start in range(0, len(tracked_ids), SCAN_EVERY):
+            await background_turn()
+            unseen.extend(m for m in tracked_ids[start : start + SCAN_EVERY] if m not in seen)
+        del tracked_ids
+
         def stage_last(batch: Batch) -> None:
             stage(batch, pending)
 
@@ -141,7 +154,7 @@ async def reconcile(
                 return None if tracked is None else tracked.meeting.created_at
 
             gone = deletions(
-                batch.staging.tracked_ids(),
+                unseen,  # created_at() is None for any of them no longer tracked
                 seen,
                 unattributed=unattributed,
                 bound_ms=bounds.upper * 1000,
