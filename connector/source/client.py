@@ -91,20 +91,24 @@ class RequestLimiter:
         rate_per_second: float,
         max_concurrency: int,
         *,
+        background_rate_per_second: float = 0.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if rate_per_second < 0 or max_concurrency < 1:
-            raise ValueError("rate_per_second must be >= 0 and max_concurrency >= 1")
+        if rate_per_second < 0 or max_concurrency < 1 or background_rate_per_second < 0:
+            raise ValueError("rates must be >= 0 and max_concurrency >= 1")
         self.rate = rate_per_second
         self.max_concurrency = max_concurrency
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._background = asyncio.Semaphore(max(1, max_concurrency - 1))
         self._clock = clock
         self._sleep = sleep
-        self._burst = max(1.0, rate_per_second)
-        self._tokens = self._burst
-        self._stamp = clock()
+        self._bucket = _TokenBucket(rate_per_second, clock())
+        # A pass's own pace (passes of every event together): a pass that fetched as fast
+        # as it can keeps the process (and the API) busy all the time, and a busy process
+        # is served last by the OS when a poll wakes; paced, the work left between polls
+        # is bounded (README: MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND).
+        self._background_bucket = _TokenBucket(background_rate_per_second, clock())
         self._paused_until = 0.0
         self._foreground = 0  # foreground sections open
         # Set when the foreground work a background waiter waits for is over: one per busy
@@ -115,8 +119,13 @@ class RequestLimiter:
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> RequestLimiter:
-        """The limiter configured by ``api_rate_limit_per_second`` and ``api_max_concurrency``."""
-        return cls(settings.api_rate_limit_per_second, settings.api_max_concurrency)
+        """The limiter configured by ``api_rate_limit_per_second``, ``api_max_concurrency``
+        and ``reconcile_rate_limit_per_second``."""
+        return cls(
+            settings.api_rate_limit_per_second,
+            settings.api_max_concurrency,
+            background_rate_per_second=settings.reconcile_rate_limit_per_second,
+        )
 
     def pause(self, seconds: float) -> None:
         """Hold back every request for ``seconds`` from now."""
@@ -147,6 +156,9 @@ class RequestLimiter:
             await self._background.acquire()
         try:
             if background:
+                wait = self._background_bucket.reserve(self._clock())
+                if wait > 0:
+                    await self._sleep(wait)
                 await self.background_turn()
             await self._semaphore.acquire()
             try:
@@ -171,15 +183,7 @@ class RequestLimiter:
 
     async def _wait_turn(self) -> None:
         now = self._clock()
-        wait = self._paused_until - now
-        if self.rate > 0:
-            # Reserve a token now (the balance may go negative) and wait until it is earned:
-            # callers are served in order without polling.
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= 1.0
-            if self._tokens < 0:
-                wait = max(wait, -self._tokens / self.rate)
+        wait = max(self._paused_until - now, self._bucket.reserve(now))
         if wait > 0:
             await self._sleep(wait)
 
@@ -187,6 +191,26 @@ class RequestLimiter:
         return (
             f"RequestLimiter(rate_per_second={self.rate}, max_concurrency={self.max_concurrency})"
         )
+
+
+class _TokenBucket:
+    """``rate`` tokens a second, a burst of ``max(1, rate)``; rate 0 = no limit."""
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self._burst = max(1.0, rate)
+        self._tokens = self._burst
+        self._stamp = now
+
+    def reserve(self, now: float) -> float:
+        """Take a token; the seconds until it is earned. The balance may go negative:
+        callers are served in the order they reserved, without polling."""
+        if self.rate <= 0:
+            return 0.0
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        self._tokens -= 1.0
+        return max(0.0, -self._tokens / self.rate)
 
 
 class _Transient(Exception):

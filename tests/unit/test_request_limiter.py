@@ -115,3 +115,25 @@ async def test_back_to_back_poll_cycles_leave_a_pass_a_turn_between_them():
                 assert turns == seen + 1  # exactly the one turn it was released for
     finally:
         passing.cancel()
+
+
+async def test_a_pass_is_paced_by_its_own_rate_and_polls_are_not():
+    now = 0.0
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+
+    limiter = RequestLimiter(0, 4, background_rate_per_second=2.0, clock=lambda: now, sleep=sleep)
+
+    async def request(background: bool) -> None:
+        BACKGROUND.set(background)
+        async with limiter:
+            pass
+
+    for _ in range(4):
+        await request(background=True)
+    assert waits == [0.5, 1.0]  # a burst of 2, then one every 0.5 s
+    for _ in range(4):
+        await request(background=False)
+    assert waits == [0.5, 1.0]  # polls: no API rate limit set, no wait
