@@ -67,7 +67,7 @@ class ExportPage:
 #: True in a task whose work may wait for others' (the reconciler): at most
 #: ``max_concurrency - 1`` of its requests hold or queue for a slot at once, so a poll's
 #: request waits for one slot to free at most, however many reads a pass has started; and
-#: none of them starts, nor is its body decoded, while foreground work runs.
+#: no body of theirs is decoded while foreground work runs.
 BACKGROUND = contextvars.ContextVar("meetings_cdc_background_reads", default=False)
 
 
@@ -82,8 +82,9 @@ class RequestLimiter:
     CPU work in the same event loop (pages decoded, rows parsed, states decoded and
     classified) and requests to the same API; at its yield points it awaits
     :meth:`background_turn`, which waits while any foreground work of the process runs. So
-    a poll's requests, their pages and its commit do not queue behind a pass's: at most
-    behind the pass's requests already in flight and one slice of its CPU work.
+    a poll's pages and its commit do not queue behind a pass's CPU work: at most behind one
+    slice of it. A pass's requests still go out meanwhile (a poll waiting on the network
+    would stall it for nothing), within their slots and their own pace.
     """
 
     def __init__(
@@ -159,7 +160,6 @@ class RequestLimiter:
                 wait = self._background_bucket.reserve(self._clock())
                 if wait > 0:
                     await self._sleep(wait)
-                await self.background_turn()
             await self._semaphore.acquire()
             try:
                 await self._wait_turn()
