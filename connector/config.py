@@ -117,6 +117,12 @@ class ApiSettings(_Base):
     api_max_concurrency: int = Field(
         default=4, ge=1, description="Requests in flight at once, all events together."
     )
+    reconcile_rate_limit_per_second: float = Field(
+        default=0.0,
+        ge=0,
+        description="Requests per second of reconcile passes, all events together (within "
+        "the API rate limit); 0 = only the API rate limit.",
+    )
 
     @field_validator("event_ids", mode="before")
     @classmethod

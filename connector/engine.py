@@ -174,7 +174,8 @@ class EventSync:
                     last_started = None
                 continue
             last_started = self.deps.client.api_time()
-            outcome = await self._attempt(action.kind)
+            with self.deps.client.limiter.foreground():  # a pass's work waits meanwhile
+                outcome = await self._attempt(action.kind)
             if isinstance(outcome, Exception):
                 failures += 1
                 await self._report_failure(action.kind, outcome, failures)
@@ -440,6 +441,7 @@ class EventSync:
             turn,
             self._stop,
             detected_ms=lambda: self.deps.client.api_now() * 1000,
+            background_turn=self.deps.client.limiter.background_turn,
         )
 
     async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:

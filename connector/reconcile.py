@@ -7,6 +7,11 @@ version is at least as new, and a meeting absent from the pass may only have bee
 after the pass read past it. What the pass stages is re-judged at commit time, under the
 committer's lock, against the latest committed state; the delete policy is
 ``connector.deletes``.
+
+A pass is background work (``RequestLimiter.background_turn``): it judges in slices, and
+before each slice, each page and each transaction it waits while a poll cycle of the
+process runs, so a poll's pages and its commit do not queue behind the pass's CPU work or
+its transaction.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from connector.batch import Batch
@@ -34,6 +39,8 @@ log = logging.getLogger("connector.engine")
 MAX_CANDIDATES = 5_000
 #: Meetings judged between two yields to the event loop (a page is up to 500).
 YIELD_EVERY = 50
+#: Tracked ids looked up in what the pass saw between two yields (a state is ~100k+).
+SCAN_EVERY = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +78,13 @@ async def reconcile(
     turn: Turn,
     stop: asyncio.Event,
     detected_ms: Callable[[], int],
+    background_turn: Callable[[], Awaitable[None]],
 ) -> PassResult | None:
-    """Run one pass; None when ``stop`` cut it short (its last transaction not written)."""
+    """Run one pass; None when ``stop`` cut it short (its last transaction not written).
+
+    ``background_turn`` (``RequestLimiter.background_turn``) is awaited between slices of
+    work: it returns once no poll cycle of the process runs.
+    """
     state = committer.state
     window = Window(WindowKind.CREATED, 0, bounds.upper)
     seen: set[int] = set()
@@ -92,6 +104,7 @@ async def reconcile(
                 batch.add_dead_letters(part)
 
         async def flush(chunk: _Pending) -> None:
+            await background_turn()  # a poll's transaction goes first
             batch = await committer.commit(
                 turn, lambda b: stage(b, chunk), _unchanged, skip_empty=True
             )
@@ -106,7 +119,7 @@ async def reconcile(
             unattributed += sum(1 for d in part.dead_letters if d.meeting_id is None)
             for n, meeting in enumerate(part.meetings, 1):
                 if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # CPU work in slices: polls run between them
+                    await background_turn()  # CPU work in slices: polls go first
                 if meeting.modified_at > bounds.covered_ms or meeting.meeting_id in touched:
                     # Newer than the incremental watermark: the next incremental window
                     # reads it. Reconciliation only judges what incremental claims to cover.
@@ -122,6 +135,18 @@ async def reconcile(
             if len(pending.candidates) >= MAX_CANDIDATES:
                 await flush(pending)
                 pending = _Pending()
+            await background_turn()  # before the next page is parsed
+
+        # The tracked meetings the pass did not see, found before the last transaction
+        # and in slices: under the committer's lock (a poll's commit may wait for it) only
+        # these are judged. A meeting tracked since was committed by polling (``touched``)
+        # or read by the pass (``seen``): never a candidate.
+        unseen: list[int] = []
+        tracked_ids = list(state.meetings)
+        for start in range(0, len(tracked_ids), SCAN_EVERY):
+            await background_turn()
+            unseen.extend(m for m in tracked_ids[start : start + SCAN_EVERY] if m not in seen)
+        del tracked_ids
 
         def stage_last(batch: Batch) -> None:
             stage(batch, pending)
@@ -131,7 +156,7 @@ async def reconcile(
                 return None if tracked is None else tracked.meeting.created_at
 
             gone = deletions(
-                batch.staging.tracked_ids(),
+                unseen,  # created_at() is None for any of them no longer tracked
                 seen,
                 unattributed=unattributed,
                 bound_ms=bounds.upper * 1000,
@@ -158,6 +183,7 @@ async def reconcile(
                     batch.caught[ChangeType.DELETED.value] += 1
             result.deleted = len(gone.meeting_ids)
 
+        await background_turn()
         if stop.is_set():
             return None
         batch = await committer.commit(

@@ -18,6 +18,7 @@ def test_known_settings_come_from_the_settings_classes() -> None:
         "MEETINGS_CDC_API_KEY",
         "MEETINGS_CDC_KAFKA_SASL_PASSWORD",
         "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS",
+        "MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND",
         "MEETINGS_CDC_CONFIG_FILE",
     } <= known
 

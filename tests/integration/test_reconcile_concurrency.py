@@ -43,6 +43,8 @@ async def test_changes_made_during_a_pass_are_published_before_it_commits(
         MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="1",  # passes back to back
         MEETINGS_CDC_API_PER_PAGE="25",
         MEETINGS_CDC_API_MAX_CONCURRENCY="2",
+        # passes slowed by the API's latency below, not by their pace (60 pages a pass)
+        MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND="0",
     )
     log = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
     connector = await ConnectorProcess(env).start()

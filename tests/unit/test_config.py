@@ -144,3 +144,10 @@ def test_readme_documents_every_setting():
     settings = {env_name(name) for name in Settings.model_fields} | {CONFIG_FILE_VARIABLE}
 
     assert settings - documented == set(), "settings missing from README's Configuration"
+
+
+def test_a_pass_pace_is_a_non_negative_request_rate(env):
+    assert load_settings(Settings).reconcile_rate_limit_per_second == 0
+    env.setenv("MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND", "-1")
+    with pytest.raises(ConfigError, match="MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND"):
+        load_settings(Settings)

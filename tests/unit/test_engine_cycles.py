@@ -22,9 +22,10 @@ from connector.progress import EventProgress
 from connector.publisher import Record
 from connector.schedule import CycleKind, Run, until_next_poll
 from connector.serde import Serdes, SingleObjectFraming
+from connector.source.client import RequestLimiter
 from connector.source.reader import WindowPart
 from connector.source.rows import DeadLetter
-from connector.source.windows import Window
+from connector.source.windows import Window, WindowKind
 from connector.state import EventState
 
 EVENT = 5
@@ -49,6 +50,7 @@ def meeting(meeting_id: int, modified: int, status: str = "pending") -> Meeting:
 class FakeClient:
     now: int = NOW
     api_clock_known: bool = True
+    limiter: RequestLimiter = field(default_factory=lambda: RequestLimiter(0, 4))
 
     def api_now(self) -> int:
         return self.now
@@ -534,3 +536,43 @@ async def test_a_pass_neither_republishes_nor_deletes_what_polling_committed_dur
     assert sorted(state.meetings) == [1, 2, 3]
     assert state.progress is not None
     assert state.progress.last_reconcile_at == NOW - settings.settle_seconds
+
+
+async def test_a_pass_neither_goes_on_nor_commits_while_a_poll_cycle_runs(settings):
+    """Issue 14: polls go first. While a poll cycle of the process runs, a pass waits at
+    its next slice: it neither begins its transaction nor holds the loop, so the poll's
+    commit does not queue behind the pass's; the pass then re-judges against it."""
+    import asyncio
+
+    from connector.committer import Turn
+    from connector.schedule import CycleKind
+
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(
+        serdes, meeting(1, NOW - 100), meeting(2, NOW - 100), last_reconcile=NOW - 3600
+    )
+    # Meeting 2 vanished upstream: the pass's transaction deletes it.
+    sync, publisher, _ = make_sync(settings, FakeReader([meeting(1, NOW - 100)]), state)
+    polled = meeting(1, NOW - 20, status="confirmed")
+
+    with sync.deps.client.limiter.foreground():  # a poll cycle in progress
+        reconciling = asyncio.create_task(sync.cycle())  # the pass is due
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not reconciling.done()
+        assert publisher.transactions == []
+        await sync.committer.commit(
+            Turn(CycleKind.INCREMENTAL, 0, 0.0),
+            lambda batch: batch.stage(
+                polled, Window(WindowKind.MODIFIED, NOW - 20, NOW - 20), kind="modified"
+            ),
+            lambda p: p,  # type: ignore[arg-type,return-value]
+        )
+    await reconciling
+
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"], e["version"]) for e in events] == [
+        (1, "CONFIRMED", 2),  # the poll's, first
+        (2, "DELETED", 2),  # the pass's, after
+    ]
+    assert len(publisher.transactions) == 2
