@@ -193,6 +193,7 @@ def test_dashboard_rows_cover_every_topic() -> None:
         "State and restore",
         "Dead letters, reconciliation and windows",
         "Replicas and ownership",
+        "Delete checks",
     }
 
 

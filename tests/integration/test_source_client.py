@@ -413,11 +413,12 @@ async def test_token_bucket_spaces_requests() -> None:
     async def sleep(delay: float) -> None:
         waits.append(delay)
 
-    limiter = RequestLimiter(2.0, 10, clock=lambda: now, sleep=sleep)
+    limiter = RequestLimiter(8.0, 10, clock=lambda: now, sleep=sleep)
     for _ in range(5):
         async with limiter:
             pass
-    assert waits == [0.5, 1.0, 1.5]  # a burst of 2, then one every 0.5 s
+    # a burst of a quarter second's worth (2), then one every 0.125 s
+    assert waits == [0.125, 0.25, 0.375]
     limiter.pause(10)
     async with limiter:
         pass
