@@ -73,9 +73,9 @@ def _longest_gap(times: list[float]) -> float:
     return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
-async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
-    name = unique_name(f"failover{run}")
-    env = connector_env(
+def _replica_env(sim: SimulatorProcess, name: str) -> dict[str, str]:
+    """Settings of the replicas of connector ``name`` serving the event."""
+    return connector_env(
         api_base_url=sim.base_url,
         event_ids=str(EVENT),
         bootstrap=bootstrap(),
@@ -84,6 +84,11 @@ async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
         MEETINGS_CDC_STATE_TOPIC_PARTITIONS="6",
         MEETINGS_CDC_LOG_LEVEL="DEBUG",  # quiet cycles log their commit at DEBUG only
     )
+
+
+async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
+    name = unique_name(f"failover{run}")
+    env = _replica_env(sim, name)
     replicas = [await ConnectorProcess(env).start() for _ in range(2)]
     try:
         await asyncio.sleep(WARM_UP_S)
@@ -119,15 +124,7 @@ async def _once(sim: SimulatorProcess, run: int) -> dict[str, float]:
 async def _rollout(sim: SimulatorProcess, run: int, *, static: bool) -> float:
     """One rollout step (a surge replica joins, the owner is terminated): the longest gap."""
     name = unique_name(f"rollout{run}{'s' if static else 'd'}")
-    env = connector_env(
-        api_base_url=sim.base_url,
-        event_ids=str(EVENT),
-        bootstrap=bootstrap(),
-        name=name,
-        MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_S * 1000),
-        MEETINGS_CDC_STATE_TOPIC_PARTITIONS="6",
-        MEETINGS_CDC_LOG_LEVEL="DEBUG",
-    )
+    env = _replica_env(sim, name)
 
     def replica(n: int) -> ConnectorProcess:
         pod = {"MEETINGS_CDC_INSTANCE_ID": f"{name}-pod-{n}"} if static else {}

@@ -45,6 +45,15 @@ class TotalsNotReported(Exception):
 
 
 @dataclass(slots=True)
+class ApiTotals:
+    """Whether the export API reports row totals (None: not known yet). The API's
+    behaviour is the API's: one probe learns it for every event of the process."""
+
+    reported: bool | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(slots=True)
 class _Leaf:
     span: Span
     seen: set[int] = field(default_factory=set)

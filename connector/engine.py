@@ -39,7 +39,12 @@ from connector.batch import Destination
 from connector.committer import Committer, Turn
 from connector.config import Settings
 from connector.delete_check import CheckOutcome, judged_span
-from connector.delete_checker import TotalsNotReported, check_deletes, report_no_totals
+from connector.delete_checker import (
+    ApiTotals,
+    TotalsNotReported,
+    check_deletes,
+    report_no_totals,
+)
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
 from connector.incremental import IncrementalCycles, followed_watermarks
@@ -77,6 +82,8 @@ class Collaborators:
     wall_clock: Callable[[], float] = time.time
     #: Whether the API stamps last-modified at creation: learnt once for all the events.
     creation_stamps: CreationStamps = field(default_factory=CreationStamps)
+    #: Whether the API reports row totals (the delete check needs them): learnt once.
+    api_totals: ApiTotals = field(default_factory=ApiTotals)
 
 
 class EventSync:
@@ -122,7 +129,6 @@ class EventSync:
             event_id, deps.reader, self.committer, deps.client, deps.settings, deps.creation_stamps
         )
         self._stop = asyncio.Event()
-        self._totals_reported: bool | None = None  # learnt by the delete checker
 
     # --- the concerns -----------------------------------------------------------------------
 
@@ -218,18 +224,23 @@ class EventSync:
             health.set_delete_check(self.event_id, "off: deletes are found by reconciliation")
             return
         failures = 0
-        while not stop.is_set() and self._totals_reported is None:
-            try:
-                total = await self.deps.client.count_rows(self.event_id, CLOCK_PROBE_WINDOW)
-            except (RetriableSourceError, FatalSourceError) as exc:
-                failures += 1
-                await _wait(stop, self._backoff(failures))
-                log.debug(
-                    "totals probe failed", extra={"event_id": self.event_id, "error": str(exc)}
-                )
-                continue
-            self._totals_reported = total is not None
-        if not self._totals_reported:
+        totals = self.deps.api_totals
+        while not stop.is_set() and totals.reported is None:
+            async with totals.lock:  # the first event to get here probes for all of them
+                if totals.reported is not None:
+                    break
+                try:
+                    total = await self.deps.client.count_rows(self.event_id, CLOCK_PROBE_WINDOW)
+                except (RetriableSourceError, FatalSourceError) as exc:
+                    failures += 1
+                    log.debug(
+                        "totals probe failed",
+                        extra={"event_id": self.event_id, "error": str(exc)},
+                    )
+                    await _wait(stop, self._backoff(failures))
+                    continue
+                totals.reported = total is not None
+        if not totals.reported:
             if not stop.is_set():
                 report_no_totals(self.event_id, self.settings, self.deps.health)
             return
@@ -245,7 +256,7 @@ class EventSync:
                 continue
             next_at = time.monotonic() + interval
             outcome = await self._attempt(CycleKind.DELETE_CHECK)
-            if not self._totals_reported:
+            if not totals.reported:
                 report_no_totals(self.event_id, self.settings, self.deps.health)
                 return
             if isinstance(outcome, Exception):
@@ -429,7 +440,7 @@ class EventSync:
             upper=self._upper_bound(),
             covered_ms=self._follow_api_clock(progress).watermarks.modified_through * 1000,
             never_upper_ms=snapshot_upper * 1000 if never and snapshot_upper else None,
-            deletes_checked=bool(self._totals_reported)
+            deletes_checked=bool(self.deps.api_totals.reported)
             and self.settings.delete_check_interval_seconds > 0,
         )
         await reconcile(
@@ -465,7 +476,7 @@ class EventSync:
                 codec=self.deps.serdes,
             )
         except TotalsNotReported:
-            self._totals_reported = False
+            self.deps.api_totals.reported = False
             return
         if result is not None:
             result.count(self.deps.metrics, self._label)

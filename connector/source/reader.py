@@ -172,8 +172,8 @@ class _Context:
     def paged_failed(self) -> None:
         self.paged_pages //= 2
 
-    def paged_verified(self) -> None:
-        self.paged_pages = min(self.max_paged_pages, max(2, self.paged_pages * 2))
+    def paged_verified(self) -> None:  # only a paged part verifies: paged_pages >= 2
+        self.paged_pages = min(self.max_paged_pages, self.paged_pages * 2)
 
 
 class WindowReader:
@@ -229,7 +229,7 @@ class WindowReader:
 
     def _pageable(self, ctx: _Context) -> int:
         """Rows up to which a window is paged rather than split (per_page: never paged)."""
-        return self.per_page * max(1, 2 * ctx.paged_pages if ctx.paged_pages >= 2 else 1)
+        return self.per_page * (2 * ctx.paged_pages if ctx.paged_pages >= 2 else 1)
 
     async def _plan(
         self, ctx: _Context, window: Window, first: _Fetched | None, depth: int
@@ -438,8 +438,11 @@ class WindowReader:
         try:
             for row in rows:
                 value = row.get(key) if type(row) is dict else None
-                second = known.get(value, -1) if value is not None else None
-                if second == -1:
+                if value is None:
+                    return None
+                if value in known:
+                    second = known[value]
+                else:
                     second = known[value] = second_of(row, kind, window)
                 if second is None or not window.start <= second <= window.end:
                     return None

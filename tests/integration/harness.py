@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from confluent_kafka import Consumer, KafkaError
+from prometheus_client.parser import text_string_to_metric_families
 
 from connector.serde import Serdes, SingleObjectFraming
 
@@ -27,6 +29,21 @@ async def past_settle(seconds: float = 2.2) -> None:
     """Let the current second end and the settle delay pass: what exists now is then part of
     a snapshot that starts afterwards (the snapshot is a cut at the API's now - settle)."""
     await asyncio.sleep(seconds)
+
+
+async def metric_sample(port: int, name: str, **labels: str) -> float | None:
+    """The value of the first sample ``name`` with ``labels`` on a connector's /metrics
+    (None when it has no such sample)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
 
 
 def free_port() -> int:

@@ -15,11 +15,16 @@ import time
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from connector.source.creation_stamps import CONFIRMATIONS
 from meetings_simulator.app import SimulatorConfig
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
+from tests.integration.harness import (
+    ChangeLog,
+    ConnectorProcess,
+    connector_env,
+    free_port,
+    metric_sample,
+)
 
 EVENT = 1
 LEARNT = "new meetings show in last-modified windows"
@@ -27,20 +32,10 @@ LEARNT = "new meetings show in last-modified windows"
 
 async def polls(port: int) -> float:
     """Incremental cycles the connector ran (its /metrics)."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        text = await response.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if (
-                sample.name == "meetings_cdc_cycles_total"
-                and sample.labels.get("phase") == "incremental"
-                and sample.labels.get("outcome") == "ok"
-            ):
-                return sample.value
-    return 0.0
+    found = await metric_sample(
+        port, "meetings_cdc_cycles_total", phase="incremental", outcome="ok"
+    )
+    return found or 0.0
 
 
 @pytest.fixture

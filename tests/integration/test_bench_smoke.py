@@ -7,24 +7,32 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+def quick_bench(
+    only: str, bootstrap: str, tmp_path: Path, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``python -m bench --quick --only ONLY``: the finished process and its JSON results."""
     out = tmp_path / "bench.json"
-    env = {**os.environ, "MEETINGS_CDC_BENCH_BOOTSTRAP": kafka_bootstrap}
+    env = {**os.environ, "MEETINGS_CDC_BENCH_BOOTSTRAP": bootstrap}
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "initial_export", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--only", only, "--out", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    results = json.loads(out.read_text())
+    return done, json.loads(out.read_text())
+
+
+def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+    done, results = quick_bench("initial_export", kafka_bootstrap, tmp_path, timeout=240)
     for key in (
         "initial_export_rows_per_s",
         "cpu_us_per_row",
@@ -41,19 +49,7 @@ def test_quick_initial_export_writes_its_figures(kafka_bootstrap: str, tmp_path:
 
 
 def test_quick_delete_check_bench_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "MEETINGS_CDC_BENCH_BOOTSTRAP": kafka_bootstrap}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--only", "delete_check", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    results = json.loads(out.read_text())
+    done, results = quick_bench("delete_check", kafka_bootstrap, tmp_path, timeout=300)
     for key in (
         "delete_latency_p99_s",
         "delete_check_requests_per_delete",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import aiohttp
 from confluent_kafka import Consumer, KafkaError
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
+from tests.integration.harness import (
+    ChangeLog,
+    ConnectorProcess,
+    connector_env,
+    free_port,
+    metric_sample,
+)
 
 EVENT = 1
 T0 = 1_900_000_000
@@ -45,16 +49,10 @@ def count_committed(bootstrap: str, topic: str) -> int:
 
 
 async def dead_letters_metric(port: int) -> float:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        text = await response.text()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "meetings_cdc_dead_letters_total":
-                return sample.value
-    raise AssertionError("no meetings_cdc_dead_letters_total")
+    value = await metric_sample(port, "meetings_cdc_dead_letters_total")
+    if value is None:
+        raise AssertionError("no meetings_cdc_dead_letters_total")
+    return value
 
 
 async def test_the_dead_letter_counter_equals_the_records_on_the_dead_letter_topic(
