@@ -1,30 +1,23 @@
 """The reader's drift rules as a sans-io plan: what to request, and when a window is read.
 
 The API computes pages when they are requested: a row that leaves the window while it is
-paged (its meeting was modified) shifts every later row one place back, onto a page already
-read, and an unchanged meeting is skipped for good. So no unverified page is trusted: a
-window whose rows fit one page is read by ONE request (atomic); a window of up to
-``2 * paged_pages`` pages is *paged*: every page at full size, asked for at once, then
-verified: every page must report the same ``total``, the rows must be ``total`` distinct
-(meeting, account) pairs, and for a CREATED window (the only kind rows can also enter: a
-participant added) no row of it may have been modified since the read began (one more
-request). A bigger window is split by time (:func:`~connector.source.windows.split`) into
-parts of about ``paged_pages`` pages, so a snapshot costs about the minimum number of
-requests (rows / per_page).
-
-A paged part that fails its verification is split into smaller parts, and the parts
-planned next are half as large (doubling again after each part that verified), so under
-churn the plan falls back to small atomic reads. Only a one-second window cannot be split;
-it is paged and verified again, up to ``max_rereads`` times.
+paged shifts every later row one place back, onto a page already read, and an unchanged
+meeting is skipped for good. So no unverified page is trusted: a window that fits one page
+is read by ONE request; a window of up to ``2 * paged_pages`` pages is *paged*: every page
+at full size, asked for at once, then verified (equal ``total``s; ``total`` distinct
+(meeting, account) pairs; for CREATED, the only kind rows can also enter, nothing modified
+since the read began: one more request). A bigger window is split by time
+(:func:`~connector.source.windows.split`) into parts of about ``paged_pages`` pages, so a
+snapshot costs about rows / per_page requests. A part that fails verification is split
+smaller and the parts planned next are halved (doubling after each that verifies); a
+one-second window cannot be split and is re-read, up to ``max_rereads`` times.
 
 The plan is a generator (as httpx's auth flows and meltano's paginators are): it yields
-:data:`Command` values and is sent their results; it never does I/O itself. ``Fetch``
-sends requests at once and is answered with their :class:`Answer` values; ``Spawn`` starts
-a sub-plan (a part's reads, ahead of being needed) and is answered with a handle that a
-later ``Join`` turns into the sub-plan's result; ``Emit`` hands on a part; ``Sleep`` and
-``Count`` (a metric) are answered with None. The executor
-(:class:`~connector.source.reader.WindowReader`) owns concurrency and cancellation; a test
-may run spawned plans one after another.
+:data:`Command` values, is sent their results and never does I/O. ``Fetch`` is answered
+with :class:`Answer` values; ``Spawn`` (a part's plan, started ahead of being needed) with
+a handle that a later ``Join`` turns into its result; ``Emit``, ``Sleep`` and ``Count``
+with None. The executor (:class:`~connector.source.reader.WindowReader`) owns concurrency
+and cancellation; a test may run spawned plans at once, one after another.
 """
 
 from __future__ import annotations

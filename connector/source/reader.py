@@ -73,12 +73,13 @@ class WindowRead:
 
 @dataclass(slots=True)
 class _Run:
-    """One read in progress: its spawned plans and the requests sent so far."""
+    """One read in progress: its spawned plans not yet joined, the requests sent so far."""
 
     event_id: int
     label: str
     filters: dict[str, int | str]
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    tasks: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
+    spawned: int = 0
     requests: int = 0
     reported: int = 0
 
@@ -148,9 +149,10 @@ class WindowReader:
                     reply = await self._do(run, command)
         finally:
             plan.close()
-            for task in run.tasks:  # reads started ahead, when the caller stops early
+            tasks = list(run.tasks.values())  # reads started ahead, when the caller stops early
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*run.tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drive(self, run: _Run, plan: Steps[Any]) -> Any:
         """Run a spawned plan (a part's reads) to its result."""
@@ -166,10 +168,15 @@ class WindowReader:
         if isinstance(command, Fetch):
             return await asyncio.gather(*(self._fetch(run, r) for r in command.requests))
         if isinstance(command, Spawn):
-            run.tasks.append(asyncio.create_task(self._drive(run, command.plan)))
-            return len(run.tasks) - 1
+            run.spawned += 1
+            run.tasks[run.spawned] = asyncio.create_task(self._drive(run, command.plan))
+            return run.spawned
         if isinstance(command, Join):
-            return await run.tasks[command.handle]
+            # joined once: the task (and the rows it holds) is let go as soon as it is done
+            task = run.tasks[command.handle]
+            result = await task
+            del run.tasks[command.handle]
+            return result
         if isinstance(command, Sleep):
             await self._sleep(command.seconds)
             return None
