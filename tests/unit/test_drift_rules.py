@@ -43,6 +43,7 @@ from connector.source.windows import MAX_PARTS, Window, WindowKind
 EVENT = 3
 S = 1_700_000_000
 WINDOW = Window(WindowKind.CREATED, S, S + 999)
+MODIFIED = Window(WindowKind.MODIFIED, S, S + 999)
 
 
 def _time(second: int) -> str:
@@ -58,7 +59,11 @@ class Meeting:
 
 @dataclass
 class ExportModel:
-    """The export API over ``meetings``; ``changes[k]`` happens just before request k."""
+    """The export API over ``meetings``; ``changes[k]`` happens just before request k.
+
+    A modification moves a meeting out of a MODIFIED window (to the API's now, after it)
+    and, in a CREATED window, lets the "modified since" check see it.
+    """
 
     meetings: dict[int, Meeting]
     changes: dict[int, tuple[str, int]] = field(default_factory=dict)
@@ -112,7 +117,7 @@ class ExportModel:
         keys = [
             (meeting_id, account)
             for meeting_id, m in sorted(self.meetings.items())
-            if window.start <= m.created <= window.end
+            if window.start <= _second(m, window.kind) <= window.end
             and (since is None or m.modified >= int(since))
             for account in sorted(m.accounts)
         ]
@@ -122,6 +127,10 @@ class ExportModel:
         self.garbled |= served
         self.pending_garble -= served
         return Answer(request, rows, len(keys), started, self.now)
+
+
+def _second(meeting: Meeting, kind: WindowKind) -> int:
+    return meeting.created if kind is WindowKind.CREATED else meeting.modified
 
 
 @dataclass
@@ -160,23 +169,27 @@ def rules(per_page: int, paged_pages: int = 64) -> Rules:
     return Rules(EVENT, per_page, RowParser(), MAX_PARTS, paged_pages, paged_pages)
 
 
-def read_all(model: ExportModel, per_page: int, paged_pages: int = 64) -> Driver:
+def read_all(
+    model: ExportModel, per_page: int, paged_pages: int = 64, window: Window = WINDOW
+) -> Driver:
     driver = Driver(model)
-    driver.run(read(rules(per_page, paged_pages), WINDOW))
+    driver.run(read(rules(per_page, paged_pages), window))
     return driver
 
 
 def export(count: int, spacing: int, accounts: int = 1) -> dict[int, Meeting]:
+    """Meetings created, and last modified, at the same second of the window."""
+    seconds = [S + (i * spacing) % WINDOW.seconds for i in range(1, count + 1)]
     return {
-        i: Meeting(S + (i * spacing) % WINDOW.seconds, S, set(range(1, accounts + 1)))
-        for i in range(1, count + 1)
+        i: Meeting(second, second, set(range(1, accounts + 1)))
+        for i, second in enumerate(seconds, start=1)
     }
 
 
-def check(driver: Driver, before: dict[int, set[int]]) -> None:
+def check(driver: Driver, before: dict[int, set[int]], window: Window = WINDOW) -> None:
     parts, model = driver.parts, driver.model
-    assert parts[0].window.start == WINDOW.start
-    assert parts[-1].window.end == WINDOW.end
+    assert parts[0].window.start == window.start
+    assert parts[-1].window.end == window.end
     assert [p.window.start for p in parts[1:]] == [p.window.end + 1 for p in parts[:-1]]
     handed = [m for p in parts for m in p.meetings]
     ids = [m.meeting_id for m in handed]
@@ -208,6 +221,7 @@ changes = st.dictionaries(
     per_page=st.sampled_from([3, 5, 10, 40]),
     paged_pages=st.sampled_from([1, 2, 4, 64]),
     changes=changes,
+    window=st.sampled_from([WINDOW, MODIFIED]),
 )
 def test_every_meeting_unchanged_throughout_is_read_once(
     count: int,
@@ -216,10 +230,21 @@ def test_every_meeting_unchanged_throughout_is_read_once(
     per_page: int,
     paged_pages: int,
     changes: dict[int, tuple[str, int]],
+    window: Window,
 ) -> None:
     model = ExportModel(export(count, spacing, accounts), changes)
     before = {i: set(m.accounts) for i, m in model.meetings.items()}
-    check(read_all(model, per_page, paged_pages), before)
+    check(read_all(model, per_page, paged_pages, window), before, window)
+
+
+def test_meetings_modified_out_of_a_paged_window_shift_no_other_meeting_away() -> None:
+    """Modifications while a MODIFIED window is paged move rows out, onto pages read."""
+    moves = {k: ("modify", 37 * k) for k in range(2, 12, 3)}
+    model = ExportModel(export(3_000, 1), moves)
+    before = {i: set(m.accounts) for i, m in model.meetings.items()}
+    driver = read_all(model, per_page=100, window=MODIFIED)
+    check(driver, before, MODIFIED)
+    assert driver.counts["window_rereads"] >= 1
 
 
 def test_nothing_changing_costs_about_the_minimum_requests() -> None:
