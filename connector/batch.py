@@ -49,7 +49,7 @@ class Batch:
     caught: Counter[str] = field(default_factory=Counter)
     modified_at: list[int] = field(default_factory=list)
     dead_letters: int = 0
-    # One SourceInfo per window read (the encoder caches its encoding by identity).
+    # One SourceInfo per window read (the encoder keeps the last one's encoding).
     _source: tuple[Window, str, SourceInfo] | None = field(default=None, init=False, repr=False)
 
     @classmethod

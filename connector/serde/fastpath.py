@@ -111,6 +111,19 @@ def _varint(n: int) -> bytes:
     return _LOW_PAIRS[low : low + 2] + rest
 
 
+_PLAIN_TYPES = frozenset({str, int, type(None)})
+
+
+def _plain_pairs(extra: tuple[Any, ...]) -> bool:
+    """Whether ``extra`` is (str, str | int | None) pairs: values that only an equal value
+    of the same exact type equals (unlike True == 1 == 1.0)."""
+    plain = _PLAIN_TYPES
+    return all(
+        type(pair) is tuple and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) in plain
+        for pair in extra
+    )
+
+
 class MeetingEncoder:
     """Hand encoder of ``meetings_cdc.Meeting`` bodies, byte for byte what fastavro writes
     for ``records.meeting_datum`` (fields in schema order, arrays and maps in one block,
@@ -126,11 +139,10 @@ class MeetingEncoder:
         self._capacity = string_capacity
         self._strings: dict[str, bytes] = {}  # length + UTF-8
         self._map_capacity = map_capacity
-        # id(extra) -> (extra, its map encoding). The row parser hands out one tuple per
-        # distinct extra (a participant's appears in several meetings); holding it keeps
-        # its id from being reused while the entry lives, and a tuple of tuples of
-        # scalars cannot change.
-        self._maps: dict[int, tuple[Any, bytes]] = {}
+        # extra -> (the extra cached, its map encoding), by value: a participant's extra
+        # repeats across meetings. Only extras of exact str, int and None values are kept:
+        # among those, equal values encode alike (True == 1 == 1.0 do not).
+        self._maps: dict[Any, tuple[Any, bytes]] = {}
         # Longs that repeat across meetings (event id, slot times, account ids); exact
         # ints only (True == 1 but is not a long).
         self._longs: dict[int, bytes] = {}
@@ -159,19 +171,22 @@ class MeetingEncoder:
 
     def _map(self, extra: Any, out: list[bytes]) -> None:
         """An ``extra`` map (pairs, as ``dict(extra)`` sees them) appended to ``out``."""
-        entry = self._maps.get(id(extra))
-        if entry is not None and entry[0] is extra:
-            out.append(entry[1])
-            return
+        plain = type(extra) is tuple
+        if plain:
+            entry = self._maps.get(extra)
+            # an equal extra is the same only if its values are of the same exact types
+            if entry is not None and (entry[0] is extra or _plain_pairs(extra)):
+                out.append(entry[1])
+                return
         start = len(out)
         self._encode_map(extra, out)
-        if type(extra) is tuple and all(type(pair) is tuple for pair in extra):
+        if plain and _plain_pairs(extra):
             data = b"".join(out[start:])
             del out[start:]
             out.append(data)
             if len(self._maps) >= self._map_capacity:
                 self._maps.clear()
-            self._maps[id(extra)] = (extra, data)
+            self._maps[extra] = (extra, data)
 
     def _encode_map(self, extra: Any, out: list[bytes]) -> None:
         values = dict(extra)
@@ -365,8 +380,7 @@ class FastEncoder:
         change = json.loads(catalog.current(catalog.MEETING_CHANGE).text)
         enum = next(f for f in change["fields"] if f["name"] == "change_type")["type"]
         self._symbols = {s: long_bytes(i) for i, s in enumerate(enum["symbols"])}
-        # The source of a window's events is one object (see ``Batch``): its encoding,
-        # by identity, holding it so that its id is not reused while it is kept.
+        # The last source encoded: the events of one window share it (by value).
         self._source: tuple[SourceInfo, bytes] | None = None
 
     @staticmethod
@@ -394,7 +408,7 @@ class FastEncoder:
         else:
             array = _EMPTY_ARRAY
         cached = self._source
-        if cached is not None and cached[0] is source:
+        if cached is not None and (cached[0] is source or cached[0] == source):
             tail = cached[1]
         else:
             tail = b"".join(

@@ -522,7 +522,7 @@ _INTERNABLE = frozenset({str, int, type(None)})
 class _Extras:
     """The extra fields of one row shape: keys in sorted order; equal value tuples of
     internable types share one frozen tuple (participants repeat across meetings, and so
-    do their encodings, cached by the tuple's identity)."""
+    do their encodings, which the encoder caches by value)."""
 
     __slots__ = ("_interned", "_values", "keys")
 

@@ -547,9 +547,8 @@ def test_hand_encoder_turns_itself_off_when_it_disagrees(
 
 
 def test_cached_extra_maps_are_never_another_values() -> None:
-    """Map encodings are cached by the identity of the extra (the row parser shares one
-    tuple per distinct participant): a new tuple, even one at a freed tuple's address,
-    or an equal one with other types, is encoded afresh."""
+    """Map encodings are cached by value: an equal extra whose values have other types
+    (True == 1 == 1.0, 0.0 == -0.0) is encoded afresh, never given another's bytes."""
     encoder = fastpath.MeetingEncoder(map_capacity=8)
     shared = (("email", "a@x.io"), ("first_name", "Ada"))
     values: list[object] = [1, True, 1.0, 0.0, -0.0, "1", None, 2**63, 2**62]
@@ -576,9 +575,27 @@ def test_cached_extra_maps_are_never_another_values() -> None:
             assert encoder.encode(odd) in (expected, None)
 
 
+def test_equal_extras_share_one_cached_encoding_whoever_built_them() -> None:
+    """The map cache does not depend on the row parser sharing tuples: an equal extra
+    built apart (another tuple) finds the encoding of the first."""
+    encoder = fastpath.MeetingEncoder()
+    first = (("email", "a@x.io"), ("seat", 4), ("team", None))
+    again = tuple((key, value) for key, value in first)  # equal, not the same object
+    assert again == first and again is not first
+    meetings = [
+        sample_meeting(participants=(Participant(7, "invitee", "accepted", extra),))
+        for extra in (first, again)
+    ]
+    bodies = [encoder.encode(meeting) for meeting in meetings]
+    assert bodies[0] == bodies[1] == fastpath.fastavro_bytes(
+        MEETING_SCHEMA, records.meeting_datum(meetings[1])
+    )
+    assert encoder._maps[again][0] is first  # the second found the first's entry
+
+
 def test_events_of_one_window_share_its_source_encoding(serdes: Serdes) -> None:
-    """The encoder keeps the last source's encoding by identity: the same object reuses
-    it, an equal or different one is encoded afresh."""
+    """The encoder keeps the last source's encoding by value: the same or an equal source
+    reuses it, a different one is encoded afresh."""
     header = current("MeetingChange").single_object_header
     shared = SourceInfo("mc", "0.1.0", "snapshot", 1_000, 2_000)
     sources = [shared, shared, SourceInfo("mc", "0.1.0", "snapshot", 1_000, 2_000)]
