@@ -581,7 +581,8 @@ def test_equal_extras_share_one_cached_encoding_whoever_built_them() -> None:
     encoder = fastpath.MeetingEncoder()
     first = (("email", "a@x.io"), ("seat", 4), ("team", None))
     again = tuple((key, value) for key, value in first)  # equal, not the same object
-    assert again == first and again is not first
+    assert again == first
+    assert again is not first
     meetings = [
         sample_meeting(participants=(Participant(7, "invitee", "accepted", extra),))
         for extra in (first, again)
