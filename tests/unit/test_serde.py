@@ -588,8 +588,10 @@ def test_equal_extras_share_one_cached_encoding_whoever_built_them() -> None:
         for extra in (first, again)
     ]
     bodies = [encoder.encode(meeting) for meeting in meetings]
-    assert bodies[0] == bodies[1] == fastpath.fastavro_bytes(
-        MEETING_SCHEMA, records.meeting_datum(meetings[1])
+    assert (
+        bodies[0]
+        == bodies[1]
+        == fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meetings[1]))
     )
     assert encoder._maps[again][0] is first  # the second found the first's entry
 
