@@ -92,10 +92,19 @@ class Batch:
         previous = tracked.version if tracked is not None else 0
         version = previous + 1 if emit else previous
         encoded = self.serdes.encode_meeting_state(meeting, version)
-        self.staging.put(meeting.meeting_id, Tracked(meeting, version), encoded)
+        self.staging.put(meeting.meeting_id, Tracked(meeting, version, encoded), encoded)
         self._state_record(meeting.meeting_id, encoded)
         if emit:
-            self._emit(change, meeting.meeting_id, meeting.modified_at, version, window, kind)
+            before = tracked.encoded if tracked is not None else None
+            self._emit(
+                change,
+                meeting.meeting_id,
+                meeting.modified_at,
+                version,
+                window,
+                kind,
+                (before, encoded),
+            )
         return change
 
     def stage_delete(self, tracked: Tracked, window: Window, detected_at: int) -> None:
@@ -105,7 +114,15 @@ class Batch:
         meeting_id = tracked.meeting.meeting_id
         self.staging.put(meeting_id, None, None)
         self._state_record(meeting_id, None)
-        self._emit(change, meeting_id, detected_at, tracked.version + 1, window, "reconcile")
+        self._emit(
+            change,
+            meeting_id,
+            detected_at,
+            tracked.version + 1,
+            window,
+            "reconcile",
+            (tracked.encoded, None),
+        )
 
     def add_dead_letters(self, part: WindowPart) -> None:
         """Every malformed row of ``part``, for the dead-letter topic."""
@@ -135,7 +152,10 @@ class Batch:
         version: int,
         window: Window,
         kind: str,
+        states: tuple[bytes | None, bytes | None],
     ) -> None:
+        """``states``: the state record values of ``before`` and ``after``, when known
+        (each meeting is encoded once: the event reuses its state record's body)."""
         event = ChangeEvent(
             event_id=self.to.event_id,
             meeting_id=meeting_id,
@@ -149,7 +169,7 @@ class Batch:
             Record(
                 self.to.changes_topic,
                 self.serdes.encode_change_key(self.to.event_id, meeting_id),
-                self.serdes.encode_change(event),
+                self.serdes.encode_change(event, states),
             )
         )
         self.published[change.change_type.value] += 1

@@ -60,10 +60,15 @@ class StateCodec(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Tracked:
-    """A meeting as last published: its value and its version (events so far)."""
+    """A meeting as last published: its value and its version (events so far).
+
+    ``encoded`` is its state record value when known: the next event's ``before`` is
+    encoded from it rather than from the meeting again.
+    """
 
     meeting: Meeting
     version: int
+    encoded: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -84,7 +89,7 @@ class EventState:
         if raw is None:
             return None
         meeting, version = codec.decode_meeting_state(raw)
-        return Tracked(meeting, version)
+        return Tracked(meeting, version, raw)
 
     def apply(self, staging: Staging) -> None:
         """Make a committed cycle's staged changes part of the view (and of the index)."""

@@ -309,20 +309,14 @@ def self_check_meetings() -> list[Meeting]:
 
 
 class MeetingBodies:
-    """Avro bodies of ``Meeting`` values, by object identity (a bounded cache).
-
-    Holding the meeting keeps its id from being reused while the entry lives. A body is
-    reused within one meeting's staging (its state record, then its event's ``after``; the
-    ``before`` just decoded from state), so the cache is small: a large one kept thousands
-    of meetings alive into the garbage collector's oldest generation, rescanned by every
-    full collection (a miss only costs encoding the meeting again).
+    """Avro bodies of ``Meeting`` values: hand-encoded where that is checked to write
+    fastavro's bytes, else by fastavro. No cache: a meeting is encoded once for its state
+    record, and its event's ``after`` and the next event's ``before`` take the body out of
+    that record (``Batch`` hands the records on; see ``Serdes.encode_change``).
     """
 
-    def __init__(self, capacity: int = 256) -> None:
-        """Keep up to ``capacity`` bodies (then start over)."""
+    def __init__(self) -> None:
         self._schema = catalog.load_file(catalog.schemas_dir() / "meetings_cdc.Meeting.avsc").plain
-        self._capacity = capacity
-        self._cache: dict[int, tuple[Meeting, bytes]] = {}
         self._hand = self._checked_hand_encoder(MeetingEncoder())
 
     @property
@@ -353,26 +347,16 @@ class MeetingBodies:
         return buffer.getvalue()
 
     def body(self, meeting: Meeting) -> bytes:
-        """The Avro body of ``meeting`` (encoded once per meeting object)."""
-        entry = self._cache.get(id(meeting))
-        if entry is not None and entry[0] is meeting:
-            return entry[1]
+        """The Avro body of ``meeting``."""
         hand = self._hand
         data = hand(meeting) if hand is not None else None
         if data is None:
             data = self._fastavro_body(meeting)
-        self.remember(meeting, data)
         return data
-
-    def remember(self, meeting: Meeting, body: bytes) -> None:
-        """Record that ``body`` is the encoding of ``meeting`` (e.g. just decoded from it)."""
-        if len(self._cache) >= self._capacity:
-            self._cache.clear()
-        self._cache[id(meeting)] = (meeting, body)
 
 
 class FastEncoder:
-    """Encodes MeetingChange and meeting StateValue bodies around cached Meeting bodies."""
+    """Encodes MeetingChange and meeting StateValue bodies around Meeting bodies."""
 
     def __init__(self, bodies: MeetingBodies) -> None:
         """Use ``bodies`` for every Meeting."""
@@ -395,11 +379,16 @@ class FastEncoder:
             return long_bytes(event_id) + _NULL_BRANCH
         return long_bytes(event_id) + _SECOND_BRANCH + long_bytes(meeting_id)
 
-    def _optional(self, meeting: Meeting | None) -> bytes:
-        return _NULL_BRANCH if meeting is None else _SECOND_BRANCH + self.bodies.body(meeting)
+    def _optional(self, meeting: Meeting | None, body: bytes | None) -> bytes:
+        if meeting is None:
+            return _NULL_BRANCH
+        return _SECOND_BRANCH + (body if body is not None else self.bodies.body(meeting))
 
-    def change(self, event: ChangeEvent) -> bytes:
-        """The MeetingChange body of ``event``."""
+    def change(
+        self, event: ChangeEvent, before: bytes | None = None, after: bytes | None = None
+    ) -> bytes:
+        """The MeetingChange body of ``event``; ``before`` / ``after``: the Meeting bodies
+        of its change's meetings when the caller has them (else they are encoded)."""
         change = event.change
         source = event.source
         fields = change.changed_fields
@@ -427,8 +416,8 @@ class FastEncoder:
                 long_bytes(event.meeting_id),
                 self._symbols[change.change_type.value],
                 array,
-                self._optional(change.before),
-                self._optional(change.after),
+                self._optional(change.before, before),
+                self._optional(change.after, after),
                 long_bytes(event.modified_at),
                 long_bytes(event.detected_at),
                 long_bytes(event.version),
@@ -440,9 +429,16 @@ class FastEncoder:
         """The StateValue body of a meeting's state."""
         return _SECOND_BRANCH + self.bodies.body(meeting) + long_bytes(version) + _NULL_BRANCH
 
-    def meeting_body_in_state(self, body: bytes, version: int) -> bytes:
-        """The Meeting body inside a meeting StateValue ``body`` whose version is ``version``."""
-        return body[1 : len(body) - 1 - len(long_bytes(version))]
+    @staticmethod
+    def meeting_body_in_state(body: bytes) -> bytes:
+        """The Meeting body inside a meeting StateValue ``body``: the meeting branch, the
+        body, the version (a varint: its bytes before the last have the high bit set) and
+        the null progress. A Meeting body ends with its extra map's 0 terminator, so the
+        varint is the run of bytes before the last that the scan below walks back over."""
+        end = len(body) - 2  # the version's last byte
+        while body[end - 1] & 0x80:
+            end -= 1
+        return body[1:end]
 
 
 def fastavro_bytes(schema: Any, datum: dict[str, Any]) -> bytes:

@@ -112,10 +112,18 @@ class Serdes:
             return self._headers[MEETING_KEY] + self._fast.change_key(event_id, meeting_id)
         return self._change_key({"event_id": event_id, "meeting_id": meeting_id})
 
-    def encode_change(self, event: ChangeEvent) -> bytes:
-        """The ``MeetingChange`` value of a change event."""
+    def encode_change(
+        self, event: ChangeEvent, states: tuple[bytes | None, bytes | None] = (None, None)
+    ) -> bytes:
+        """The ``MeetingChange`` value of a change event.
+
+        ``states``: the state record values (``encode_meeting_state``) of the change's
+        ``before`` and ``after`` where the caller has them; their Meeting bodies are reused
+        instead of encoding the meetings again.
+        """
         if self._fast is not None:
-            return self._headers[MEETING_CHANGE] + self._fast.change(event)
+            before, after = (self._body_in_state(state) for state in states)
+            return self._headers[MEETING_CHANGE] + self._fast.change(event, before, after)
         return self._change(records.change_datum(event))
 
     def decode_change(self, data: bytes) -> dict[str, Any]:
@@ -158,6 +166,14 @@ class Serdes:
             return self._headers[STATE_VALUE] + self._fast.meeting_state(meeting, version)
         return self._state_value(records.meeting_state_datum(meeting, version))
 
+    def _body_in_state(self, state: bytes | None) -> bytes | None:
+        """The Meeting body inside a meeting ``StateValue`` of the current schema, else
+        None (then the meeting is encoded afresh)."""
+        header = self._headers[STATE_VALUE]
+        if state is None or self._fast is None or state[: len(header)] != header:
+            return None
+        return self._fast.meeting_body_in_state(state[len(header) :])
+
     def meeting_state_rows(self, data: bytes) -> tuple[int, int]:
         """(created_at ms, participants) of a meeting's ``StateValue``: read in place when
         it is in the current schema, else decoded."""
@@ -183,10 +199,6 @@ class Serdes:
         except _DATUM_ERRORS as exc:
             raise SerializationError(f"cannot rebuild a meeting from state: {exc}") from exc
         version: int = state["version"]
-        if current and self._fast is not None:
-            # Its body is in ``data`` already: the next event's ``before`` reuses it.
-            body = self._fast.meeting_body_in_state(data[len(header) :], version)
-            self._fast.bodies.remember(meeting, body)
         return meeting, version
 
     def encode_progress(self, progress: EventProgress) -> bytes:
