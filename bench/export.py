@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from connector.config import ApiSettings
+from connector.metrics import Metrics
 from connector.source.client import ExportClient, RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.windows import Window, WindowKind
@@ -68,7 +69,7 @@ async def measure(
             api_per_page=per_page,
         )
         limiter = RequestLimiter.from_settings(settings)
-        async with ExportClient.connect(settings, limiter=limiter) as client:
+        async with ExportClient.connect(settings, Metrics(), limiter=limiter) as client:
             await _pass(client, per_page, meetings)  # warm-up: the simulator renders rows
             passes = []
             profiler = cProfile.Profile() if profile else None

@@ -229,7 +229,9 @@ async def run_engine(
         gc.freeze()
         counting = _Counting(publisher)
         async with aiohttp.ClientSession() as session:
-            client = ExportClient(session, settings, limiter=RequestLimiter.from_settings(settings))
+            client = ExportClient(
+                session, settings, Metrics(), limiter=RequestLimiter.from_settings(settings)
+            )
             deps = Collaborators(
                 settings=settings,
                 client=client,

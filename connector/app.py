@@ -113,7 +113,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             client = ExportClient(
                 session, settings, metrics=metrics, limiter=RequestLimiter.from_settings(settings)
             )
-            reader = WindowReader(client, settings.api_per_page, metrics=metrics)
+            reader = WindowReader(client, settings.api_per_page)
             deps = Collaborators(
                 settings=settings,
                 client=client,

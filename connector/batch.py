@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connector import __version__
-from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
+from connector.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo, classify
 from connector.model import Meeting
 from connector.progress import EventProgress
 from connector.publisher import Record
@@ -77,7 +77,7 @@ class Batch:
         meeting: Meeting,
         window: Window,
         *,
-        kind: str,
+        kind: ReadKind,
         snapshot: bool = False,
         emit: bool = True,
     ) -> Change | None:
@@ -120,7 +120,7 @@ class Batch:
             detected_at,
             tracked.version + 1,
             window,
-            "reconcile",
+            ReadKind.RECONCILE,
             (tracked.encoded, None),
         )
 
@@ -151,7 +151,7 @@ class Batch:
         modified_at: int,
         version: int,
         window: Window,
-        kind: str,
+        kind: ReadKind,
         states: tuple[bytes | None, bytes | None],
     ) -> None:
         """``states``: the state record values of ``before`` and ``after``, when known
@@ -176,7 +176,7 @@ class Batch:
         if change.change_type is not ChangeType.SNAPSHOT:
             self.modified_at.append(modified_at)
 
-    def _source_of(self, window: Window, kind: str) -> SourceInfo:
+    def _source_of(self, window: Window, kind: ReadKind) -> SourceInfo:
         cached = self._source
         if cached is not None and cached[0] == window and cached[1] == kind:
             return cached[2]

@@ -62,13 +62,26 @@ class Change:
     after: Meeting | None
 
 
+class ReadKind(StrEnum):
+    """Which read saw a change: the Avro field ``source.window_kind``.
+
+    A window of the snapshot, an incremental ``created`` or ``modified`` window, or a
+    reconciliation pass (also the delete check's deletions).
+    """
+
+    SNAPSHOT = "snapshot"
+    CREATED = "created"
+    MODIFIED = "modified"
+    RECONCILE = "reconcile"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
-    """Provenance of an event: the connector and the window read (bounds in epoch ms)."""
+    """Provenance of an event: the connector and the read that saw it (bounds in epoch ms)."""
 
     connector: str
     connector_version: str
-    window_kind: str
+    window_kind: ReadKind
     window_start: int
     window_end: int
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from connector.batch import Batch, Destination
 from connector.errors import ProducerFencedError, RetriablePublishError
 from connector.health import HealthState
+from connector.labels import TransactionOutcome
 from connector.metrics import Metrics
 from connector.progress import EventProgress
 from connector.publisher import TransactionalPublisher
@@ -116,7 +117,7 @@ class Committer:
             try:
                 await self.publisher.publish(batch.records)
             except RetriablePublishError:
-                self._metrics.transactions.labels(self._label, "aborted").inc()
+                self._metrics.transactions.labels(self._label, TransactionOutcome.ABORTED).inc()
                 raise
             except ProducerFencedError:
                 self._metrics.producer_fenced.labels(self._label).inc()

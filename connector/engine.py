@@ -48,6 +48,7 @@ from connector.delete_checker import (
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.health import HealthState
 from connector.incremental import IncrementalCycles, followed_watermarks
+from connector.labels import CycleOutcome
 from connector.metrics import Metrics
 from connector.progress import EventProgress, Phase
 from connector.publisher import TransactionalPublisher, state_partition
@@ -275,7 +276,7 @@ class EventSync:
             outcome = await self._run_cycle(kind, started)
         except _SOURCE_ERRORS as exc:
             outcome = exc
-        result = "error" if isinstance(outcome, Exception) else "ok"
+        result = CycleOutcome.ERROR if isinstance(outcome, Exception) else CycleOutcome.OK
         self.deps.metrics.cycles.labels(self._label, kind, result).inc()
         self.deps.metrics.cycle_duration.labels(self._label, kind).observe(
             time.monotonic() - started
@@ -283,7 +284,7 @@ class EventSync:
         return outcome
 
     async def _failed(self, kind: CycleKind, exc: Exception, failures: int, seconds: float) -> None:
-        self.deps.metrics.cycles.labels(self._label, kind, "error").inc()
+        self.deps.metrics.cycles.labels(self._label, kind, CycleOutcome.ERROR).inc()
         self.deps.metrics.cycle_duration.labels(self._label, kind).observe(seconds)
         await self._report_failure(kind, exc, failures)
 

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from connector.batch import Batch
+from connector.changes import ReadKind
 from connector.committer import MAX_RECORDS_PER_TRANSACTION, Committer, Turn
 from connector.config import Settings
 from connector.model import Meeting
@@ -167,7 +168,7 @@ class IncrementalCycles:
         def stage(batch: Batch) -> None:
             for part in parts:
                 for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=part.window.kind.value)
+                    batch.stage(meeting, part.window, kind=ReadKind(part.window.kind))
                 batch.add_dead_letters(part)
 
         def moved(committed: EventProgress | None) -> EventProgress:

@@ -31,14 +31,21 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
 
-#: ``closed``: the membership ended (left the group or failed); nothing follows it.
-Change = Literal["assigned", "revoked", "lost", "closed"]
+
+class Change(StrEnum):
+    """A change of this replica's partitions (also the ``change`` label of the rebalances)."""
+
+    ASSIGNED = "assigned"
+    REVOKED = "revoked"
+    LOST = "lost"
+    CLOSED = "closed"  # the membership ended (left the group or failed); nothing follows it
 
 
 def group_id(connector_name: str) -> str:
@@ -146,22 +153,24 @@ class GroupMembership:
                 consumer.close()  # leaves the group: on_revoke runs for what is left
             except KafkaException as exc:
                 log.warning("leaving the group failed", extra={"error": str(exc)})
-            self._hand(Assignment("closed", frozenset(), concurrent.futures.Future()), wait=False)
+            self._hand(
+                Assignment(Change.CLOSED, frozenset(), concurrent.futures.Future()), wait=False
+            )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
         if partitions:
             consumer.pause(partitions)  # membership only: never fetch records
-        self._hand(self._change("assigned", partitions), wait=False)
+        self._hand(self._change(Change.ASSIGNED, partitions), wait=False)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._hand(self._change("revoked", partitions), wait=True)
+        self._hand(self._change(Change.REVOKED, partitions), wait=True)
         consumer.incremental_unassign(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group moved them already (session timed out): stop at once; whatever this
         # replica still sends is fenced by the new owner's init_transactions().
-        self._hand(self._change("lost", partitions), wait=True)
+        self._hand(self._change(Change.LOST, partitions), wait=True)
         consumer.incremental_unassign(partitions)
 
     def _change(self, change: Change, partitions: list[TopicPartition]) -> Assignment:

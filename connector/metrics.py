@@ -21,22 +21,21 @@ from prometheus_client import (
 from connector import __version__
 from connector.changes import ChangeType
 from connector.delete_check import Ask, CheckOutcome
+from connector.labels import (
+    CycleOutcome,
+    RetryReason,
+    StatusClass,
+    TransactionOutcome,
+    WithheldReason,
+)
+from connector.membership import Change
 from connector.schedule import CycleKind
+from connector.source.windows import WindowKind
 
-#: Label values known in advance, pre-created at zero by :meth:`Metrics.prime` so that
-#: ``rate()`` and ``increase()`` see the first increment and dashboards show 0, not "No data".
-CHANGE_TYPES = tuple(change_type.value for change_type in ChangeType)
-#: the ``phase`` label of the cycle metrics: every kind of cycle
-PHASES = tuple(kind.value for kind in CycleKind)
-WINDOW_KINDS = ("created", "modified")
-STATUS_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
-TRANSACTION_OUTCOMES = ("committed", "aborted")
-CYCLE_OUTCOMES = ("ok", "error")
-WITHHELD_REASONS = ("inconsistent", "malformed_row")
-REBALANCE_CHANGES = ("assigned", "revoked", "lost")
-#: the delete check's ``request`` and ``outcome`` labels
-DELETE_CHECK_REQUESTS = tuple(ask.value for ask in Ask)
-DELETE_CHECK_OUTCOMES = tuple(outcome.value for outcome in CheckOutcome)
+#: Label values known in advance, every member of an enum, pre-created at zero by
+#: :meth:`Metrics.prime` so that ``rate()`` and ``increase()`` see the first increment and
+#: dashboards show 0, not "No data".
+REBALANCE_CHANGES = tuple(change for change in Change if change is not Change.CLOSED)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120, 300, 900)
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -57,7 +56,7 @@ class Metrics:
         # --- source side -----------------------------------------------------------------
         self.api_requests = Counter(
             f"{p}_api_requests_total",
-            "Export API responses by status class (see status_class(): 2xx, 3xx, 4xx, 429, 5xx) "
+            "Export API responses by status class (labels.StatusClass: 2xx, 3xx, 4xx, 429, 5xx) "
             "or 'error' (no response: timeout, connection failure).",
             ["event_id", "status_class"],
             registry=r,
@@ -293,59 +292,42 @@ class Metrics:
         for event_id in event_ids:
             self.event_owned.labels(event_id=str(event_id)).set(0)
 
-    def prime(
-        self,
-        event_ids: Iterable[int],
-        *,
-        poll_interval_seconds: float,
-        now: float,
-        window_kinds: Iterable[str] = WINDOW_KINDS,
-    ) -> None:
+    def prime(self, event_ids: Iterable[int], *, poll_interval_seconds: float, now: float) -> None:
         """Create every known series of ``event_ids`` at zero; call once at start-up.
 
         ``last_successful_cycle_timestamp_seconds`` starts at ``now`` (the start-up time), so
         the stalled alert also fires for a connector that never completes a cycle.
         """
         self.poll_interval.set(poll_interval_seconds)
-        kinds = tuple(window_kinds)
         for event_id in event_ids:
             e = str(event_id)
-            for status in STATUS_CLASSES:
+            for status in StatusClass:
                 self.api_requests.labels(event_id=e, status_class=status)
+            for retry in RetryReason:
+                self.api_retries.labels(event_id=e, reason=retry)
             self.api_rate_limited_seconds.labels(event_id=e)
             self.bytes_fetched.labels(event_id=e)
             self.dead_letters.labels(event_id=e)
             self.producer_fenced.labels(event_id=e)
-            for reason in WITHHELD_REASONS:
+            for reason in WithheldReason:
                 self.meetings_withheld.labels(event_id=e, reason=reason)
-            for kind in kinds:
+            for kind in WindowKind:
                 self.rows_fetched.labels(event_id=e, window_kind=kind)
                 self.pages_fetched.labels(event_id=e, window_kind=kind)
                 self.window_splits.labels(event_id=e, window_kind=kind)
                 self.same_second_ties.labels(event_id=e, window_kind=kind)
                 self.window_rereads.labels(event_id=e, window_kind=kind)
-            for change_type in CHANGE_TYPES:
+            for change_type in ChangeType:
                 self.events_published.labels(event_id=e, change_type=change_type)
                 self.reconcile_caught.labels(event_id=e, change_type=change_type)
-            for outcome in TRANSACTION_OUTCOMES:
+            for outcome in TransactionOutcome:
                 self.transactions.labels(event_id=e, outcome=outcome)
-            for check_outcome in DELETE_CHECK_OUTCOMES:
+            for check_outcome in CheckOutcome:
                 self.delete_checks.labels(event_id=e, outcome=check_outcome)
-            for request in DELETE_CHECK_REQUESTS:
+            for request in Ask:
                 self.delete_check_requests.labels(event_id=e, request=request)
             self.delete_check_deletions.labels(event_id=e)
-            for phase in PHASES:
-                for outcome in CYCLE_OUTCOMES:
-                    self.cycles.labels(event_id=e, phase=phase, outcome=outcome)
+            for phase in CycleKind:
+                for cycle_outcome in CycleOutcome:
+                    self.cycles.labels(event_id=e, phase=phase, outcome=cycle_outcome)
             self.last_success.labels(event_id=e).set(now)
-
-
-def status_class(status: int | None) -> str:
-    """The ``status_class`` label of an API response: 429 apart, ``error`` when none came."""
-    if status is None:
-        return "error"
-    if status == 429:
-        return "429"
-    if 200 <= status < 600:
-        return f"{status // 100}xx"
-    return "error"

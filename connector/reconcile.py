@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from connector.batch import Batch
-from connector.changes import ChangeType, classify
+from connector.changes import ChangeType, ReadKind, classify
 from connector.committer import Committer, Turn
 from connector.deletes import deletions
 from connector.model import Meeting
@@ -97,7 +97,7 @@ async def reconcile(
             for meeting, part_window in chunk.candidates:
                 if meeting.meeting_id in touched:
                     continue  # polling committed it after the pass began: its view is newer
-                change = batch.stage(meeting, part_window, kind="reconcile")
+                change = batch.stage(meeting, part_window, kind=ReadKind.RECONCILE)
                 if change is not None:
                     batch.caught[change.change_type.value] += 1
             for part in chunk.parts_with_letters:

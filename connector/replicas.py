@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from connector.config import Settings
 from connector.engine import Collaborators, EventSync
 from connector.errors import ProducerFencedError
-from connector.membership import Assignment
+from connector.membership import Assignment, Change
 from connector.publisher import TransactionalPublisher, state_partition, transactional_id
+from connector.source.windows import WindowKind
 from connector.state import EventState, restore
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,14 @@ class Ownership:
         while True:
             item = await changes.get()
             try:
-                if item.change == "closed":
+                if item.change is Change.CLOSED:
                     await self.release(self._owned)
                     item.done.set_result(None)
                     return
-                if item.change == "assigned":
+                if item.change is Change.ASSIGNED:
                     await self.assign(item.partitions)
                 else:
-                    await self.revoke(item.partitions, lost=item.change == "lost")
+                    await self.revoke(item.partitions, lost=item.change is Change.LOST)
                 item.done.set_result(None)
             except BaseException as exc:
                 item.done.set_exception(exc)
@@ -101,7 +102,7 @@ class Ownership:
         self.partitions |= partitions
         events = [e for e in self.events_of(partitions) if e not in self._owned]
         m = self._deps.metrics
-        m.rebalances.labels("assigned").inc()
+        m.rebalances.labels(Change.ASSIGNED).inc()
         if events:
             publishers = {
                 e: self._factory(transactional_id(self._settings.connector_name, e)) for e in events
@@ -143,12 +144,13 @@ class Ownership:
         """Stop the events of ``partitions`` and forget them."""
         partitions = set(partitions)
         self.partitions -= partitions
-        self._deps.metrics.rebalances.labels("lost" if lost else "revoked").inc()
+        change = Change.LOST if lost else Change.REVOKED
+        self._deps.metrics.rebalances.labels(change).inc()
         events = [e for e in self.events_of(partitions) if e in self._owned]
         await self.release(events)
         log.info(
             "partitions %s",
-            "lost" if lost else "revoked",
+            change,
             extra={
                 "partitions": sorted(partitions),
                 "stopped_events": events,
@@ -233,6 +235,6 @@ class Ownership:
         for gauge in (m.last_success, m.source_lag, m.tracked_meetings, m.state_bytes):
             with contextlib.suppress(KeyError):
                 gauge.remove(label)
-        for kind in ("created", "modified"):
+        for kind in WindowKind:
             with contextlib.suppress(KeyError):
                 m.watermark.remove(label, kind)

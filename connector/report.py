@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connector.labels import TransactionOutcome
 from connector.metrics import Metrics
 from connector.progress import EventProgress, Phase
 from connector.schedule import CycleKind
+from connector.source.windows import WindowKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class CycleReport:
     def observe(self, m: Metrics) -> None:
         """Count this commit in the metrics."""
         label = str(self.event_id)
-        m.transactions.labels(label, "committed").inc()
+        m.transactions.labels(label, TransactionOutcome.COMMITTED).inc()
         for change_type, count in self.published.items():
             m.events_published.labels(label, change_type).inc(count)
         for change_type, count in self.caught.items():
@@ -102,8 +104,8 @@ class CycleReport:
         m.tracked_meetings.labels(label).set(self.tracked_meetings)
         m.state_bytes.labels(label).set(self.state_bytes)
         p = self.progress
-        m.watermark.labels(label, "created").set(max(0, p.created_through))
-        m.watermark.labels(label, "modified").set(max(0, p.modified_through))
+        m.watermark.labels(label, WindowKind.CREATED).set(max(0, p.created_through))
+        m.watermark.labels(label, WindowKind.MODIFIED).set(max(0, p.modified_through))
         if p.phase == Phase.STREAMING:
             m.source_lag.labels(label).set(self.lag_seconds)
 

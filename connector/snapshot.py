@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from connector.batch import Batch
+from connector.changes import ReadKind
 from connector.committer import MAX_RECORDS_PER_TRANSACTION, Committer, Turn
 from connector.progress import EventProgress, Phase
 from connector.source.reader import WindowPart, WindowReader
@@ -49,7 +50,9 @@ async def snapshot(
         def into(batch: Batch) -> None:
             for part in parts:
                 for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind="snapshot", snapshot=True, emit=emit)
+                    batch.stage(
+                        meeting, part.window, kind=ReadKind.SNAPSHOT, snapshot=True, emit=emit
+                    )
                 batch.add_dead_letters(part)
 
         return into

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
+from connector.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo
 from connector.errors import SerializationError
 from connector.model import Meeting, Participant, freeze_extra
 from connector.progress import EventProgress, Phase
@@ -185,7 +185,7 @@ def self_check_events() -> list[ChangeEvent]:
         modified_at=2**62 + 1,
         participants=(),
     )
-    source = SourceInfo("c", "0.1.0", "modified", -1, 2**40)
+    source = SourceInfo("c", "0.1.0", ReadKind.MODIFIED, -1, 2**40)
     return [
         ChangeEvent(1, -2, Change(kind, fields, b, a), 5, 6, version, source)
         for kind, fields, b, a, version in (

@@ -38,7 +38,8 @@ import orjson
 
 from connector.config import ApiSettings, env_name
 from connector.errors import FatalSourceError, RetriableSourceError
-from connector.metrics import Metrics, status_class
+from connector.labels import RetryReason, StatusClass
+from connector.metrics import Metrics
 from connector.source.api_clock import ApiClock
 from connector.source.windows import Window, WindowKind
 
@@ -221,7 +222,7 @@ class _TokenBucket:
 class _Transient(Exception):
     """One failed attempt that may succeed when retried."""
 
-    def __init__(self, reason: str, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: RetryReason, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.retry_after = retry_after
@@ -234,7 +235,7 @@ class ExportClient:
         self,
         session: aiohttp.ClientSession,
         settings: ApiSettings,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         limiter: RequestLimiter | None = None,
         *,
         sleep: Sleep = asyncio.sleep,
@@ -244,8 +245,7 @@ class ExportClient:
     ) -> None:
         self._session = session
         self._settings = settings
-        # a throwaway registry where none is wanted: the counting code never checks
-        self._metrics = metrics if metrics is not None else Metrics()
+        self._metrics = metrics
         self._limiter = limiter or RequestLimiter.from_settings(settings)
         self._sleep = sleep
         self._clock = clock
@@ -263,7 +263,7 @@ class ExportClient:
     async def connect(
         cls,
         settings: ApiSettings,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         limiter: RequestLimiter | None = None,
     ) -> AsyncIterator[ExportClient]:
         """A client over a new session sized for ``settings``; closes the session on exit."""
@@ -278,6 +278,11 @@ class ExportClient:
     def settings(self) -> ApiSettings:
         """The settings the client was built with."""
         return self._settings
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where the requests are counted; also the reader's metrics."""
+        return self._metrics
 
     @property
     def limiter(self) -> RequestLimiter:
@@ -458,22 +463,25 @@ class ExportClient:
                         retry_after = response.headers.get("Retry-After")
                 except TimeoutError:
                     raise _Transient(
-                        "timeout", f"no response within {self._settings.api_timeout_seconds}s"
+                        RetryReason.TIMEOUT,
+                        f"no response within {self._settings.api_timeout_seconds}s",
                     ) from None
                 except aiohttp.ClientPayloadError as exc:
-                    raise _Transient("truncated", f"body cut short: {self._clean(exc)}") from None
+                    raise _Transient(
+                        RetryReason.TRUNCATED, f"body cut short: {self._clean(exc)}"
+                    ) from None
                 except aiohttp.ClientError as exc:
                     raise _Transient(
-                        "connection", f"{type(exc).__name__}: {self._clean(exc)}"
+                        RetryReason.CONNECTION, f"{type(exc).__name__}: {self._clean(exc)}"
                     ) from None
         finally:
-            self._metrics.api_requests.labels(label, status_class(status)).inc()
+            self._metrics.api_requests.labels(label, StatusClass.of(status)).inc()
             self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
         if status == 429:
             wait = _retry_after_seconds(retry_after, self._wall())
-            raise _Transient("rate_limited", "429 Too Many Requests", retry_after=wait)
+            raise _Transient(RetryReason.RATE_LIMITED, "429 Too Many Requests", retry_after=wait)
         if status >= 500:
-            raise _Transient("server_error", f"HTTP {status}: {self._error_text(body)}")
+            raise _Transient(RetryReason.SERVER_ERROR, f"HTTP {status}: {self._error_text(body)}")
         if status >= 300:
             raise FatalSourceError(self._fatal_message(status, params, body))
         if BACKGROUND.get():
@@ -488,28 +496,36 @@ class ExportClient:
         try:
             payload = _loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            reason = "truncated" if body.lstrip()[:1] in (b"{", b"[") else "malformed"
+            reason = (
+                RetryReason.TRUNCATED
+                if body.lstrip()[:1] in (b"{", b"[")
+                else RetryReason.MALFORMED
+            )
             raise _Transient(reason, f"body is not JSON ({len(body)} bytes): {exc}") from None
         if not isinstance(payload, dict):
-            raise _Transient("invalid", "body is not a JSON object")
+            raise _Transient(RetryReason.INVALID, "body is not a JSON object")
         rows = payload.get("data")
         total = payload.get("total")
         last_page = payload.get("last_page")
         current = payload.get("current_page", page)
         if not isinstance(rows, list):
-            raise _Transient("invalid", "'data' is not an array")
+            raise _Transient(RetryReason.INVALID, "'data' is not an array")
         if total_optional and total is None:
             return ExportPage(rows=rows, total=-1, last_page=-1, body_bytes=len(body))
         if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise _Transient("invalid", f"'total' is not a non-negative integer: {total!r:.40}")
+            raise _Transient(
+                RetryReason.INVALID, f"'total' is not a non-negative integer: {total!r:.40}"
+            )
         if not isinstance(last_page, int) or isinstance(last_page, bool) or last_page < 0:
-            raise _Transient("invalid", f"'last_page' is not an integer: {last_page!r:.40}")
+            raise _Transient(
+                RetryReason.INVALID, f"'last_page' is not an integer: {last_page!r:.40}"
+            )
         if current != page:
-            raise _Transient("invalid", f"asked for page {page}, got {current!r:.40}")
+            raise _Transient(RetryReason.INVALID, f"asked for page {page}, got {current!r:.40}")
         expected = max(0, min(per_page, total - (page - 1) * per_page))
         if len(rows) != expected:
             raise _Transient(
-                "invalid",
+                RetryReason.INVALID,
                 f"page {page} of {total} rows at {per_page} per page should hold {expected} "
                 f"rows, holds {len(rows)}",
             )

@@ -32,6 +32,7 @@ from typing import IO, Any
 from connector.config import ApiSettings, load_settings
 from connector.errors import ConfigError, SourceError
 from connector.logs import configure_logging
+from connector.metrics import Metrics
 from connector.model import Extra, Meeting
 from connector.source.client import ExportClient
 from connector.source.export_progress import Progress
@@ -130,7 +131,7 @@ async def export(
 ) -> None:
     """Read the requested window of one event and write its meetings to ``out``."""
     event_id = args.event_id
-    async with ExportClient.connect(settings) as client:
+    async with ExportClient.connect(settings, Metrics()) as client:
         # The API's clock, the event's size; fails fast on auth.
         whole = await client.fetch_page(event_id, None, 1, 1)
         upper = client.api_now() - args.settle_seconds

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from connector.config import ApiSettings
+from connector.labels import WithheldReason
 from connector.metrics import Metrics
 from connector.model import Meeting
-from connector.source.client import ExportClient
+from connector.source.client import ExportClient, ExportPage
 from connector.source.drift_rules import (
     MALFORMED_REREADS,
     MAX_REREADS,
@@ -84,15 +86,39 @@ class _Run:
     reported: int = 0
 
 
+class PageSource(Protocol):
+    """What the reader needs of the export API: an :class:`ExportClient` (or, in the
+    executor's tests, an in-memory API)."""
+
+    @property
+    def settings(self) -> ApiSettings: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def api_clock_known(self) -> bool: ...
+
+    def api_now(self) -> int: ...
+
+    async def fetch_page(
+        self,
+        event_id: int,
+        window: Window | None,
+        page: int,
+        per_page: int,
+        extra_params: Mapping[str, int | str] | None = None,
+    ) -> ExportPage: ...
+
+
 class WindowReader:
     """Reads windows of one API through an :class:`ExportClient`, drift-free."""
 
     def __init__(
         self,
-        client: ExportClient,
+        client: PageSource,
         per_page: int,
         *,
-        metrics: Metrics | None = None,
         parser: RowParser | None = None,
         max_parts: int = MAX_PARTS,
         max_rereads: int = MAX_REREADS,
@@ -104,8 +130,7 @@ class WindowReader:
             raise ValueError("per_page must be between 1 and 500")
         self.client = client
         self.per_page = per_page
-        # a throwaway registry where none is wanted: the counting code never checks
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics = client.metrics
         self.parser = parser or RowParser(zone=client.settings.zone)
         self.max_parts = max_parts
         self.max_rereads = max_rereads
@@ -115,7 +140,7 @@ class WindowReader:
 
     async def read(
         self, event_id: int, window: Window, filters: Mapping[str, int | str] | None = None
-    ) -> AsyncIterator[WindowPart]:
+    ) -> AsyncGenerator[WindowPart, None]:
         """Yield ``window``'s leaf parts in ascending order, each read completely.
 
         ``filters`` (other export parameters, e.g. ``created_from`` on a MODIFIED window)
@@ -201,9 +226,11 @@ class WindowReader:
         # here: a part is read again by a retried cycle or the next reconciliation.
         withheld = self.metrics.meetings_withheld
         if part.inconsistent - part.withheld:
-            withheld.labels(run.label, "inconsistent").inc(len(part.inconsistent - part.withheld))
+            withheld.labels(run.label, WithheldReason.INCONSISTENT).inc(
+                len(part.inconsistent - part.withheld)
+            )
         if part.withheld:
-            withheld.labels(run.label, "malformed_row").inc(len(part.withheld))
+            withheld.labels(run.label, WithheldReason.MALFORMED_ROW).inc(len(part.withheld))
         requests, run.reported = run.requests - run.reported, run.requests
         return dataclasses.replace(part, requests=requests)
 

@@ -27,7 +27,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from connector.health import HealthState
-from connector.metrics import Metrics, status_class
+from connector.labels import StatusClass
+from connector.metrics import Metrics
 from connector.server import bound_port, start_server
 
 from ._monitoring import ALERTS, alert_rules, need_binary, panel_queries, substitute
@@ -397,7 +398,7 @@ async def drive(metrics: Metrics, health: HealthState, stop: asyncio.Event) -> N
         for event_id in EVENTS:
             e = str(event_id)
             kind = "created" if n % 2 else "modified"
-            metrics.api_requests.labels(e, status_class(200)).inc()
+            metrics.api_requests.labels(e, StatusClass.of(200)).inc()
             metrics.api_request_duration.labels(e).observe(0.01 * (n % 7))
             metrics.rows_fetched.labels(e, kind).inc(10)
             metrics.pages_fetched.labels(e, kind).inc()

@@ -332,7 +332,7 @@ async def test_connection_refused_is_retried_then_retriable(
     caplog.set_level(logging.DEBUG)
     conf = settings("http://127.0.0.1:9", api_max_retries=2)
     sleeps = Sleeps()
-    client = ExportClient(session, conf, sleep=sleeps)
+    client = ExportClient(session, conf, Metrics(), sleep=sleeps)
     with pytest.raises(RetriableSourceError, match="after 2 retries"):
         await client.fetch_page(3, None, 1, 100)
     assert len(sleeps.delays) == 2
@@ -400,8 +400,8 @@ async def test_concurrency_is_bounded_by_the_shared_limiter(
     api.handler = counting
     conf = settings(api.url, api_max_concurrency=3)
     limiter = RequestLimiter.from_settings(conf)
-    first = ExportClient(session, conf, limiter=limiter)
-    second = ExportClient(session, conf, limiter=limiter)  # another event, same process
+    first = ExportClient(session, conf, Metrics(), limiter=limiter)
+    second = ExportClient(session, conf, Metrics(), limiter=limiter)  # another event, same process
     await asyncio.gather(*(c.fetch_page(e, None, 1, 10) for c, e in [(first, 3), (second, 4)] * 10))
     assert peak == 3
 
@@ -430,7 +430,7 @@ async def test_an_unresolvable_host_is_named_plainly_at_the_first_failure(
 ) -> None:
     caplog.set_level(logging.WARNING)
     conf = settings("http://does-not-exist.invalid", api_max_retries=1)
-    client = ExportClient(session, conf, sleep=Sleeps())
+    client = ExportClient(session, conf, Metrics(), sleep=Sleeps())
     with pytest.raises(RetriableSourceError):
         await client.fetch_page(3, None, 1, 100)
     first = caplog.records[0]

@@ -121,7 +121,7 @@ async def test_full_export_matches_ground_truth(
     metrics = Metrics()
     client = ExportClient(session, api_settings(sim.base_url), metrics)
     await client.fetch_page(EVENT, None, page=1, per_page=1)  # learn the clock, as the engine
-    reader = WindowReader(client, 50, metrics=metrics, paged_part_pages=paged_part_pages)
+    reader = WindowReader(client, 50, paged_part_pages=paged_part_pages)
     parts = await read_all(reader, Window(WindowKind.CREATED, 0, now))
     found = meetings_of(parts)
     truth = {m["meeting_id"]: truth_shape(m) for m in await sim.truth(EVENT)}
@@ -148,7 +148,7 @@ async def test_full_export_matches_ground_truth(
 
 
 async def test_empty_window_and_empty_event(simulator, session) -> None:  # type: ignore[no-untyped-def]
-    client = ExportClient(session, api_settings(simulator.base_url))
+    client = ExportClient(session, api_settings(simulator.base_url), Metrics())
     parts = await read_all(WindowReader(client, 500), Window(WindowKind.MODIFIED, 0, 2_000_000_000))
     assert len(parts) == 1
     assert parts[0].meetings == []
@@ -165,7 +165,7 @@ async def test_no_meeting_lost_or_duplicated_under_churn_while_paging(  # type: 
     bound = sim.clock.advance(5) - 1  # every churn write lands after the window
     before = {m["meeting_id"]: truth_shape(m) for m in await sim.truth(EVENT)}
     churn = Churn(sim.store, sim.server.sim.plans, seed)
-    client = ChurningClient(session, api_settings(sim.base_url), churn=churn, steps=2)
+    client = ChurningClient(session, api_settings(sim.base_url), Metrics(), churn=churn, steps=2)
     reader = WindowReader(client, 20)
     parts = await read_all(reader, Window(kind, 0, bound))
     found = meetings_of(parts)
@@ -189,7 +189,7 @@ async def test_no_meeting_lost_or_duplicated_under_churn_while_paging(  # type: 
     sim.clock.advance(3)
     catch_up = Window(WindowKind.MODIFIED, bound - 2, sim.clock.now() - 1)
     state = dict(found)
-    quiet = ExportClient(session, api_settings(sim.base_url))
+    quiet = ExportClient(session, api_settings(sim.base_url), Metrics())
     for meeting in meetings_of(await read_all(WindowReader(quiet, 20), catch_up)).values():
         if (
             meeting.meeting_id not in state
@@ -224,7 +224,7 @@ async def test_the_churn_scenario_really_drifts_a_naive_pager(simulator_factory,
         bound = sim.clock.advance(5) - 1
         before = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
         churn = Churn(sim.store, sim.server.sim.plans, seed)
-        client = ChurningClient(session, api_settings(sim.base_url), churn=churn, steps=2)
+        client = ChurningClient(session, api_settings(sim.base_url), Metrics(), churn=churn, steps=2)
         seen = await naive_read(client, Window(WindowKind.MODIFIED, 0, bound), 20)
         after = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
         lost += len({k for k, v in before.items() if after.get(k) == v} - seen)
@@ -246,7 +246,7 @@ async def test_same_second_burst_larger_than_a_page(simulator, session, kind: Wi
     simulator.clock.advance(5)
     metrics = Metrics()
     client = ExportClient(session, api_settings(simulator.base_url), metrics)
-    parts = await read_all(WindowReader(client, 100, metrics=metrics), Window(kind, second, second))
+    parts = await read_all(WindowReader(client, 100), Window(kind, second, second))
     assert len(parts) == 1
     assert parts[0].pages == 8
     assert len(meetings_of(parts)) == 250
@@ -270,7 +270,7 @@ async def test_same_second_burst_changing_while_paged_is_read_again(  # type: ig
     client = ChurningClient(
         session, api_settings(simulator.base_url), metrics, churn=churn, steps=1, budget=4
     )
-    parts = await read_all(WindowReader(client, 100, metrics=metrics), Window(kind, second, second))
+    parts = await read_all(WindowReader(client, 100), Window(kind, second, second))
     found = meetings_of(parts)
     after = {m["meeting_id"]: truth_shape(m) for m in await simulator.truth(EVENT)}
     unchanged = {k for k, v in before.items() if after.get(k) == v}
@@ -287,7 +287,7 @@ async def test_a_second_that_never_settles_fails_the_cycle(simulator, session) -
     second = await _burst(simulator, 120)
     simulator.clock.advance(5)
     churn = Churn(simulator.store, simulator.server.sim.plans, 1)
-    client = ChurningClient(session, api_settings(simulator.base_url), churn=churn, steps=3)
+    client = ChurningClient(session, api_settings(simulator.base_url), Metrics(), churn=churn, steps=3)
     reader = WindowReader(client, 100, max_rereads=2)
     with pytest.raises(RetriableSourceError, match="kept changing"):
         await read_all(reader, Window(WindowKind.MODIFIED, second, second))
@@ -299,7 +299,7 @@ async def test_window_bounds_follow_the_api_clock(simulator_factory, session, sk
     from connector.source.windows import Watermarks, advance, plan_incremental
 
     sim = await simulator_factory(SimulatorConfig(meetings=0, clock_skew_seconds=skew))
-    client = ExportClient(session, api_settings(sim.base_url))
+    client = ExportClient(session, api_settings(sim.base_url), Metrics())
     reader = WindowReader(client, 500)
     await client.fetch_page(EVENT, None, 1, 1)
     assert abs(client.api_now() - sim.clock.now()) <= 1
@@ -355,7 +355,7 @@ async def test_connection_cut_mid_body_is_retried(simulator_factory, session) ->
     sim = await simulator_factory(SimulatorConfig(meetings=200, seed=2))
     now = sim.clock.freeze()
     await sim.set_faults(truncated_rate=0.3, truncate_mode="connection", seed=3)
-    client = ExportClient(session, api_settings(sim.base_url, api_max_retries=10))
+    client = ExportClient(session, api_settings(sim.base_url, api_max_retries=10), Metrics())
     found = meetings_of(
         await read_all(WindowReader(client, 50), Window(WindowKind.CREATED, 0, now))
     )
@@ -381,7 +381,7 @@ async def test_429_with_retry_after(simulator_factory, session) -> None:  # type
 async def test_timeouts_exhaust_into_a_retriable_error(simulator, session) -> None:  # type: ignore[no-untyped-def]
     await simulator.set_faults(latency_ms=500)
     conf = api_settings(simulator.base_url, api_timeout_seconds=0.1, api_max_retries=2)
-    client = ExportClient(session, conf)
+    client = ExportClient(session, conf, Metrics())
     with pytest.raises(RetriableSourceError, match=r"no response within 0\.1s"):
         await read_all(WindowReader(client, 50), Window(WindowKind.CREATED, 0, 10))
     await simulator.clear_faults()
@@ -397,9 +397,7 @@ async def test_bad_rows_are_dead_lettered_and_their_meetings_withheld(
     await sim.set_faults(bad_row_rate=1.0)  # every row, every read: nothing can be handed on
     metrics = Metrics()
     client = ExportClient(session, api_settings(sim.base_url), metrics)
-    parts = await read_all(
-        WindowReader(client, 100, metrics=metrics), Window(WindowKind.CREATED, 0, now)
-    )
+    parts = await read_all(WindowReader(client, 100), Window(WindowKind.CREATED, 0, now))
     letters = [letter for part in parts for letter in part.dead_letters]
     assert meetings_of(parts) == {}
     assert len(letters) == sum(len(m["participants"]) for m in truth.values())

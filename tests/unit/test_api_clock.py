@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.config import ApiSettings
+from connector.metrics import Metrics
 from connector.source.api_clock import ApiClock
 from connector.source.client import ExportClient
 
@@ -219,7 +220,7 @@ class Clock:
 
 
 def test_before_any_response_the_local_clock_stands_in():
-    client = ExportClient(None, SETTINGS, wall_clock=lambda: 1_800_000_000.25)  # type: ignore[arg-type]
+    client = ExportClient(None, SETTINGS, Metrics(), wall_clock=lambda: 1_800_000_000.25)  # type: ignore[arg-type]
 
     assert not client.api_clock_known
     assert client.api_now() == 1_800_000_000
@@ -228,7 +229,7 @@ def test_before_any_response_the_local_clock_stands_in():
 
 def test_the_client_reads_date_headers_into_its_clock():
     clock = Clock()
-    client = ExportClient(None, SETTINGS, clock=clock, wall_clock=lambda: 1e9)  # type: ignore[arg-type]
+    client = ExportClient(None, SETTINGS, Metrics(), clock=clock, wall_clock=lambda: 1e9)  # type: ignore[arg-type]
     sent = clock.now
     clock.now += 0.01
     client._observe_date(formatdate(math.floor(sent + BASE), usegmt=True), sent)

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from connector.config import ApiSettings
 from connector.errors import FatalSourceError, RetriableSourceError
+from connector.metrics import Metrics
 from connector.model import Meeting
 from connector.source.assembly import assemble
 from connector.source.client import EXPORT_PATH, ExportClient, ExportPage, RequestLimiter
@@ -162,6 +163,7 @@ async def export_client(url: str):  # type: ignore[no-untyped-def]
         yield ExportClient(
             session,
             api_settings(url),
+            Metrics(),
             limiter=RequestLimiter(0, 4, sleep=_no_sleep),
             sleep=_no_sleep,
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.config import ApiSettings
+from connector.metrics import Metrics
 from connector.source.client import ExportPage
 from connector.source.reader import LEAF_ROWS, WindowPart, WindowReader
 from connector.source.rows import RowParser
@@ -49,6 +51,10 @@ class FakeApi:
     requests: list[tuple[Window, int]] = field(default_factory=list)
     api_clock_known: bool = True
     seconds: list[int] = field(default_factory=list)
+    settings: ApiSettings = field(
+        default_factory=lambda: ApiSettings(api_base_url="http://unused", event_ids=(EVENT,))
+    )
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self.seconds = [_second(r["created_at"]) for r in self.rows]
@@ -81,7 +87,7 @@ def _second(text: str) -> int:
 
 
 def reader_of(api: FakeApi, per_page: int = 10) -> WindowReader:
-    return WindowReader(api, per_page, parser=RowParser())  # type: ignore[arg-type]
+    return WindowReader(api, per_page, parser=RowParser())
 
 
 WINDOW = Window(WindowKind.CREATED, S, S + 10_000)

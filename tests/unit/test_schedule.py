@@ -7,7 +7,6 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.metrics import PHASES
 from connector.progress import EventProgress, Phase
 from connector.schedule import (
     CycleKind,
@@ -69,10 +68,6 @@ def test_after_a_cycle_the_loop_idles_until_the_next_tick():
     assert decide(progress(), last_started_api=NOW + 0.15, api_time=NOW + 1.2) == Run(
         CycleKind.INCREMENTAL
     )
-
-
-def test_the_cycle_metric_labels_are_the_cycle_kinds():
-    assert set(PHASES) == {k.value for k in CycleKind}
 
 
 def test_reconcile_delay_counts_down_to_the_due_pass():
