@@ -22,7 +22,8 @@ from typing import Any
 
 from connector.config import ApiSettings
 from connector.metrics import Metrics
-from connector.source.client import ExportClient, RequestLimiter
+from connector.source.client import ExportClient
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.windows import Window, WindowKind
 from tests.simulator_harness import SimulatorProcess

@@ -64,7 +64,8 @@ from connector.model import Meeting, Participant
 from connector.publisher import Record, TransactionalPublisher, ensure_topics, transactional_id
 from connector.serde import Serdes, SingleObjectFraming
 from connector.source.assembly import assemble
-from connector.source.client import ExportClient, RequestLimiter
+from connector.source.client import ExportClient
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.rows import RowParser
 from connector.state import EventState, restore

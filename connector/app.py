@@ -40,7 +40,8 @@ from connector.publisher import ensure_topics
 from connector.replicas import Ownership
 from connector.serde import make_serdes
 from connector.server import start_server
-from connector.source.client import ExportClient, RequestLimiter
+from connector.source.client import ExportClient
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
 
 log = logging.getLogger("connector")

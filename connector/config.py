@@ -8,10 +8,8 @@ on one line, naming each variable; secret values never appear in messages or rep
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -26,11 +24,18 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from connector.config_problems import (
+    CONFIG_FILE_VARIABLE,
+    ENV_PREFIX,
+    config_file_problems,
+    describe,
+    env_name,
+    environment_problems,
+    looks_secret,
+    placeholder_secrets,
+)
 from connector.errors import ConfigError
 from connector.kafka_logs import kafka_logger
-
-ENV_PREFIX = "MEETINGS_CDC_"
-CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG_FILE"
 
 SnapshotMode = Literal["initial", "no_data", "never"]
 CreatedWindows = Literal["auto", "always", "never"]
@@ -39,11 +44,6 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
-
-
-def env_name(field: str) -> str:
-    """Return the environment variable that sets ``field``."""
-    return f"{ENV_PREFIX}{field.upper()}"
 
 
 class _Base(BaseSettings):
@@ -81,7 +81,7 @@ class _Base(BaseSettings):
             if isinstance(value, SecretStr):
                 values.append(value.get_secret_value())
         for key, val in getattr(self, "kafka_properties", ()):
-            if _looks_secret(key):
+            if looks_secret(key):
                 values.append(val)
         return [v for v in values if v]
 
@@ -328,114 +328,6 @@ class Settings(ApiSettings, KafkaSettings):
 S = TypeVar("S", bound="_Base")
 
 
-def _looks_secret(key: str) -> bool:
-    return any(word in key.lower() for word in ("password", "secret", "token", "key"))
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = [str(part) for part in error.get("loc", ())]
-    name = env_name(loc[0]) if loc else "configuration"
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-    if error.get("type") == "missing":
-        message = "required but not set"
-    return f"{name}: {message}"
-
-
-#: ``MEETINGS_CDC_*`` variables read by other parts of the project, not settings.
-OTHER_VARIABLES = frozenset(
-    {
-        CONFIG_FILE_VARIABLE,
-        f"{ENV_PREFIX}SCHEMAS_DIR",
-        f"{ENV_PREFIX}CACHE",
-        f"{ENV_PREFIX}TOOLS_DIR",
-    }
-)
-#: Prefixes reserved for the test suite, chaos runs and benchmarks (never settings).
-TOOLING_PREFIXES = tuple(f"{ENV_PREFIX}{p}_" for p in ("TEST", "CHAOS", "BENCH"))
-
-
-def closest_name(name: str, known: set[str] | frozenset[str]) -> str | None:
-    """The known name most like ``name`` (a typo's likely intent), or None."""
-    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _did_you_mean(name: str, known: set[str] | frozenset[str]) -> str:
-    suggestion = closest_name(name, known)
-    return f"; did you mean {suggestion}?" if suggestion else ""
-
-
-def unknown_names(given: list[str], known: set[str] | frozenset[str], *, label: str) -> list[str]:
-    """One problem per name of ``given`` not in ``known``, with the closest known name."""
-    return [
-        f"{label}{name}: unknown setting{_did_you_mean(name, known)}"
-        for name in sorted(given)
-        if name not in known
-    ]
-
-
-def _environment_problems(environ: Mapping[str, str]) -> list[str]:
-    known = {env_name(f) for f in Settings.model_fields} | OTHER_VARIABLES
-    given = [
-        name.upper()
-        for name in environ
-        if name.upper().startswith(ENV_PREFIX) and not name.upper().startswith(TOOLING_PREFIXES)
-    ]
-    return unknown_names(given, known, label="")
-
-
-def _config_file_problems(environ: Mapping[str, str]) -> list[str]:
-    path = environ.get(CONFIG_FILE_VARIABLE)
-    if not path:
-        return []
-    try:
-        with open(path, "rb") as file:
-            table = tomllib.load(file)
-    except FileNotFoundError:
-        return [f"{CONFIG_FILE_VARIABLE}: {path}: no such file"]
-    except OSError as exc:
-        return [f"{CONFIG_FILE_VARIABLE}: {path}: cannot be read ({exc.strerror})"]
-    except tomllib.TOMLDecodeError as exc:
-        return [f"{CONFIG_FILE_VARIABLE}: {path}: not valid TOML ({exc})"]
-    known = set(Settings.model_fields)
-    problems = []
-    for key in sorted(table):
-        name = key.lower()
-        if name in known:
-            continue
-        if name.upper().startswith(ENV_PREFIX) and name[len(ENV_PREFIX) :] in known:
-            hint = f"; write {name[len(ENV_PREFIX) :]} (no prefix in the file)"
-        else:
-            hint = _did_you_mean(name, known)
-        problems.append(f"{CONFIG_FILE_VARIABLE}: {path}: key {key}: unknown setting{hint}")
-    return problems
-
-
-# Values that are obviously a template's stand-in, never a real secret: the example overlay's
-# REPLACE-WITH-..., "changeme", "<your key>", an unexpanded ${VAR}, "xxxx", "...".
-_PLACEHOLDER = re.compile(
-    r"replace[-_ ]?(with|me)|change[-_ ]?me|^<.*>$|^\$\{.*\}$|^x{3,}$|^\.{3,}$|your[-_ ].*here",
-    re.IGNORECASE,
-)
-
-
-def placeholder_secrets(settings: _Base) -> list[str]:
-    """The variables whose secret value is an obvious placeholder (values never shown)."""
-    found = []
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            if name == "schema_registry_basic_auth":
-                secret = secret.partition(":")[2] or secret
-            if _PLACEHOLDER.search(secret.strip()):
-                found.append(env_name(name))
-    for key, val in getattr(settings, "kafka_properties", ()):
-        if _looks_secret(key) and _PLACEHOLDER.search(val.strip()):
-            found.append(f"{env_name('kafka_properties')} ({key})")
-    return found
-
-
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Load and validate settings; raise ``ConfigError`` naming every bad variable.
 
@@ -443,13 +335,14 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     (a typo must not leave the connector on defaults), as is a config file that is missing
     or not valid TOML. Every problem is reported at once.
     """
-    problems = _config_file_problems(os.environ) + _environment_problems(os.environ)
+    fields = list(Settings.model_fields)
+    problems = config_file_problems(os.environ, fields) + environment_problems(os.environ, fields)
     if problems:
         raise ConfigError(f"configuration error: {'; '.join(problems)}")
     try:
         settings = cls(**overrides)
     except ValidationError as exc:
-        problems = [_describe(e) for e in exc.errors()]
+        problems = [describe(e) for e in exc.errors()]
         raise ConfigError(f"configuration error: {'; '.join(problems)}") from None
     except (OSError, ValueError) as exc:  # unreadable or invalid TOML config file
         raise ConfigError(f"configuration error: {CONFIG_FILE_VARIABLE}: {exc}") from None

@@ -56,8 +56,9 @@ from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
 from connector.serde import Serdes
 from connector.snapshot import snapshot
-from connector.source.client import BACKGROUND, CLOCK_PROBE_WINDOW, ExportClient
+from connector.source.client import CLOCK_PROBE_WINDOW, ExportClient
 from connector.source.creation_stamps import CreationStamps
+from connector.source.limiter import BACKGROUND
 from connector.source.reader import WindowReader
 from connector.source.windows import Followed
 from connector.state import EventState

@@ -8,9 +8,8 @@ key, bad request) or ``RetriableSourceError`` (transient failures outlasted ever
 Transient failures (5xx, 429, timeouts, connection errors, bodies that are not JSON or are
 cut short, pages that contradict themselves) are retried with exponential backoff and full
 jitter; a 429 waits for its ``Retry-After`` and holds back every request of the process
-meanwhile. One :class:`RequestLimiter` shared by every event of the process bounds the
-request rate (token bucket) and the requests in flight (semaphore), and puts foreground work
-(polls) before background work (reconcile passes).
+meanwhile. One :class:`~connector.source.limiter.RequestLimiter` shared by every event of
+the process paces the requests; :mod:`connector.source.export_page` checks each body.
 
 The API key travels only in a request header: it is never logged, never part of an error
 message (error text from the API is redacted too) and never part of a repr.
@@ -20,27 +19,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 
-from connector.config import ApiSettings, env_name
+from connector.config import ApiSettings
+from connector.config_problems import env_name
 from connector.errors import FatalSourceError, RetriableSourceError
 from connector.labels import RetryReason, StatusClass
 from connector.metrics import Metrics
 from connector.source.api_clock import ApiClock
+from connector.source.export_page import ExportPage, InvalidPage, parse_page
+from connector.source.limiter import BACKGROUND, RequestLimiter
 from connector.source.windows import Window, WindowKind
 
 log = logging.getLogger(__name__)
@@ -53,170 +50,6 @@ _ERROR_TEXT_LIMIT = 300
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class ExportPage:
-    """One validated page: its rows (raw dicts, parsed later), the set's size, body size."""
-
-    rows: list[Any]
-    total: int
-    last_page: int
-    body_bytes: int
-
-
-#: True in a task whose work may wait for others' (the reconciler): at most
-#: ``max_concurrency - 1`` of its requests hold or queue for a slot at once, so a poll's
-#: request waits for one slot to free at most, however many reads a pass has started; and
-#: no body of theirs is decoded while foreground work runs.
-BACKGROUND = contextvars.ContextVar("meetings_cdc_background_reads", default=False)
-
-
-class RequestLimiter:
-    """Request rate (token bucket) and concurrency (semaphore) shared by a whole process,
-    and the priority of foreground work over background work.
-
-    ``async with limiter:`` waits for a free slot and a token. ``pause(seconds)`` holds back
-    every request, e.g. after a 429 with Retry-After.
-
-    Priority: a poll cycle runs inside ``with limiter.foreground():``. A reconcile pass is
-    CPU work in the same event loop (pages decoded, rows parsed, states decoded and
-    classified) and requests to the same API; at its yield points it awaits
-    :meth:`background_turn`, which waits while any foreground work of the process runs. So
-    a poll's pages and its commit do not queue behind a pass's CPU work: at most behind one
-    slice of it. A pass's requests still go out meanwhile (a poll waiting on the network
-    would stall it for nothing), within their slots and their own pace.
-    """
-
-    def __init__(
-        self,
-        rate_per_second: float,
-        max_concurrency: int,
-        *,
-        background_rate_per_second: float = 0.0,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        if rate_per_second < 0 or max_concurrency < 1 or background_rate_per_second < 0:
-            raise ValueError("rates must be >= 0 and max_concurrency >= 1")
-        self.rate = rate_per_second
-        self.max_concurrency = max_concurrency
-        self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._background = asyncio.Semaphore(max(1, max_concurrency - 1))
-        self._clock = clock
-        self._sleep = sleep
-        self._bucket = _TokenBucket(rate_per_second, clock())
-        # A pass's own pace (passes of every event together): a pass that fetched as fast
-        # as it can keeps the process (and the API) busy all the time, and a busy process
-        # is served last by the OS when a poll wakes; paced, the work left between polls
-        # is bounded (README: MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND).
-        self._background_bucket = _TokenBucket(background_rate_per_second, clock())
-        self._paused_until = 0.0
-        self._foreground = 0  # foreground sections open
-        # Set when the foreground work a background waiter waits for is over: one per busy
-        # period, so a waiter goes on once that work ends even if new work began meanwhile
-        # (back-to-back polls cannot starve a pass; it gets a slice between them).
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-
-    @classmethod
-    def from_settings(cls, settings: ApiSettings) -> RequestLimiter:
-        """The limiter configured by ``api_rate_limit_per_second``, ``api_max_concurrency``
-        and ``reconcile_rate_limit_per_second``."""
-        return cls(
-            settings.api_rate_limit_per_second,
-            settings.api_max_concurrency,
-            background_rate_per_second=settings.reconcile_rate_limit_per_second,
-        )
-
-    def pause(self, seconds: float) -> None:
-        """Hold back every request for ``seconds`` from now."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-    @contextlib.contextmanager
-    def foreground(self) -> Iterator[None]:
-        """Mark foreground work (a poll cycle): background work waits until it ends."""
-        if self._foreground == 0:
-            self._quiet = asyncio.Event()
-        self._foreground += 1
-        try:
-            yield
-        finally:
-            self._foreground -= 1
-            if self._foreground == 0:
-                self._quiet.set()
-
-    async def background_turn(self) -> None:
-        """Let other tasks run; while foreground work runs, wait until it is over."""
-        await asyncio.sleep(0)
-        if self._foreground:
-            await self._quiet.wait()
-
-    async def __aenter__(self) -> None:
-        background = BACKGROUND.get()
-        if background:
-            await self._background.acquire()
-        try:
-            if background:
-                wait = self._background_bucket.reserve(self._clock())
-                if wait > 0:
-                    await self._sleep(wait)
-            await self._semaphore.acquire()
-            try:
-                await self._wait_turn()
-            except BaseException:
-                self._semaphore.release()
-                raise
-        except BaseException:
-            if background:
-                self._background.release()
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._semaphore.release()
-        if BACKGROUND.get():
-            self._background.release()
-
-    async def _wait_turn(self) -> None:
-        now = self._clock()
-        wait = max(self._paused_until - now, self._bucket.reserve(now))
-        if wait > 0:
-            await self._sleep(wait)
-
-    def __repr__(self) -> str:
-        return (
-            f"RequestLimiter(rate_per_second={self.rate}, max_concurrency={self.max_concurrency})"
-        )
-
-
-class _TokenBucket:
-    """``rate`` tokens a second, a burst of a quarter second's worth; rate 0 = no limit.
-
-    A quarter second: an API that limits with a bucket of its own (likely a second's worth)
-    then never sees this one empty it, whatever the jitter between our send times and its
-    arrival times (a full-size burst let a process at its limit draw 429s).
-    """
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self._burst = max(1.0, rate / 4)
-        self._tokens = self._burst
-        self._stamp = now
-
-    def reserve(self, now: float) -> float:
-        """Take a token; the seconds until it is earned. The balance may go negative:
-        callers are served in the order they reserved, without polling."""
-        if self.rate <= 0:
-            return 0.0
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        self._tokens -= 1.0
-        return max(0.0, -self._tokens / self.rate)
 
 
 class _Transient(Exception):
@@ -486,50 +319,10 @@ class ExportClient:
             raise FatalSourceError(self._fatal_message(status, params, body))
         if BACKGROUND.get():
             await self._limiter.background_turn()  # a big page's decode waits for a poll
-        return self._validate(body, page, per_page, total_optional)
-
-    def _validate(
-        self, body: bytes, page: int, per_page: int, total_optional: bool = False
-    ) -> ExportPage:
-        """The page of ``body``; with ``total_optional``, a body without ``total`` is a
-        page with ``total = -1`` (its rows unchecked)."""
         try:
-            payload = _loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            reason = (
-                RetryReason.TRUNCATED
-                if body.lstrip()[:1] in (b"{", b"[")
-                else RetryReason.MALFORMED
-            )
-            raise _Transient(reason, f"body is not JSON ({len(body)} bytes): {exc}") from None
-        if not isinstance(payload, dict):
-            raise _Transient(RetryReason.INVALID, "body is not a JSON object")
-        rows = payload.get("data")
-        total = payload.get("total")
-        last_page = payload.get("last_page")
-        current = payload.get("current_page", page)
-        if not isinstance(rows, list):
-            raise _Transient(RetryReason.INVALID, "'data' is not an array")
-        if total_optional and total is None:
-            return ExportPage(rows=rows, total=-1, last_page=-1, body_bytes=len(body))
-        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-            raise _Transient(
-                RetryReason.INVALID, f"'total' is not a non-negative integer: {total!r:.40}"
-            )
-        if not isinstance(last_page, int) or isinstance(last_page, bool) or last_page < 0:
-            raise _Transient(
-                RetryReason.INVALID, f"'last_page' is not an integer: {last_page!r:.40}"
-            )
-        if current != page:
-            raise _Transient(RetryReason.INVALID, f"asked for page {page}, got {current!r:.40}")
-        expected = max(0, min(per_page, total - (page - 1) * per_page))
-        if len(rows) != expected:
-            raise _Transient(
-                RetryReason.INVALID,
-                f"page {page} of {total} rows at {per_page} per page should hold {expected} "
-                f"rows, holds {len(rows)}",
-            )
-        return ExportPage(rows=rows, total=total, last_page=last_page, body_bytes=len(body))
+            return parse_page(body, page, per_page, total_optional)
+        except InvalidPage as exc:
+            raise _Transient(exc.reason, str(exc)) from None
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -569,21 +362,6 @@ class ExportClient:
         elif status == 404:
             message += f" - check {env_name('api_base_url')} and the event id"
         return message
-
-
-def _loads(body: bytes) -> Any:
-    """A JSON body: by orjson (over twice as fast on a page of 500 rows), else by ``json``.
-
-    ``json`` takes what orjson refuses but it accepts (NaN, Infinity, 1e400, lone
-    surrogates, UTF-16/32, a byte order mark), so the bodies accepted and the errors raised
-    are those of ``json.loads``. One difference: orjson reads an integer beyond 64 bits as
-    a float. No field the connector models takes one (ids beyond 63 bits and such
-    timestamps are malformed rows either way); a free-form field keeps it as a float.
-    """
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
 
 
 def _retry_after_seconds(header: str | None, now: float) -> float | None:

@@ -24,7 +24,7 @@ from connector.config import ApiSettings
 from connector.labels import WithheldReason
 from connector.metrics import Metrics
 from connector.model import Meeting
-from connector.source.client import ExportClient, ExportPage
+from connector.source.client import ExportClient
 from connector.source.drift_rules import (
     MALFORMED_REREADS,
     MAX_REREADS,
@@ -42,6 +42,7 @@ from connector.source.drift_rules import (
     Steps,
     read,
 )
+from connector.source.export_page import ExportPage
 from connector.source.leaf_parts import LEAF_ROWS, WindowPart
 from connector.source.rows import DeadLetter, RowParser
 from connector.source.windows import MAX_PARTS, Window

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import ApiSettings, closest_name, placeholder_secrets
+from connector.config import ApiSettings
+from connector.config_problems import closest_name, placeholder_secrets
 
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,8 @@ from aiohttp import web
 from connector.config import ApiSettings
 from connector.errors import FatalSourceError, RetriableSourceError
 from connector.metrics import Metrics
-from connector.source.client import ExportClient, RequestLimiter
+from connector.source.client import ExportClient
+from connector.source.limiter import RequestLimiter
 from connector.source.windows import Window, WindowKind
 
 SECRET = "sk-live-0123456789abcdef"

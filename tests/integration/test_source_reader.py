@@ -21,7 +21,9 @@ from connector.config import ApiSettings
 from connector.errors import RetriableSourceError
 from connector.metrics import Metrics
 from connector.model import Meeting
-from connector.source.client import ExportClient, ExportPage, RequestLimiter
+from connector.source.client import ExportClient
+from connector.source.export_page import ExportPage
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import PAGED_PART_PAGES, WindowPart, WindowReader, read_window
 from connector.source.windows import Window, WindowKind
 from meetings_simulator.app import SimulatorConfig
@@ -224,7 +226,9 @@ async def test_the_churn_scenario_really_drifts_a_naive_pager(simulator_factory,
         bound = sim.clock.advance(5) - 1
         before = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
         churn = Churn(sim.store, sim.server.sim.plans, seed)
-        client = ChurningClient(session, api_settings(sim.base_url), Metrics(), churn=churn, steps=2)
+        client = ChurningClient(
+            session, api_settings(sim.base_url), Metrics(), churn=churn, steps=2
+        )
         seen = await naive_read(client, Window(WindowKind.MODIFIED, 0, bound), 20)
         after = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
         lost += len({k for k, v in before.items() if after.get(k) == v} - seen)
@@ -287,7 +291,9 @@ async def test_a_second_that_never_settles_fails_the_cycle(simulator, session) -
     second = await _burst(simulator, 120)
     simulator.clock.advance(5)
     churn = Churn(simulator.store, simulator.server.sim.plans, 1)
-    client = ChurningClient(session, api_settings(simulator.base_url), Metrics(), churn=churn, steps=3)
+    client = ChurningClient(
+        session, api_settings(simulator.base_url), Metrics(), churn=churn, steps=3
+    )
     reader = WindowReader(client, 100, max_rereads=2)
     with pytest.raises(RetriableSourceError, match="kept changing"):
         await read_all(reader, Window(WindowKind.MODIFIED, second, second))

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import (
-    CONFIG_FILE_VARIABLE,
-    ApiSettings,
-    KafkaSettings,
-    Settings,
-    env_name,
-    load_settings,
-)
+from connector.config import ApiSettings, KafkaSettings, Settings, load_settings
+from connector.config_problems import CONFIG_FILE_VARIABLE, env_name
 from connector.errors import ConfigError
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -8,7 +8,7 @@ from typing import Any
 from connector.delete_check import Ask
 from connector.delete_checker import confirm_absent
 from connector.model import Meeting, Participant
-from connector.source.client import ExportPage
+from connector.source.export_page import ExportPage
 from connector.state import Tracked
 
 

@@ -22,7 +22,7 @@ from connector.progress import EventProgress
 from connector.publisher import Record
 from connector.schedule import CycleKind, Run, until_next_poll
 from connector.serde import Serdes, SingleObjectFraming
-from connector.source.client import RequestLimiter
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowPart
 from connector.source.rows import DeadLetter
 from connector.source.windows import Window, WindowKind

@@ -41,7 +41,9 @@ from connector.errors import FatalSourceError, RetriableSourceError
 from connector.metrics import Metrics
 from connector.model import Meeting
 from connector.source.assembly import assemble
-from connector.source.client import EXPORT_PATH, ExportClient, ExportPage, RequestLimiter
+from connector.source.client import EXPORT_PATH, ExportClient
+from connector.source.export_page import ExportPage
+from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowPart, WindowReader
 from connector.source.rows import RowParser
 from connector.source.windows import Window, WindowKind

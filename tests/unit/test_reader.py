@@ -10,7 +10,7 @@ from typing import Any
 
 from connector.config import ApiSettings
 from connector.metrics import Metrics
-from connector.source.client import ExportPage
+from connector.source.export_page import ExportPage
 from connector.source.reader import LEAF_ROWS, WindowPart, WindowReader
 from connector.source.rows import RowParser
 from connector.source.windows import Window, WindowKind

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from connector.source.client import BACKGROUND, RequestLimiter
+from connector.source.limiter import BACKGROUND, RequestLimiter
 
 
 async def test_a_poll_waits_for_one_slot_at_most_behind_a_pass_with_many_reads_queued():
