@@ -57,7 +57,8 @@ from bench.common import (
 )
 from bench.connector_process import topics_of
 from connector.config import Settings
-from connector.engine import Collaborators, EventSync
+from connector.cycles import Collaborators
+from connector.engine import EventSync
 from connector.health import HealthState
 from connector.metrics import Metrics
 from connector.model import Meeting, Participant

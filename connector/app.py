@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from connector import __version__
 from connector.config import Settings, load_settings
-from connector.engine import Collaborators
+from connector.cycles import Collaborators
 from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.health import HealthState
 from connector.kafka_probe import wait_for_brokers

@@ -32,35 +32,21 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from connector.batch import Destination
-from connector.committer import Committer, Turn
-from connector.config import Settings
-from connector.delete_check import CheckOutcome, judged_span
+from connector.committer import Committer
+from connector.cycles import Collaborators, EventCycles
+from connector.delete_check import CheckOutcome
 from connector.delete_checker import (
-    ApiTotals,
-    TotalsNotReported,
-    check_deletes,
     report_no_totals,
 )
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
-from connector.health import HealthState
-from connector.incremental import IncrementalCycles, followed_watermarks
 from connector.labels import CycleOutcome
-from connector.metrics import Metrics
-from connector.progress import EventProgress, Phase
+from connector.progress import Phase
 from connector.publisher import TransactionalPublisher, state_partition
-from connector.reconcile import PassBounds, reconcile
 from connector.schedule import Action, CycleKind, Idle, Run, next_action, reconcile_delay
-from connector.serde import Serdes
-from connector.snapshot import snapshot
-from connector.source.client import CLOCK_PROBE_WINDOW, ExportClient
-from connector.source.creation_stamps import CreationStamps
+from connector.source.client import CLOCK_PROBE_WINDOW
 from connector.source.limiter import BACKGROUND
-from connector.source.reader import WindowReader
-from connector.source.windows import Followed
 from connector.state import EventState
 
 log = logging.getLogger(__name__)
@@ -68,24 +54,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
 _SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
-
-
-@dataclass(frozen=True, slots=True)
-class Collaborators:
-    """What every event's loop shares."""
-
-    settings: Settings
-    client: ExportClient
-    reader: WindowReader
-    serdes: Serdes
-    metrics: Metrics
-    health: HealthState
-    state_partitions: int
-    wall_clock: Callable[[], float] = time.time
-    #: Whether the API stamps last-modified at creation: learnt once for all the events.
-    creation_stamps: CreationStamps = field(default_factory=CreationStamps)
-    #: Whether the API reports row totals (the delete check needs them): learnt once.
-    api_totals: ApiTotals = field(default_factory=ApiTotals)
 
 
 class EventSync:
@@ -122,15 +90,8 @@ class EventSync:
             api_now=deps.client.api_now,
             wall_clock=deps.wall_clock,
         )
-        # cycle(), one turn at a time: a pass longer than the reconcile interval leaves the
-        # next one due at once; after each pass one incremental cycle runs first.
-        self._reconciled_last = False
-        self._begun: EventProgress | None = None  # before the first commit: how it begins
-        self._cycle_number = 0  # of this process: a cycle may commit more than once
-        self._incremental = IncrementalCycles(
-            event_id, deps.reader, self.committer, deps.client, deps.settings, deps.creation_stamps
-        )
-        self._stop = asyncio.Event()
+        self.cycles = EventCycles(event_id, state, self.committer, deps)
+        self._stop = self.cycles.stop
 
     # --- the concerns -----------------------------------------------------------------------
 
@@ -141,7 +102,7 @@ class EventSync:
         to the supervisor (the other concerns are then cancelled); API failures are retried,
         each kind at its own pace.
         """
-        self._stop = stop
+        self._stop = self.cycles.stop = stop
         tasks = [
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
@@ -165,7 +126,7 @@ class EventSync:
             self.deps.health.beat()
             try:
                 # Window bounds come from the API's clock: learn it before deciding.
-                await self._sync_clock()
+                await self.cycles.sync_clock()
             except (RetriableSourceError, FatalSourceError) as exc:
                 failures += 1
                 await self._failed(self._first_kind(), exc, failures, 0.0)
@@ -274,7 +235,7 @@ class EventSync:
         started = time.monotonic()
         outcome: bool | Exception
         try:
-            outcome = await self._run_cycle(kind, started)
+            outcome = await self.cycles.run(kind, started)
         except _SOURCE_ERRORS as exc:
             outcome = exc
         result = CycleOutcome.ERROR if isinstance(outcome, Exception) else CycleOutcome.OK
@@ -338,21 +299,12 @@ class EventSync:
 
     # --- deciding ---------------------------------------------------------------------------
 
-    def _progress_now(self) -> EventProgress:
-        """The committed progress, or how the event begins (decided once, then kept)."""
-        if self.state.progress is not None:
-            self._begun = None
-            return self.state.progress
-        if self._begun is None:
-            self._begun = self._begin()
-        return self._begun
-
     def _decide(
         self, last_started: float | None, reconcile_interval: float | None = None
     ) -> Action:
         client = self.deps.client
         return next_action(
-            self._progress_now(),
+            self.cycles.progress_now(),
             api_now=client.api_now(),
             api_time=client.api_time(),
             last_started_api=last_started,
@@ -362,7 +314,7 @@ class EventSync:
                 if reconcile_interval is None
                 else reconcile_interval
             ),
-            reconciled_last=self._reconciled_last,
+            reconciled_last=self.cycles.reconciled_last,
         )
 
     def _first_kind(self) -> CycleKind:
@@ -372,143 +324,12 @@ class EventSync:
     async def cycle(self) -> bool:
         """One turn in sequence (tests, tools): learn the clock, decide (a due pass
         included), run; True when more work is waiting."""
-        await self._sync_clock()
+        await self.cycles.sync_clock()
         if self._stop.is_set():
             return False
         action = self._decide(None)
         assert isinstance(action, Run)  # noqa: S101 - nothing to wait for without a last start
-        return await self._run_cycle(action.kind, time.monotonic())
-
-    async def _run_cycle(self, kind: CycleKind, started: float) -> bool:
-        """Run the decided cycle; return True when more work is waiting (no need to sleep)."""
-        self._cycle_number += 1
-        turn = Turn(kind, self._cycle_number, started)
-        progress = self._progress_now()
-        if kind is CycleKind.SNAPSHOT:
-            return await self._snapshot(progress, turn)
-        if kind is CycleKind.DELETE_CHECK:
-            await self._check_deletes(progress, turn)
-            return False
-        if kind is CycleKind.RECONCILE:
-            await self._reconcile(progress, turn)
-            self._reconciled_last = True
-            return False
-        await self._incremental.run(progress, turn)
-        self._reconciled_last = False
-        return False
-
-    async def _sync_clock(self) -> None:
-        if not self.deps.client.api_clock_known:
-            await self.deps.client.fetch_page(self.event_id, None, page=1, per_page=1)
-
-    # --- cycles -----------------------------------------------------------------------------
-
-    def _begin(self) -> EventProgress:
-        upper = self._upper_bound()
-        mode = self.settings.snapshot_mode
-        log.info(
-            "starting event",
-            extra={"event_id": self.event_id, "snapshot_mode": mode, "snapshot_upper": upper},
-        )
-        if mode == "never":
-            return self._progress(STREAMING, upper, upper, upper, last_reconcile_at=upper)
-        return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
-
-    async def _snapshot(self, progress: EventProgress, turn: Turn) -> bool:
-        read = await snapshot(
-            self.event_id,
-            self.deps.reader,
-            self.committer,
-            progress,
-            turn,
-            emit=self.settings.snapshot_mode == "initial",
-        )
-        log.info(
-            "snapshot complete",
-            extra={
-                "event_id": self.event_id,
-                "meetings": len(self.state.meetings),
-                # of this process's read (a resumed snapshot read only the rest)
-                "rows": read.rows,
-                "requests": read.requests,
-            },
-        )
-        return True
-
-    async def _reconcile(self, progress: EventProgress, turn: Turn) -> None:
-        snapshot_upper = progress.snapshot_upper
-        never = self.settings.snapshot_mode == "never" and snapshot_upper is not None
-        bounds = PassBounds(
-            upper=self._upper_bound(),
-            covered_ms=self._follow_api_clock(progress).watermarks.modified_through * 1000,
-            never_upper_ms=snapshot_upper * 1000 if never and snapshot_upper else None,
-            deletes_checked=bool(self.deps.api_totals.reported)
-            and self.settings.delete_check_interval_seconds > 0,
-        )
-        await reconcile(
-            self.event_id,
-            self.deps.reader,
-            self.committer,
-            self.deps.serdes,
-            bounds,
-            turn,
-            self._stop,
-            detected_ms=lambda: self.deps.client.api_now() * 1000,
-            background_turn=self.deps.client.limiter.background_turn,
-        )
-
-    async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:
-        never = self.settings.snapshot_mode == "never"
-        span = judged_span(
-            self._follow_api_clock(progress).watermarks.created_through,
-            untracked_through=progress.snapshot_upper if never else None,
-        )
-        if span is None:
-            return
-        try:
-            result = await check_deletes(
-                self.event_id,
-                self.deps.client,
-                self.deps.reader,
-                self.committer,
-                span,
-                turn,
-                self._stop,
-                detected_ms=lambda: self.deps.client.api_now() * 1000,
-                codec=self.deps.serdes,
-            )
-        except TotalsNotReported:
-            self.deps.api_totals.reported = False
-            return
-        if result is not None:
-            result.count(self.deps.metrics, self._label)
-
-    # --- helpers ----------------------------------------------------------------------------
-
-    def _upper_bound(self) -> int:
-        return self.deps.client.api_now() - self.settings.settle_seconds
-
-    def _progress(
-        self,
-        phase: Phase,
-        snapshot_upper: int,
-        created_through: int,
-        modified_through: int,
-        *,
-        last_reconcile_at: int | None,
-    ) -> EventProgress:
-        return EventProgress(
-            event_id=self.event_id,
-            phase=phase,
-            snapshot_upper=snapshot_upper,
-            created_through=created_through,
-            modified_through=modified_through,
-            last_reconcile_at=last_reconcile_at,
-            updated_at=int(self.deps.wall_clock() * 1000),
-        )
-
-    def _follow_api_clock(self, progress: EventProgress) -> Followed:
-        return followed_watermarks(progress, self.deps.client, self.settings)
+        return await self.cycles.run(action.kind, time.monotonic())
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -516,4 +337,4 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
-__all__ = ["Collaborators", "EventSync"]
+__all__ = ["EventSync"]

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from connector.config import Settings
-from connector.engine import Collaborators, EventSync
+from connector.cycles import Collaborators
+from connector.engine import EventSync
 from connector.errors import ProducerFencedError
 from connector.membership import Assignment, Change
 from connector.publisher import TransactionalPublisher, state_partition, transactional_id

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from connector.config import Settings
-from connector.engine import Collaborators, EventSync
+from connector.cycles import Collaborators
+from connector.engine import EventSync
 from connector.health import HealthState
 from connector.metrics import Metrics
 from connector.model import Meeting, Participant
