@@ -31,6 +31,7 @@ from connector.kafka_probe import BrokerUnreachableError, wait_for_brokers
 from connector.logs import configure_logging
 from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
 from connector.state import drop_read_to_end, end_offsets
+from connector.tail_lines import render, summary
 
 POLL_SECONDS = 0.5
 BOOTSTRAP_VARIABLE = "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"
@@ -270,7 +271,7 @@ def _loop(
                 print(f"meetings-cdc tail: {error}", file=sys.stderr)
             continue
         try:
-            line = _render(serdes, msg.key(), msg.value(), args.event_id)
+            line = render(serdes, msg.key(), msg.value(), args.event_id)
         except SerializationError as exc:
             print(
                 f"meetings-cdc tail: skipped {msg.topic()}[{msg.partition()}]@{msg.offset()}: "
@@ -286,24 +287,6 @@ def _loop(
         printed += 1
         last_printed = time.monotonic()
     return 0
-
-
-def _render(
-    serdes: Serdes, key: bytes | None, value: bytes | None, event_id: int | None
-) -> dict[str, Any] | None:
-    """The JSON object of one record, or None when ``event_id`` filters it out."""
-    decoded_key = serdes.decode_json(key) if key else None
-    if value is None:
-        line: dict[str, Any] = {"key": decoded_key, "tombstone": True}
-    else:
-        line = {"key": decoded_key, **serdes.decode_json(value)}
-    if event_id is not None:
-        owner = line.get("event_id")
-        if owner is None and isinstance(decoded_key, dict):
-            owner = decoded_key.get("event_id")
-        if owner != event_id:
-            return None
-    return line
 
 
 def _seek_to_beginning(consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -345,17 +328,3 @@ def _positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
-
-
-def summary(line: dict[str, Any]) -> str:
-    """One human line of a decoded change event (falls back to JSON for other records)."""
-    if "change_type" not in line:
-        return json.dumps(line, ensure_ascii=False)
-    after = line.get("after") or line.get("before") or {}
-    fields = ",".join(line.get("changed_fields") or []) or "-"
-    start = str(after.get("start_at", ""))[:16].replace("T", " ")
-    return (
-        f"{line['change_type']:<20} event {line['event_id']} meeting {line['meeting_id']:<7} "
-        f"v{line['version']:<3} {after.get('status', ''):<9} {start}  "
-        f"{after.get('location') or ''}  changed: {fields}"
-    )

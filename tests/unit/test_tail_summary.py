@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.tail import summary
+from connector.tail_lines import summary
 
 
 def test_a_change_event_becomes_one_line_with_what_changed():
