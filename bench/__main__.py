@@ -28,6 +28,7 @@ from bench import (
     api_budget,
     delete_check,
     failover,
+    hand_code,
     initial_export,
     latency,
     latency_during_reconcile,
@@ -77,6 +78,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "failover": lambda r, q: failover.run(r, quick=q),
     "api_budget": lambda r, q: api_budget.run(r, quick=q),
     "delete_check": lambda r, q: delete_check.run(r, quick=q),
+    "hand_code": lambda r, q: hand_code.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -124,6 +126,12 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "delete_latency_p99_s": ("s", delete_check.INTERVAL_S + delete_check.POLL_S, False),
     "delete_check_requests_per_delete": ("requests", None, False),
     "delete_check_empty_requests": ("requests", 2, False),
+    # issue 14: what removing each hand-written piece costs (a piece stays above 10 %)
+    "hand_code_pipeline_cpu_us_per_row": ("us", None, False),
+    "hand_code_fastavro_records_cost_pct": ("%", 10, True),
+    "hand_code_fastavro_bodies_cost_pct": ("%", 10, True),
+    "hand_code_careful_rows_cost_pct": ("%", 10, True),
+    "hand_code_stdlib_json_cost_pct": ("%", None, True),
 }
 
 

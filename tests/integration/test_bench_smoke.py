@@ -58,3 +58,11 @@ def test_quick_delete_check_bench_writes_its_figures(kafka_bootstrap: str, tmp_p
         assert results[key] > 0, key
         assert len(results[f"{key}_spread"]) == 2
     assert "delete_latency_p99_s" in done.stdout  # the table
+
+
+def test_quick_hand_code_bench_writes_its_figures(kafka_bootstrap: str, tmp_path: Path) -> None:
+    done, results = quick_bench("hand_code", kafka_bootstrap, tmp_path, timeout=300)
+    assert results["hand_code_pipeline_cpu_us_per_row"] > 0
+    for variant in ("fastavro_records", "fastavro_bodies", "careful_rows", "stdlib_json"):
+        assert isinstance(results[f"hand_code_{variant}_cost_pct"], float), variant
+    assert "hand_code_careful_rows_cost_pct" in done.stdout  # the table
