@@ -3,6 +3,9 @@
 - ``catalog``: the schema files of ``schemas/``, parsed once (fingerprints, inlined text);
 - ``framing``: single-object encoding or the Confluent wire format (registry);
 - ``records``: model values <-> Avro datums, JSON output;
+- ``fastpath``: hand-encoded Avro longs, strings and Meeting bodies (``MeetingEncoder``);
+- ``bodies``: Meeting bodies checked against fastavro, and the record bodies around them;
+- ``state_scan``: state keys and meeting states read without decoding them;
 - ``serdes``: ``Serdes`` and ``make_serdes``, what the rest of the connector uses.
 """
 

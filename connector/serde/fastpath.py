@@ -1,41 +1,31 @@
-"""Hand-assembled Avro bodies for the hot path: change events and meeting state.
+"""Hand-encoded Avro for the hot path: longs, strings and ``Meeting`` bodies.
 
-An Avro record body is the concatenation of its fields' encodings, so a ``Meeting`` body,
-encoded once, can be reused wherever the meeting appears: the ``after`` of an event, the
-state record written with it, the ``before`` of the next event (taken from the state record
-it was decoded from). Only the few scalars around it are encoded here.
-
-The ``Meeting`` body itself is hand-encoded too (``MeetingEncoder``) for the values it
-knows exactly (plain ``int`` in the long range, ``str``, ``float``, ``bool``, ``None``);
-anything else (an int beyond the long range, a str subclass...) goes to fastavro, so what
-fastavro writes or raises stays the behaviour. ``MeetingBodies`` checks the hand encoder
-against fastavro for the current schema at start-up and uses fastavro alone if they differ;
-``Serdes`` checks the whole fast path likewise; tests check both over generated values.
+``long_bytes`` and ``string_bytes`` write Avro scalars, and ``MeetingEncoder`` whole
+``Meeting`` bodies for the values it knows exactly (plain ``int`` in the long range, ``str``,
+``float``, ``bool``, ``None``); anything else (an int beyond the long range, a str
+subclass...) goes to fastavro, so what fastavro writes or raises stays the behaviour.
+``fastavro_bytes`` is the reference they must match. At start-up
+``connector.serde.bodies.MeetingBodies`` checks the encoder against fastavro and ``Serdes``
+the whole fast path (``connector.serde.bodies`` assembles the records' bodies around Meeting
+bodies); tests check both over generated values.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import logging
-import math
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import fastavro
 
-from connector.changes import ChangeEvent, SourceInfo
 from connector.errors import SerializationError
-from connector.model import Meeting, Participant, freeze_extra
-from connector.serde import catalog, records
+from connector.model import Meeting
 
-log = logging.getLogger(__name__)
 _LONG_MIN = -(2**63)
 _LONG_MAX = 2**63 - 1
-_NULL_BRANCH = b"\x00"
-_SECOND_BRANCH = b"\x02"  # zigzag(1): the non-null branch of ["null", T]
-_EMPTY_ARRAY = b"\x00"
+NULL_BRANCH = b"\x00"
+SECOND_BRANCH = b"\x02"  # zigzag(1): the non-null branch of ["null", T]
+EMPTY_ARRAY = b"\x00"  # an empty array or map, or the end of a non-empty one's block
 _ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
 
 
@@ -191,7 +181,7 @@ class MeetingEncoder:
     def _encode_map(self, extra: Any, out: list[bytes]) -> None:
         values = dict(extra)
         if not values:
-            out.append(_EMPTY_ARRAY)
+            out.append(EMPTY_ARRAY)
             return
         append = out.append
         long = _strict_long
@@ -220,7 +210,7 @@ class MeetingEncoder:
                 append(_TRUE_VALUE if value else _FALSE_VALUE)
             else:
                 raise _Unsupported
-        append(_EMPTY_ARRAY)
+        append(EMPTY_ARRAY)
 
     def encode(self, meeting: Meeting) -> bytes | None:
         """The Avro body of ``meeting``, or None to leave it to fastavro."""
@@ -249,9 +239,9 @@ class MeetingEncoder:
             string_bytes(status) or miss(strings, status),
             (type(m.start_at) is int and longs(m.start_at)) or cached(m.start_at),
             (type(m.end_at) is int and longs(m.end_at)) or cached(m.end_at),
-            _NULL_BRANCH
+            NULL_BRANCH
             if location is None
-            else _SECOND_BRANCH + (string_bytes(location) or miss(strings, location)),
+            else SECOND_BRANCH + (string_bytes(location) or miss(strings, location)),
             created,
             # unmodified meetings: the same long (a plain int equal to a plain int)
             created
@@ -272,173 +262,9 @@ class MeetingEncoder:
                 append(string_bytes(role) or miss(strings, role))
                 append(string_bytes(state) or miss(strings, state))
                 self._map(p.extra, out)
-        append(_EMPTY_ARRAY)
+        append(EMPTY_ARRAY)
         self._map(m.extra, out)
         return b"".join(out)
-
-
-def self_check_meetings() -> list[Meeting]:
-    """Meetings covering every branch of the Meeting body and multi-byte lengths and longs:
-    the reference data of ``MeetingBodies``' start-up check."""
-    text = "Ünïcode ☕ " * 8  # > 63 bytes: a two-byte length
-    extra = freeze_extra(
-        {
-            "n": None,
-            "t": True,
-            "f": False,
-            "i": -(2**63),
-            "j": 2**63 - 1,
-            "k": 300,
-            "d": -0.0,
-            "e": math.inf,
-            "g": 1.5e-300,
-            "s": text,
-            "": "",
-        }
-    )
-    people = (
-        Participant(-(2**40), text, "", extra),
-        Participant(0, "invitee", "accepted", ()),
-        Participant(2**62, "requester", "declined", freeze_extra({"email": "a@x.io"})),
-    )
-    return [
-        Meeting(1, -2, "pending", 1_767_261_600_000, -1, None, 0, 2**62, people, extra),
-        Meeting(-(2**63), 2**63 - 1, text, 0, 1, text, -64, 63, (), ()),
-        Meeting(7, 8, "", 64, -65, "", 2**20, -(2**21), people[1:2], (("x", "y"),)),
-    ]
-
-
-class MeetingBodies:
-    """Avro bodies of ``Meeting`` values: hand-encoded where that is checked to write
-    fastavro's bytes, else by fastavro. No cache: a meeting is encoded once for its state
-    record, and its event's ``after`` and the next event's ``before`` take the body out of
-    that record (``Batch`` hands the records on; see ``Serdes.encode_change``).
-    """
-
-    def __init__(self) -> None:
-        self._schema = catalog.load_file(catalog.schemas_dir() / "meetings_cdc.Meeting.avsc").plain
-        self._hand = self._checked_hand_encoder(MeetingEncoder())
-
-    @property
-    def hand_encoding(self) -> bool:
-        """Whether Meeting bodies are hand-encoded (the start-up check passed)."""
-        return self._hand is not None
-
-    def _checked_hand_encoder(
-        self, encoder: MeetingEncoder
-    ) -> Callable[[Meeting], bytes | None] | None:
-        """``encoder.encode`` if it writes exactly fastavro's bytes for the current Meeting
-        schema, else None (fastavro alone, rather than corrupting data)."""
-        try:
-            for meeting in self_check_meetings():
-                if encoder.encode(meeting) != self._fastavro_body(meeting):
-                    raise ValueError("bytes differ")
-        except (ValueError, SerializationError) as exc:
-            log.warning("hand-encoded Meeting bodies disabled, using fastavro: %s", exc)
-            return None
-        return encoder.encode
-
-    def _fastavro_body(self, meeting: Meeting) -> bytes:
-        buffer = io.BytesIO()
-        try:
-            fastavro.schemaless_writer(buffer, self._schema, records.meeting_datum(meeting))
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise SerializationError(f"cannot encode a Meeting record: {exc!r}") from exc
-        return buffer.getvalue()
-
-    def body(self, meeting: Meeting) -> bytes:
-        """The Avro body of ``meeting``."""
-        hand = self._hand
-        data = hand(meeting) if hand is not None else None
-        if data is None:
-            data = self._fastavro_body(meeting)
-        return data
-
-
-class FastEncoder:
-    """Encodes MeetingChange and meeting StateValue bodies around Meeting bodies."""
-
-    def __init__(self, bodies: MeetingBodies) -> None:
-        """Use ``bodies`` for every Meeting."""
-        self.bodies = bodies
-        change = json.loads(catalog.current(catalog.MEETING_CHANGE).text)
-        enum = next(f for f in change["fields"] if f["name"] == "change_type")["type"]
-        self._symbols = {s: long_bytes(i) for i, s in enumerate(enum["symbols"])}
-        # The last source encoded: the events of one window share it (by value).
-        self._source: tuple[SourceInfo, bytes] | None = None
-
-    @staticmethod
-    def change_key(event_id: int, meeting_id: int) -> bytes:
-        """The MeetingKey body: two longs."""
-        return long_bytes(event_id) + long_bytes(meeting_id)
-
-    @staticmethod
-    def state_key(event_id: int, meeting_id: int | None) -> bytes:
-        """The StateKey body: a long and an optional long (null for an event's progress)."""
-        if meeting_id is None:
-            return long_bytes(event_id) + _NULL_BRANCH
-        return long_bytes(event_id) + _SECOND_BRANCH + long_bytes(meeting_id)
-
-    def _optional(self, meeting: Meeting | None, body: bytes | None) -> bytes:
-        if meeting is None:
-            return _NULL_BRANCH
-        return _SECOND_BRANCH + (body if body is not None else self.bodies.body(meeting))
-
-    def change(
-        self, event: ChangeEvent, before: bytes | None = None, after: bytes | None = None
-    ) -> bytes:
-        """The MeetingChange body of ``event``; ``before`` / ``after``: the Meeting bodies
-        of its change's meetings when the caller has them (else they are encoded)."""
-        change = event.change
-        source = event.source
-        fields = change.changed_fields
-        if fields:
-            array = long_bytes(len(fields)) + b"".join(map(string_bytes, fields)) + _EMPTY_ARRAY
-        else:
-            array = _EMPTY_ARRAY
-        cached = self._source
-        if cached is not None and (cached[0] is source or cached[0] == source):
-            tail = cached[1]
-        else:
-            tail = b"".join(
-                (
-                    string_bytes(source.connector),
-                    string_bytes(source.connector_version),
-                    string_bytes(source.window_kind),
-                    long_bytes(source.window_start),
-                    long_bytes(source.window_end),
-                )
-            )
-            self._source = (source, tail)
-        return b"".join(
-            (
-                long_bytes(event.event_id),
-                long_bytes(event.meeting_id),
-                self._symbols[change.change_type.value],
-                array,
-                self._optional(change.before, before),
-                self._optional(change.after, after),
-                long_bytes(event.modified_at),
-                long_bytes(event.detected_at),
-                long_bytes(event.version),
-                tail,
-            )
-        )
-
-    def meeting_state(self, meeting: Meeting, version: int) -> bytes:
-        """The StateValue body of a meeting's state."""
-        return _SECOND_BRANCH + self.bodies.body(meeting) + long_bytes(version) + _NULL_BRANCH
-
-    @staticmethod
-    def meeting_body_in_state(body: bytes) -> bytes:
-        """The Meeting body inside a meeting StateValue ``body``: the meeting branch, the
-        body, the version (a varint: its bytes before the last have the high bit set) and
-        the null progress. A Meeting body ends with its extra map's 0 terminator, so the
-        varint is the run of bytes before the last that the scan below walks back over."""
-        end = len(body) - 2  # the version's last byte
-        while body[end - 1] & 0x80:
-            end -= 1
-        return body[1:end]
 
 
 def fastavro_bytes(schema: Any, datum: dict[str, Any]) -> bytes:
@@ -446,68 +272,3 @@ def fastavro_bytes(schema: Any, datum: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, schema, datum)
     return buffer.getvalue()
-
-
-def read_state_key(data: bytes, offset: int) -> tuple[int, int | None] | None:
-    """The (event id, meeting id or None) of a StateKey body at ``offset`` (the mirror of
-    :meth:`FastEncoder.state_key`), or None for anything else: fastavro decides then."""
-    try:
-        event_id, offset = _read_long(data, offset)
-        branch = data[offset]
-        meeting_id: int | None = None
-        if branch == 2:  # zig-zag 1: the long branch
-            meeting_id, offset = _read_long(data, offset + 1)
-        elif branch == 0:
-            offset += 1
-        else:
-            return None
-    except (IndexError, ValueError):  # cut short, or a varint beyond 64 bits
-        return None
-    return (event_id, meeting_id) if offset == len(data) else None
-
-
-def read_created_and_rows(data: bytes, offset: int) -> tuple[int, int] | None:
-    """(created_at ms, participants) of a meeting StateValue body at ``offset``, read
-    without decoding the meeting (the state's row index reads one per restored meeting), or
-    None for anything else (the caller decodes then). The participants are the first
-    array block's count: both encoders (this module's and fastavro) write one block."""
-    try:
-        if data[offset] != 2:  # not the meeting branch
-            return None
-        offset += 1
-        for _ in range(2):  # meeting_id, event_id
-            _, offset = _read_long(data, offset)
-        size, offset = _read_long(data, offset)  # status
-        offset += size
-        for _ in range(2):  # start_at, end_at
-            _, offset = _read_long(data, offset)
-        branch, offset = _read_long(data, offset)  # location: null or string
-        if branch == 1:
-            size, offset = _read_long(data, offset)
-            offset += size
-        elif branch != 0:
-            return None
-        created_at, offset = _read_long(data, offset)
-        _, offset = _read_long(data, offset)  # modified_at
-        count, offset = _read_long(data, offset)
-    except (IndexError, ValueError):
-        return None
-    return created_at, abs(count)
-
-
-def _read_long(data: bytes, offset: int) -> tuple[int, int]:
-    """A zig-zag varint long at ``offset`` and the offset after it; ValueError beyond 64
-    bits, IndexError when cut short."""
-    value = shift = 0
-    while True:
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise ValueError("a varint longer than ten bytes")
-    if value >= 1 << 64:
-        raise ValueError("a varint beyond 64 bits")
-    return (value >> 1) ^ -(value & 1), offset

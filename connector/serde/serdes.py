@@ -16,6 +16,7 @@ from connector.errors import SerializationError
 from connector.model import Meeting
 from connector.progress import EventProgress
 from connector.serde import catalog, records
+from connector.serde.bodies import FastEncoder, MeetingBodies
 from connector.serde.catalog import (
     DEAD_LETTER,
     MEETING_CHANGE,
@@ -24,14 +25,9 @@ from connector.serde.catalog import (
     STATE_VALUE,
     RecordSchema,
 )
-from connector.serde.fastpath import (
-    FastEncoder,
-    MeetingBodies,
-    fastavro_bytes,
-    read_created_and_rows,
-    read_state_key,
-)
+from connector.serde.fastpath import fastavro_bytes
 from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
+from connector.serde.state_scan import read_created_and_rows, read_state_key
 
 log = logging.getLogger(__name__)
 

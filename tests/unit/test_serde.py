@@ -30,6 +30,7 @@ from connector.serde import (
     rabin_fingerprint,
     records,
 )
+from connector.serde import bodies as serde_bodies
 from connector.serde.catalog import TOP_LEVEL, current
 from connector.serde.records import jsonable
 from connector.source.rows import DeadLetter
@@ -418,7 +419,7 @@ def test_change_reusing_state_records_bodies_is_fastavros(
 def test_fast_encoder_turns_itself_off_when_it_disagrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fastpath.FastEncoder, "change", lambda self, event: b"wrong")
+    monkeypatch.setattr(serde_bodies.FastEncoder, "change", lambda self, event: b"wrong")
     serdes = Serdes(SingleObjectFraming())
     assert serdes._fast is None
     decoded = serdes.decode_change(serdes.encode_change(sample_event()))
@@ -447,7 +448,7 @@ edge_scalars = st.one_of(
     st.text(max_size=5).map(Label),
 )
 edge_meetings = meetings_of(edge_scalars) | meetings_of(scalars, LONG | BEYOND_LONG)
-MEETING_SCHEMA = fastpath.MeetingBodies()._schema
+MEETING_SCHEMA = serde_bodies.MeetingBodies()._schema
 ENCODER = fastpath.MeetingEncoder(string_capacity=64, map_capacity=64)  # small: clears often
 
 
@@ -486,7 +487,7 @@ def _as_decoded(m: Meeting) -> Meeting:
 def test_hand_encoded_meeting_body_is_fastavros(meeting: Meeting) -> None:
     """Byte for byte what fastavro writes for the datum, or the same SerializationError;
     the hand encoder itself writes every meeting it does not leave to fastavro."""
-    bodies = fastpath.MeetingBodies()
+    bodies = serde_bodies.MeetingBodies()
     assert bodies.hand_encoding
     hand = ENCODER.encode(meeting)
     try:
@@ -518,7 +519,7 @@ def test_hand_encoded_meeting_body_is_fastavros(meeting: Meeting) -> None:
 
 
 def test_hand_encoder_covers_the_start_up_check_meetings() -> None:
-    for meeting in fastpath.self_check_meetings():
+    for meeting in serde_bodies.self_check_meetings():
         assert ENCODER.encode(meeting) == fastpath.fastavro_bytes(
             MEETING_SCHEMA, records.meeting_datum(meeting)
         )
@@ -533,7 +534,7 @@ def test_hand_encoder_leaves_odd_values_to_fastavro() -> None:
         sample_meeting(extra=(("a", 1), ("b", 2), ("a", 3))),  # dict(extra): a=3, b=2
     )
     for meeting in odd:
-        body = fastpath.MeetingBodies().body(meeting)
+        body = serde_bodies.MeetingBodies().body(meeting)
         assert body == fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meeting))
     assert ENCODER.encode(odd[-1]) is not None  # duplicate keys: dict order, last value
 
@@ -542,7 +543,7 @@ def test_hand_encoder_turns_itself_off_when_it_disagrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(fastpath.MeetingEncoder, "encode", lambda self, m: b"wrong")
-    bodies = fastpath.MeetingBodies()
+    bodies = serde_bodies.MeetingBodies()
     assert not bodies.hand_encoding
     meeting = sample_meeting()
     assert bodies.body(meeting) == fastpath.fastavro_bytes(
@@ -570,7 +571,7 @@ def test_cached_extra_maps_are_never_another_values() -> None:
         expected = fastpath.fastavro_bytes(MEETING_SCHEMA, records.meeting_datum(meeting))
         hand = encoder.encode(meeting)
         assert hand in (expected, None)
-        assert fastpath.MeetingBodies().body(meeting) == expected
+        assert serde_bodies.MeetingBodies().body(meeting) == expected
         if type(value) is not int or -(2**63) <= value < 2**63:  # type: ignore[operator]
             assert hand == expected
         # cached longs (event id, slot times, account ids) are plain ints only

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from connector.serde import Serdes, SingleObjectFraming
 from connector.serde.catalog import STATE_KEY, current
-from connector.serde.fastpath import fastavro_bytes, read_state_key
+from connector.serde.fastpath import fastavro_bytes
+from connector.serde.state_scan import read_state_key
 
 SCHEMA = current(STATE_KEY).plain
 LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)

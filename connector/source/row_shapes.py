@@ -1,0 +1,106 @@
+"""Row shapes: how the keys of a row the mapping does not model split into extras.
+
+A row shape is a row's key set in key order; real exports have one or a few. For each,
+:class:`Shapes` keeps which keys go to the meeting's ``extra`` and which to the
+participant's, and takes them out of a row as frozen, interned tuples. This is the fast path
+of :class:`connector.source.rows.RowParser`: anything it does not handle raises
+:class:`NotFast`, and the parser's careful path maps the row instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from connector.model import Extra
+
+#: Distinct extra value tuples kept per row shape (an event's accounts, with room to spare).
+_INTERN_LIMIT = 65_536
+#: Distinct row shapes (key sets in key order) kept; real exports have one or a few.
+_SHAPE_LIMIT = 16
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+# Equal values of these exact types are the same value (unlike 1 == 1.0 == True, or
+# 0.0 == -0.0), so equal tuples of them can share one object.
+_INTERNABLE = frozenset({str, int, type(None)})
+
+
+class NotFast(Exception):
+    """The fast path does not handle this row (it may still be valid)."""
+
+
+class Extras:
+    """The extra fields of one row shape: keys in sorted order; equal value tuples of
+    internable types share one frozen tuple (participants repeat across meetings, and so
+    do their encodings, which the encoder caches by value)."""
+
+    __slots__ = ("_interned", "_values", "keys")
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = tuple(keys)
+        self._values = _getter(self.keys)
+        self._interned: dict[tuple[Any, ...], Extra] = {}
+
+    def take(self, raw: dict[str, Any]) -> Extra:
+        """The frozen extra of ``raw``; raises :class:`NotFast` for a nested value."""
+        values = self._values(raw)
+        if _INTERNABLE.issuperset(map(type, values)):
+            extra = self._interned.get(values)
+            if extra is None:
+                extra = tuple(zip(self.keys, values, strict=True))
+                if len(self._interned) >= _INTERN_LIMIT:
+                    self._interned.clear()
+                self._interned[values] = extra
+            return extra
+        if _SCALAR_TYPES.issuperset(map(type, values)):
+            return tuple(zip(self.keys, values, strict=True))
+        raise NotFast  # nested values are kept as JSON text by the careful path
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A row shape's meeting-level and participant-level extras."""
+
+    meeting: Extras
+    participant: Extras
+
+
+class Shapes:
+    """The shapes seen, by key tuple (``known``: only ever cleared, never replaced, so a
+    caller may hold it and call :meth:`add` on a miss)."""
+
+    def __init__(self, modelled: frozenset[str], meeting_keys: frozenset[str]) -> None:
+        """``modelled``: the keys of modelled fields; ``meeting_keys``: the other keys that
+        go to the meeting's extra (every remaining key goes to the participant's)."""
+        self._modelled = modelled
+        self._meeting_keys = meeting_keys
+        self.known: dict[tuple[object, ...], Shape] = {}
+
+    def add(self, keys: tuple[object, ...]) -> Shape:
+        """How rows with exactly ``keys`` (in this order) split into extras (now known);
+        raises :class:`NotFast` for a key that is not a string."""
+        meeting: list[str] = []
+        participant: list[str] = []
+        modelled, meeting_keys = self._modelled, self._meeting_keys
+        for key in keys:
+            if key in modelled:
+                continue
+            if type(key) is not str:
+                raise NotFast
+            (meeting if key in meeting_keys else participant).append(key)
+        shape = Shape(Extras(sorted(meeting)), Extras(sorted(participant)))
+        if len(self.known) >= _SHAPE_LIMIT:
+            self.known.clear()
+        self.known[keys] = shape
+        return shape
+
+
+def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of ``keys`` in a row, always as a tuple."""
+    if not keys:
+        return lambda raw: ()
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda raw: (raw[key],)
+    return itemgetter(*keys)
