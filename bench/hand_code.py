@@ -12,6 +12,10 @@ with the connector as it is (ABAB), so load and clock speed move both alike:
 - ``fastavro_bodies``: ``FastEncoder`` kept, the ``Meeting`` body by fastavro;
 - ``careful_rows``: every row by the row parser's careful path (no fast path: no cached
   row shapes, no interned extras, no day/hour tables);
+- ``no_encoder_caches``: the hand encoder without its caches of key strings, longs and
+  extra maps (capacity 0: each miss clears its cache);
+- ``no_date_caches``: date-time texts and days parsed every time (caches that keep nothing);
+- ``no_interning``: participants' equal extras not shared as one tuple;
 - ``stdlib_json``: ``json.loads`` instead of orjson (a library, listed for scale).
 
 A variant's ``cost`` is its extra CPU per row over the connector's, as a share of the
@@ -39,7 +43,8 @@ import aiohttp
 from connector.batch import Batch, Destination
 from connector.changes import ReadKind
 from connector.serde import Serdes, SingleObjectFraming
-from connector.source import export_page
+from connector.serde.fastpath import MeetingEncoder
+from connector.source import export_page, row_shapes
 from connector.source.assembly import assemble
 from connector.source.rows import RowError, RowParser
 from connector.source.windows import Window, WindowKind
@@ -123,6 +128,40 @@ def _careful_rows(serdes: Serdes, parser: RowParser) -> Iterator[None]:
 
 
 @contextmanager
+def _no_encoder_caches(serdes: Serdes, parser: RowParser) -> Iterator[None]:
+    assert serdes._fast is not None
+    bodies = serdes._fast.bodies
+    hand, bodies._hand = bodies._hand, MeetingEncoder(string_capacity=0, map_capacity=0).encode
+    try:
+        yield
+    finally:
+        bodies._hand = hand
+
+
+class _Forgetful(dict[Any, Any]):
+    """A cache that keeps nothing."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+@contextmanager
+def _no_date_caches(serdes: Serdes, parser: RowParser) -> Iterator[None]:
+    parser._dates.times = parser._times = _Forgetful()
+    parser._dates._days = _Forgetful()
+    yield  # the parser is thrown away after the run
+
+
+@contextmanager
+def _no_interning(serdes: Serdes, parser: RowParser) -> Iterator[None]:
+    limit, row_shapes._INTERN_LIMIT = row_shapes._INTERN_LIMIT, 0
+    try:
+        yield
+    finally:
+        row_shapes._INTERN_LIMIT = limit
+
+
+@contextmanager
 def _stdlib_json(serdes: Serdes, parser: RowParser) -> Iterator[None]:
     loads, export_page.loads_json = export_page.loads_json, json.loads
     try:
@@ -136,6 +175,9 @@ VARIANTS: dict[str, Variant] = {
     "fastavro_records": _fastavro_records,
     "fastavro_bodies": _fastavro_bodies,
     "careful_rows": _careful_rows,
+    "no_encoder_caches": _no_encoder_caches,
+    "no_date_caches": _no_date_caches,
+    "no_interning": _no_interning,
     "stdlib_json": _stdlib_json,
 }
 

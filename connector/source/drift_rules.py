@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeAlias, TypeVar
 
 from connector.errors import RetriableSourceError
@@ -101,11 +102,19 @@ class Sleep:
     seconds: float
 
 
+class Occurrence(StrEnum):
+    """What the rules count: the name of the reader's metric (``meetings_cdc_<name>_total``)."""
+
+    SPLIT = "window_splits"
+    REREAD = "window_rereads"
+    SAME_SECOND_TIE = "same_second_ties"
+
+
 @dataclass(frozen=True, slots=True)
 class Count:
-    """Count one occurrence of a metric, labelled with a window kind."""
+    """Count one occurrence, labelled with a window kind."""
 
-    metric: str  # window_splits, window_rereads or same_second_ties
+    what: Occurrence
     kind: WindowKind
 
 
@@ -196,7 +205,7 @@ def _split(rules: Rules, window: Window, overflow: Overflow, depth: int) -> Step
     # parts to be paged are planned at half the size they may be paged up to
     part_rows = max(rules.per_page, rules.pageable() // 2)
     parts = split(window, overflow.total, part_rows, overflow.sample, fan_out)
-    yield Count("window_splits", window.kind)
+    yield Count(Occurrence.SPLIT, window.kind)
     plan = Split(parts, expected_rows(parts, overflow.total, overflow.sample), depth + 1)
     # Parts expected to fit a page are read at once (the limiter bounds concurrency, and
     # serves them in the order they are walked). A part expected to overflow is probed
@@ -281,7 +290,7 @@ def _collect(rules: Rules, window: Window, first: Answer | None) -> Steps[Rows |
             if isinstance(paged, Rows):
                 rules.paged_pages = min(rules.max_paged_pages, rules.paged_pages * 2)
                 return paged
-            yield Count("window_rereads", kind)
+            yield Count(Occurrence.REREAD, kind)
             rules.paged_pages //= 2  # its parts, and the next, are planned smaller
         return Overflow(total, sample(rules.parser, first.rows, window))
 
@@ -289,13 +298,13 @@ def _collect(rules: Rules, window: Window, first: Answer | None) -> Steps[Rows |
 def _read_second(rules: Rules, window: Window, first: Answer) -> Steps[Rows]:
     """Page through a one-second window (it cannot be split) until it verifies."""
     kind = window.kind
-    yield Count("same_second_ties", kind)
+    yield Count(Occurrence.SAME_SECOND_TIE, kind)
     fetched: Answer | None = first
     if first.started is None and kind is WindowKind.CREATED:
         fetched = None  # sent before the API clock was known: "since" would be a guess
     for attempt in range(rules.max_rereads + 1):
         if attempt:
-            yield Count("window_rereads", kind)
+            yield Count(Occurrence.REREAD, kind)
         if fetched is None:
             fetched = yield from _fetch(window, 1, rules.per_page)
             if fetched.total <= rules.per_page:

@@ -35,6 +35,7 @@ from connector.source.drift_rules import (
     Emit,
     Fetch,
     Join,
+    Occurrence,
     PageRequest,
     Rules,
     Sleep,
@@ -131,7 +132,12 @@ class WindowReader:
             raise ValueError("per_page must be between 1 and 500")
         self.client = client
         self.per_page = per_page
-        self.metrics = client.metrics
+        self.metrics = m = client.metrics
+        self._counters = {
+            Occurrence.SPLIT: m.window_splits,
+            Occurrence.REREAD: m.window_rereads,
+            Occurrence.SAME_SECOND_TIE: m.same_second_ties,
+        }
         self.parser = parser or RowParser(zone=client.settings.zone)
         self.max_parts = max_parts
         self.max_rereads = max_rereads
@@ -207,7 +213,7 @@ class WindowReader:
             await self._sleep(command.seconds)
             return None
         if isinstance(command, Count):
-            getattr(self.metrics, command.metric).labels(run.label, command.kind.value).inc()
+            self._counters[command.what].labels(run.label, command.kind).inc()
             return None
         raise TypeError(f"a spawned plan cannot {command!r}")  # Emit: only the read's own
 

@@ -29,6 +29,7 @@ from connector.source.drift_rules import (
     Emit,
     Fetch,
     Join,
+    Occurrence,
     PageRequest,
     Rules,
     Sleep,
@@ -140,7 +141,7 @@ class Driver:
     model: ExportModel
     results: list[Any] = field(default_factory=list)
     parts: list[WindowPart] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[Occurrence] = field(default_factory=Counter)
 
     def run(self, plan: Steps[Any]) -> Any:
         reply: Any = None
@@ -162,7 +163,7 @@ class Driver:
             elif isinstance(command, Sleep):
                 self.model.now += math.ceil(command.seconds)
             elif isinstance(command, Count):
-                self.counts[command.metric] += 1
+                self.counts[command.what] += 1
 
 
 def rules(per_page: int, paged_pages: int = 64) -> Rules:
@@ -244,7 +245,7 @@ def test_meetings_modified_out_of_a_paged_window_shift_no_other_meeting_away() -
     before = {i: set(m.accounts) for i, m in model.meetings.items()}
     driver = read_all(model, per_page=100, window=MODIFIED)
     check(driver, before, MODIFIED)
-    assert driver.counts["window_rereads"] >= 1
+    assert driver.counts[Occurrence.REREAD] >= 1
 
 
 def test_nothing_changing_costs_about_the_minimum_requests() -> None:
@@ -263,8 +264,8 @@ def test_a_paged_part_that_changed_falls_back_to_smaller_parts() -> None:
     before = {i: set(m.accounts) for i, m in model.meetings.items()}
     driver = read_all(model, per_page=100)
     check(driver, before)
-    assert driver.counts["window_rereads"] >= 1
-    assert driver.counts["window_splits"] >= 1
+    assert driver.counts[Occurrence.REREAD] >= 1
+    assert driver.counts[Occurrence.SPLIT] >= 1
     quiet = read_all(ExportModel(export(2_000, 1)), per_page=100)
     assert len(driver.parts) > len(quiet.parts)
 
