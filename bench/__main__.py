@@ -133,7 +133,6 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "hand_code_careful_rows_cost_pct": ("%", 10, True),
     "hand_code_no_encoder_caches_cost_pct": ("%", 10, True),
     "hand_code_no_date_caches_cost_pct": ("%", 10, True),
-    "hand_code_no_interning_cost_pct": ("%", 10, True),
     "hand_code_stdlib_json_cost_pct": ("%", None, True),
 }
 

@@ -15,7 +15,6 @@ with the connector as it is (ABAB), so load and clock speed move both alike:
 - ``no_encoder_caches``: the hand encoder without its caches of key strings, longs and
   extra maps (capacity 0: each miss clears its cache);
 - ``no_date_caches``: date-time texts and days parsed every time (caches that keep nothing);
-- ``no_interning``: participants' equal extras not shared as one tuple;
 - ``stdlib_json``: ``json.loads`` instead of orjson (a library, listed for scale).
 
 A variant's ``cost`` is its extra CPU per row over the connector's, as a share of the
@@ -44,7 +43,7 @@ from connector.batch import Batch, Destination
 from connector.changes import ReadKind
 from connector.serde import Serdes, SingleObjectFraming
 from connector.serde.fastpath import MeetingEncoder
-from connector.source import export_page, row_shapes
+from connector.source import export_page
 from connector.source.assembly import assemble
 from connector.source.rows import RowError, RowParser
 from connector.source.windows import Window, WindowKind
@@ -153,15 +152,6 @@ def _no_date_caches(serdes: Serdes, parser: RowParser) -> Iterator[None]:
 
 
 @contextmanager
-def _no_interning(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    limit, row_shapes._INTERN_LIMIT = row_shapes._INTERN_LIMIT, 0
-    try:
-        yield
-    finally:
-        row_shapes._INTERN_LIMIT = limit
-
-
-@contextmanager
 def _stdlib_json(serdes: Serdes, parser: RowParser) -> Iterator[None]:
     loads, export_page.loads_json = export_page.loads_json, json.loads
     try:
@@ -177,7 +167,6 @@ VARIANTS: dict[str, Variant] = {
     "careful_rows": _careful_rows,
     "no_encoder_caches": _no_encoder_caches,
     "no_date_caches": _no_date_caches,
-    "no_interning": _no_interning,
     "stdlib_json": _stdlib_json,
 }
 

@@ -2,7 +2,7 @@
 
 A row shape is a row's key set in key order; real exports have one or a few. For each,
 :class:`Shapes` keeps which keys go to the meeting's ``extra`` and which to the
-participant's, and takes them out of a row as frozen, interned tuples. This is the fast path
+participant's, and takes them out of a row as frozen tuples. This is the fast path
 of :class:`connector.source.rows.RowParser`: anything it does not handle raises
 :class:`NotFast`, and the parser's careful path maps the row instead.
 """
@@ -16,14 +16,9 @@ from typing import Any
 
 from connector.model import Extra
 
-#: Distinct extra value tuples kept per row shape (an event's accounts, with room to spare).
-_INTERN_LIMIT = 65_536
 #: Distinct row shapes (key sets in key order) kept; real exports have one or a few.
 _SHAPE_LIMIT = 16
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
-# Equal values of these exact types are the same value (unlike 1 == 1.0 == True, or
-# 0.0 == -0.0), so equal tuples of them can share one object.
-_INTERNABLE = frozenset({str, int, type(None)})
 
 
 class NotFast(Exception):
@@ -31,28 +26,21 @@ class NotFast(Exception):
 
 
 class Extras:
-    """The extra fields of one row shape: keys in sorted order; equal value tuples of
-    internable types share one frozen tuple (participants repeat across meetings, and so
-    do their encodings, which the encoder caches by value)."""
+    """The extra fields of one row shape, keys in sorted order.
 
-    __slots__ = ("_interned", "_values", "keys")
+    Equal extras are not shared as one tuple: ``bench/hand_code.py`` measured that at
+    under 10 % of the CPU per row (issue 14); the encoder caches their encodings by value.
+    """
+
+    __slots__ = ("_values", "keys")
 
     def __init__(self, keys: list[str]) -> None:
         self.keys = tuple(keys)
         self._values = _getter(self.keys)
-        self._interned: dict[tuple[Any, ...], Extra] = {}
 
     def take(self, raw: dict[str, Any]) -> Extra:
         """The frozen extra of ``raw``; raises :class:`NotFast` for a nested value."""
         values = self._values(raw)
-        if _INTERNABLE.issuperset(map(type, values)):
-            extra = self._interned.get(values)
-            if extra is None:
-                extra = tuple(zip(self.keys, values, strict=True))
-                if len(self._interned) >= _INTERN_LIMIT:
-                    self._interned.clear()
-                self._interned[values] = extra
-            return extra
         if _SCALAR_TYPES.issuperset(map(type, values)):
             return tuple(zip(self.keys, values, strict=True))
         raise NotFast  # nested values are kept as JSON text by the careful path

@@ -273,13 +273,15 @@ def _outcome(parser: RowParser, raw: dict[str, Any]) -> ParsedRow | str:
         return error.reason
 
 
-def test_participants_repeating_across_rows_share_one_extra() -> None:
+def test_extras_of_one_row_shape_keep_their_values_and_exact_types() -> None:
     first = UTC_PARSER.parse(sim_row(meeting_id=1))
     again = UTC_PARSER.parse(sim_row(meeting_id=2, participant_status="declined"))
-    assert again.participant.extra is first.participant.extra
-    assert again.meeting_extra is first.meeting_extra
+    assert again.participant.extra == first.participant.extra
+    assert again.meeting_extra == first.meeting_extra
     other = UTC_PARSER.parse(sim_row(meeting_id=3, duration=True))
-    assert dict(other.meeting_extra)["duration"] is True
+    one = UTC_PARSER.parse(sim_row(meeting_id=4, duration=1))
+    assert dict(other.meeting_extra)["duration"] is True  # not the 1 of an equal tuple
+    assert type(dict(one.meeting_extra)["duration"]) is int
 
 
 def _formatted(pattern: str, *parts: st.SearchStrategy[int]) -> st.SearchStrategy[str]:
