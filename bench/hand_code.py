@@ -33,15 +33,17 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
 
 from connector.batch import Batch, Destination
 from connector.changes import ReadKind
 from connector.serde import Serdes, SingleObjectFraming
+from connector.serde.bodies import MeetingBodies
 from connector.serde.fastpath import MeetingEncoder
 from connector.source import export_page
 from connector.source.assembly import assemble
@@ -97,44 +99,9 @@ def _snapshot(pages: list[bytes], serdes: Serdes, parser: RowParser) -> tuple[in
     return rows, time.process_time() - started
 
 
-@contextmanager
-def _fastavro_records(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    fast, serdes._fast = serdes._fast, None
-    try:
-        yield
-    finally:
-        serdes._fast = fast
-
-
-@contextmanager
-def _fastavro_bodies(serdes: Serdes, parser: RowParser) -> Iterator[None]:
+def _bodies(serdes: Serdes) -> MeetingBodies:
     assert serdes._fast is not None
-    bodies = serdes._fast.bodies
-    hand, bodies._hand = bodies._hand, None
-    try:
-        yield
-    finally:
-        bodies._hand = hand
-
-
-@contextmanager
-def _careful_rows(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    parser.parse = parser._parse_careful  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del parser.parse
-
-
-@contextmanager
-def _no_encoder_caches(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    assert serdes._fast is not None
-    bodies = serdes._fast.bodies
-    hand, bodies._hand = bodies._hand, MeetingEncoder(string_capacity=0, map_capacity=0).encode
-    try:
-        yield
-    finally:
-        bodies._hand = hand
+    return serdes._fast.bodies
 
 
 class _Forgetful(dict[Any, Any]):
@@ -144,23 +111,37 @@ class _Forgetful(dict[Any, Any]):
         pass
 
 
-@contextmanager
-def _no_date_caches(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    parser._dates.times = parser._times = _Forgetful()
-    parser._dates._days = _Forgetful()
-    yield  # the parser is thrown away after the run
+def _fastavro_records(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    return patch.object(serdes, "_fast", None)
 
 
-@contextmanager
-def _stdlib_json(serdes: Serdes, parser: RowParser) -> Iterator[None]:
-    loads, export_page.loads_json = export_page.loads_json, json.loads
-    try:
-        yield
-    finally:
-        export_page.loads_json = loads
+def _fastavro_bodies(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    return patch.object(_bodies(serdes), "_hand", None)
 
 
-Variant = Callable[[Serdes, RowParser], Any]
+def _careful_rows(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    return patch.object(parser, "parse", parser._parse_careful)
+
+
+def _no_encoder_caches(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    encoder = MeetingEncoder(string_capacity=0, map_capacity=0)
+    return patch.object(_bodies(serdes), "_hand", encoder.encode)
+
+
+def _no_date_caches(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    stack = ExitStack()
+    times = _Forgetful()  # the parser's hot path holds the DateTimes' own dict
+    stack.enter_context(patch.object(parser._dates, "times", times))
+    stack.enter_context(patch.object(parser, "_times", times))
+    stack.enter_context(patch.object(parser._dates, "_days", _Forgetful()))
+    return stack
+
+
+def _stdlib_json(serdes: Serdes, parser: RowParser) -> AbstractContextManager[Any]:
+    return patch.object(export_page, "loads_json", json.loads)
+
+
+Variant = Callable[[Serdes, RowParser], AbstractContextManager[Any]]
 VARIANTS: dict[str, Variant] = {
     "fastavro_records": _fastavro_records,
     "fastavro_bodies": _fastavro_bodies,

@@ -91,7 +91,6 @@ class EventSync:
             wall_clock=deps.wall_clock,
         )
         self.cycles = EventCycles(event_id, state, self.committer, deps)
-        self._stop = self.cycles.stop
 
     # --- the concerns -----------------------------------------------------------------------
 
@@ -102,7 +101,7 @@ class EventSync:
         to the supervisor (the other concerns are then cancelled); API failures are retried,
         each kind at its own pace.
         """
-        self._stop = self.cycles.stop = stop
+        self.cycles.stop = stop
         tasks = [
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
@@ -272,7 +271,7 @@ class EventSync:
                 "retry_in_s": round(delay, 1),
             },
         )
-        await _wait(self._stop, delay)
+        await _wait(self.cycles.stop, delay)
 
     async def _idle(self, stop: asyncio.Event, seconds: float) -> bool:
         """Wait ``seconds`` for the next poll; on the way, probe the API's clock if a probe
@@ -325,7 +324,7 @@ class EventSync:
         """One turn in sequence (tests, tools): learn the clock, decide (a due pass
         included), run; True when more work is waiting."""
         await self.cycles.sync_clock()
-        if self._stop.is_set():
+        if self.cycles.stop.is_set():
             return False
         action = self._decide(None)
         assert isinstance(action, Run)  # noqa: S101 - nothing to wait for without a last start

@@ -167,8 +167,9 @@ class IncrementalCycles:
     ) -> None:
         def stage(batch: Batch) -> None:
             for part in parts:
+                kind = ReadKind(part.window.kind)
                 for meeting in part.meetings:
-                    batch.stage(meeting, part.window, kind=ReadKind(part.window.kind))
+                    batch.stage(meeting, part.window, kind=kind)
                 batch.add_dead_letters(part)
 
         def moved(committed: EventProgress | None) -> EventProgress:
