@@ -170,6 +170,18 @@ class Serdes:
             return None
         return self._fast.meeting_body_in_state(state[len(header) :])
 
+    def state_holds(self, state: bytes, meeting: Meeting) -> bool:
+        """Whether the meeting ``StateValue`` ``state`` holds exactly ``meeting``: its
+        Meeting body is the bytes ``meeting`` encodes to. Encoding is much cheaper than
+        decoding, and equal bodies mean equal meetings (every field is encoded); False
+        when unsure (another schema, another order of an extra map): then decode."""
+        body = self._body_in_state(state)
+        return (
+            body is not None
+            and self._fast is not None
+            and (body == self._fast.bodies.body(meeting))
+        )
+
     def meeting_state_rows(self, data: bytes) -> tuple[int, int]:
         """(created_at ms, participants) of a meeting's ``StateValue``: read in place when
         it is in the current schema, else decoded."""

@@ -215,6 +215,32 @@ def test_meeting_state_round_trip(serdes: Serdes, meeting: Meeting, version: int
         assert type(value_before[1]) is type(value_after[1])  # bool stays bool, not 1
 
 
+@settings(max_examples=200)
+@given(meetings, meetings, st.integers(1, 2**40))
+def test_state_holds_exactly_the_meeting_it_was_encoded_from(
+    serdes: Serdes, stored: Meeting, read: Meeting, version: int
+) -> None:
+    """Reconciliation skips decoding a state whose body is the read meeting's bytes: it
+    must never call a different meeting the same (a change would be lost)."""
+    state = serdes.encode_meeting_state(stored, version)
+    assert serdes.state_holds(state, stored)
+    assert serdes.state_holds(state, serdes.decode_meeting_state(state)[0])
+    if serdes.state_holds(state, read):
+        assert read == stored
+    changed = dataclasses.replace(stored, status=stored.status + "x")
+    assert not serdes.state_holds(state, changed)
+    moved = dataclasses.replace(stored, modified_at=stored.modified_at + 1)
+    assert not serdes.state_holds(state, moved)
+
+
+def test_state_of_another_schema_is_decoded_not_trusted(serdes: Serdes) -> None:
+    meeting = sample_meeting()
+    current_state = serdes.encode_meeting_state(meeting, 3)
+    header = current("StateValue").single_object_header
+    other = b"\xc3\x01" + bytes(8) + current_state[len(header) :]  # an unknown fingerprint
+    assert not serdes.state_holds(other, meeting)
+
+
 @given(meetings, meetings, st.sampled_from(ChangeType))
 def test_change_round_trip(
     serdes: Serdes, before: Meeting, after: Meeting, kind: ChangeType
