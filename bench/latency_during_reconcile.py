@@ -52,7 +52,7 @@ async def _run(sim: SimulatorProcess, arrivals: Arrivals, chunk: list[int], labe
 
 
 async def measure(
-    meetings: int = MEETINGS, runs: int = RUNS, seconds: float = SECONDS
+    meetings: int = MEETINGS, runs: int = RUNS, seconds: float = SECONDS, pace: float = 0.0
 ) -> dict[str, Any]:
     """Quiet and busy runs alternate (quiet, busy, quiet, ...), each under a restarted
     connector: on a shared machine, load that comes and goes then weighs on both alike."""
@@ -95,7 +95,11 @@ async def measure(
                         )
                     finally:
                         await proc.stop()
-                    busy_env = {**env, "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "1"}
+                    busy_env = {
+                        **env,
+                        "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "1",
+                        "MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND": str(pace),
+                    }
                     proc = await ConnectorProcess(busy_env).start()
                     try:
                         first = await proc.mark("reconciliation complete", within=600)
@@ -157,8 +161,14 @@ def main() -> None:
     parser.add_argument("--meetings", type=int, default=MEETINGS)
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND of the busy runs (0: unpaced)",
+    )
     args = parser.parse_args()
-    report(asyncio.run(measure(args.meetings, args.runs, args.seconds)), {})
+    report(asyncio.run(measure(args.meetings, args.runs, args.seconds, args.pace)), {})
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ async def export(request: web.Request) -> web.StreamResponse:
         query = parse_export_query(request.query)
     except BadParameter as exc:
         return error_response(400, exc.message, exc.parameter)
-    page = sim.store.query(query)
+    page = await sim.store.serve(query)
     rows = injector.maybe_corrupt_rows(page.rows)
     body = page_body(query, page.total, rows, str(request.url), omit_total=sim.omit_total)
     if injector.roll(faults.malformed_rate, "malformed"):

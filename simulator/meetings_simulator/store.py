@@ -9,6 +9,7 @@ cached until the event's next write, so paging through it costs a slice per page
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +26,7 @@ from meetings_simulator.render import (
     meeting_fields,
     participant_fields,
 )
-from meetings_simulator.results import ResultCache, ResultSet, matches
+from meetings_simulator.results import BUILD_STEP, ResultCache, ResultSet, build_steps, matches
 
 UPDATABLE_FIELDS = frozenset(
     {
@@ -69,7 +70,12 @@ class MeetingStore:
     """Meetings of every event, their history, indexes and rendered rows."""
 
     def __init__(
-        self, now: Callable[[], int], formatter: TimeFormatter, *, modified_at_creation: bool = True
+        self,
+        now: Callable[[], int],
+        formatter: TimeFormatter,
+        *,
+        modified_at_creation: bool = True,
+        build_step: int = BUILD_STEP,
     ) -> None:
         self._now = now
         #: False: creation leaves the filters' last-modified time unset (``SimMeeting.unstamped``)
@@ -81,6 +87,10 @@ class MeetingStore:
         self._heads: dict[int, tuple[int, str]] = {}  # meeting_id -> (version, head)
         self._tails: dict[SimParticipant, str] = {}
         self._results = ResultCache()
+        #: meetings rendered per step of a result set :meth:`serve` builds
+        self.build_step = build_step
+        #: result sets being built by :meth:`serve`, awaited by requests for the same filter
+        self._building: dict[RowFilter, asyncio.Future[ResultSet | None]] = {}
         self._next_id = 1
 
     # -- reads -------------------------------------------------------------------------
@@ -238,11 +248,16 @@ class MeetingStore:
         counted = self._count(query)
         if counted is not None:
             return counted
-        result = self.result(query.filter)
-        if result is None:
-            return Page(total=0, rows=[])
-        page = result.page(query.offset, query.per_page, query.filter.order)
-        return Page(total=len(result), rows=[head + tail for head, tail in page])
+        return _page_of(query, self.result(query.filter))
+
+    async def serve(self, query: ExportQuery) -> Page:
+        """:meth:`query` for a server: a result set not cached yet is built in steps,
+        other requests (and writes) served between them; a request for a set being
+        built waits for that build."""
+        counted = self._count(query)
+        if counted is not None:
+            return counted
+        return _page_of(query, await self._result_soon(query.filter))
 
     def result(self, row_filter: RowFilter) -> ResultSet | None:
         """The (cached, always current) rows of ``row_filter``; None for an unknown event."""
@@ -253,10 +268,58 @@ class MeetingStore:
         if cached is not None:
             return cached
         key = ResultCache.key(row_filter)
-        meetings = [self._meetings[mid] for mid in self._candidates(index, key)]
-        result = ResultSet(key, [m for m in meetings if matches(m, key)], self._parts)
+        result = ResultSet.build(key, self._matches(index, key), self._parts)
         self._results.put(result)
         return result
+
+    async def _result_soon(self, row_filter: RowFilter) -> ResultSet | None:
+        key = ResultCache.key(row_filter)
+        building = self._building.get(key)
+        if building is not None:
+            try:
+                return await asyncio.shield(building)
+            except asyncio.CancelledError:
+                if not building.cancelled():
+                    raise  # this request was cancelled
+                return await self._result_soon(row_filter)  # the build was: build anew
+        index = self._events.get(row_filter.event_id)
+        if index is None or self._results.get(row_filter) is not None:
+            return self.result(row_filter)
+        built: asyncio.Future[ResultSet | None] = asyncio.get_running_loop().create_future()
+        self._building[key] = built
+        log = self._results.watch(key.event_id)
+        try:
+            steps = build_steps(key, self._matches(index, key), self._parts, self.build_step)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    result: ResultSet = done.value
+                    break
+                await asyncio.sleep(0)  # other requests and writes go on meanwhile
+            if log.reloaded:  # bulk-loaded meanwhile: what was built is stale
+                result = ResultSet.build(
+                    key, self._matches(self._events[key.event_id], key), self._parts
+                )
+            else:
+                log.replay(result, self._parts)
+            self._results.put(result)
+            built.set_result(result)
+            return result
+        except asyncio.CancelledError:
+            built.cancel()  # its waiters build anew
+            raise
+        except Exception as exc:
+            built.set_exception(exc)
+            built.exception()  # retrieved: no warning when no request waited for it
+            raise
+        finally:
+            self._results.unwatch(log)
+            del self._building[key]
+
+    def _matches(self, index: EventIndex, key: RowFilter) -> list[SimMeeting]:
+        meetings = [self._meetings[mid] for mid in self._candidates(index, key)]
+        return [m for m in meetings if matches(m, key)]
 
     def _count(self, query: ExportQuery) -> Page | None:
         """A first page of one row (a count: what a connector's probes and delete checks
@@ -329,3 +392,10 @@ class MeetingStore:
                 tail = self._tails[participant] = compact_json(participant_fields(participant))[1:]
             parts.append((participant, head, tail))
         return parts
+
+
+def _page_of(query: ExportQuery, result: ResultSet | None) -> Page:
+    if result is None:
+        return Page(total=0, rows=[])
+    page = result.page(query.offset, query.per_page, query.filter.order)
+    return Page(total=len(result), rows=[head + tail for head, tail in page])

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meetings_simulator import results
+from meetings_simulator import store as store_module
 from meetings_simulator.errors import MeetingNotFound
 from meetings_simulator.model import SimMeeting, SimParticipant
 from meetings_simulator.query import ExportQuery, RowFilter
@@ -28,9 +32,11 @@ class FakeClock:
         return self.t
 
 
-def make_store(clock: FakeClock | None = None) -> tuple[MeetingStore, FakeClock]:
+def make_store(
+    clock: FakeClock | None = None, build_step: int = 2_000
+) -> tuple[MeetingStore, FakeClock]:
     clock = clock or FakeClock()
-    return MeetingStore(clock.now, TimeFormatter(ZoneInfo("UTC"))), clock
+    return MeetingStore(clock.now, TimeFormatter(ZoneInfo("UTC")), build_step=build_step), clock
 
 
 def people(*accounts: int) -> list[SimParticipant]:
@@ -262,3 +268,99 @@ def test_a_count_page_equals_the_first_row_and_total_of_the_full_result(
     assert [(json.loads(r)["meeting_id"], json.loads(r)["account_id"]) for r in counted.rows] == (
         expected[:1]
     )
+
+
+# -- result sets built in steps by the server, beside writes -----------------------------------
+
+
+async def _serve_all(store: MeetingStore, f: RowFilter, per_page: int) -> list[tuple[int, int]]:
+    rows: list[tuple[int, int]] = []
+    page = 1
+    while True:
+        got = await store.serve(ExportQuery(f, page=page, per_page=per_page))
+        rows.extend((json.loads(r)["meeting_id"], json.loads(r)["account_id"]) for r in got.rows)
+        if not got.rows:
+            return rows
+        page += 1
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(before=ops, f=filters, during=ops, per_page=st.integers(2, 9))
+def test_a_set_built_in_steps_while_writes_land_equals_the_reference(
+    before: list[tuple[str, int, int]],
+    f: RowFilter,
+    during: list[tuple[str, int, int]],
+    per_page: int,
+) -> None:
+    """The server builds a result set in steps and serves writes between them: the set
+    must still show every write made while it was built (else a connector paging it would
+    miss a change for good)."""
+    store, clock = make_store(FakeClock(t=0), build_step=1)
+    apply_ops(store, clock, before)
+
+    async def scenario() -> list[tuple[int, int]]:
+        first = asyncio.create_task(store.serve(ExportQuery(f, per_page=per_page)))
+        for step in during:  # one write per turn of the loop: between the build's steps
+            await asyncio.sleep(0)
+            apply_ops(store, clock, [step])
+        await first
+        return await _serve_all(store, f, per_page)
+
+    got = asyncio.run(scenario())
+    assert got == reference([m for e in (1, 2) for m in store.meetings(e)], f)
+
+
+def test_requests_for_a_set_being_built_share_one_build_and_others_are_served_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, _clock = make_store(FakeClock(t=0), build_step=1)
+    for event_id, count in ((1, 30), (2, 1)):
+        for _ in range(count):
+            store.create(
+                event_id=event_id,
+                start=0,
+                duration_minutes=15,
+                status="pending",
+                participants=people(1, 2),
+            )
+    big, small = RowFilter(event_id=1), RowFilter(event_id=2)
+    builds: list[RowFilter] = []
+    real = results.build_steps
+
+    def counted(f: RowFilter, *args: Any, **kwargs: Any) -> Any:
+        builds.append(f)
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "build_steps", counted)
+
+    async def scenario() -> tuple[list[int], int]:
+        pages = [asyncio.create_task(store.serve(ExportQuery(big, page=p))) for p in (1, 2, 1)]
+        await asyncio.sleep(0)  # the big build has begun
+        other = await store.serve(ExportQuery(small))
+        done_before_other = sum(task.done() for task in pages)
+        return [(await task).total for task in pages] + [other.total], done_before_other
+
+    totals, done_before_other = asyncio.run(scenario())
+    assert builds == [big, small]  # three requests, one build
+    assert done_before_other == 0  # the small set was answered while the big one was built
+    assert totals == [60, 60, 60, 2]
+
+
+def test_a_cancelled_build_leaves_its_waiters_to_build_anew(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock = make_store(FakeClock(t=0), build_step=1)
+    apply_ops(store, clock, [("create", i * 2, i) for i in range(10)])
+    f = RowFilter(event_id=1)
+
+    async def scenario() -> int:
+        first = asyncio.create_task(store.serve(ExportQuery(f)))
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(store.serve(ExportQuery(f)))
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return (await waiter).total
+
+    assert asyncio.run(scenario()) == len(reference(store.meetings(1), f))
