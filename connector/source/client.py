@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import random
@@ -31,11 +30,17 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from connector.config import ApiSettings
-from connector.config_problems import env_name
 from connector.errors import FatalSourceError, RetriableSourceError
 from connector.labels import RetryReason, StatusClass
 from connector.metrics import Metrics
 from connector.source.api_clock import ApiClock
+from connector.source.api_errors import (
+    EXPORT_PATH,
+    error_text,
+    redact,
+    rejection_message,
+    retry_after_seconds,
+)
 from connector.source.export_page import ExportPage, InvalidPage, parse_page
 from connector.source.limiter import BACKGROUND, RequestLimiter
 from connector.source.windows import Window, WindowKind
@@ -45,8 +50,6 @@ log = logging.getLogger(__name__)
 #: What a clock probe asks for: nothing, so the API has no rows to count.
 CLOCK_PROBE_WINDOW = Window(WindowKind.CREATED, 0, 0)
 
-EXPORT_PATH = "/api/v2/meetings/export"
-_ERROR_TEXT_LIMIT = 300
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -301,77 +304,28 @@ class ExportClient:
                     ) from None
                 except aiohttp.ClientPayloadError as exc:
                     raise _Transient(
-                        RetryReason.TRUNCATED, f"body cut short: {self._clean(exc)}"
+                        RetryReason.TRUNCATED, f"body cut short: {redact(exc, self._secrets)}"
                     ) from None
                 except aiohttp.ClientError as exc:
                     raise _Transient(
-                        RetryReason.CONNECTION, f"{type(exc).__name__}: {self._clean(exc)}"
+                        RetryReason.CONNECTION,
+                        f"{type(exc).__name__}: {redact(exc, self._secrets)}",
                     ) from None
         finally:
             self._metrics.api_requests.labels(label, StatusClass.of(status)).inc()
             self._metrics.api_request_duration.labels(label).observe(self._clock() - started)
         if status == 429:
-            wait = _retry_after_seconds(retry_after, self._wall())
+            wait = retry_after_seconds(retry_after, self._wall())
             raise _Transient(RetryReason.RATE_LIMITED, "429 Too Many Requests", retry_after=wait)
         if status >= 500:
-            raise _Transient(RetryReason.SERVER_ERROR, f"HTTP {status}: {self._error_text(body)}")
+            raise _Transient(
+                RetryReason.SERVER_ERROR, f"HTTP {status}: {error_text(body, self._secrets)}"
+            )
         if status >= 300:
-            raise FatalSourceError(self._fatal_message(status, params, body))
+            raise FatalSourceError(rejection_message(status, params, body, self._secrets))
         if BACKGROUND.get():
             await self._limiter.background_turn()  # a big page's decode waits for a poll
         try:
             return parse_page(body, page, per_page, total_optional)
         except InvalidPage as exc:
             raise _Transient(exc.reason, str(exc)) from None
-
-    # --- messages -----------------------------------------------------------------------------
-
-    def _clean(self, value: object) -> str:
-        text = str(value)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    def _error_text(self, body: bytes) -> str:
-        text = body.decode("utf-8", "replace").strip()
-        with contextlib.suppress(ValueError):
-            payload = json.loads(text)
-            if isinstance(payload, dict):
-                for key in ("error", "message", "detail"):
-                    if key in payload:
-                        text = (
-                            payload[key]
-                            if isinstance(payload[key], str)
-                            else json.dumps(payload[key])
-                        )
-                        break
-        text = self._clean(" ".join(text.split()))
-        if len(text) > _ERROR_TEXT_LIMIT:
-            text = text[: _ERROR_TEXT_LIMIT - 3] + "..."
-        return text or "(empty body)"
-
-    def _fatal_message(self, status: int, params: Mapping[str, str], body: bytes) -> str:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        message = f"export API rejected GET {EXPORT_PATH}?{query}: HTTP {status}: "
-        message += self._error_text(body)
-        if status in (401, 403):
-            message += (
-                f" - check {env_name('api_key')} (and {env_name('api_auth_header')} / "
-                f"{env_name('api_auth_scheme')} if the API expects another header)"
-            )
-        elif status == 404:
-            message += f" - check {env_name('api_base_url')} and the event id"
-        return message
-
-
-def _retry_after_seconds(header: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds to wait: delta-seconds or an HTTP-date; None if absent."""
-    if not header:
-        return None
-    text = header.strip()
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(text))
-    try:
-        return max(0.0, parsedate_to_datetime(text).timestamp() - now)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
