@@ -13,23 +13,31 @@ smaller and the parts planned next are halved (doubling after each that verifies
 one-second window cannot be split and is re-read, up to ``max_rereads`` times.
 
 The plan is a generator (as httpx's auth flows and meltano's paginators are): it yields
-:data:`Command` values, is sent their results and never does I/O. ``Fetch`` is answered
-with :class:`Answer` values; ``Spawn`` (a part's plan, started ahead of being needed) with
-a handle that a later ``Join`` turns into its result; ``Emit``, ``Sleep`` and ``Count``
-with None. The executor (:class:`~connector.source.reader.WindowReader`) owns concurrency
+the commands of :mod:`connector.source.plan_commands`, is sent their results and never
+does I/O. The executor (:class:`~connector.source.reader.WindowReader`) owns concurrency
 and cancellation; a test may run spawned plans at once, one after another.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeAlias, TypeVar
 
 from connector.errors import RetriableSourceError
 from connector.source.leaf_parts import LeafReads, Rows, WindowPart, distinct, pieces, sample
+from connector.source.plan_commands import (
+    Answer,
+    Count,
+    Emit,
+    Fetch,
+    Join,
+    Occurrence,
+    PageRequest,
+    Sleep,
+    Spawn,
+    Steps,
+)
 from connector.source.rows import RowParser
 from connector.source.windows import Window, WindowKind, expected_rows, split
 
@@ -43,85 +51,6 @@ MALFORMED_REREADS = 2
 #: enough that the verification request and the part's last, partial page cost ~2 % more
 #: than the minimum; small enough that a read of it rarely meets a change.
 PAGED_PART_PAGES = 64
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    """One page of a window (``per_page`` 1: a probe for the total) with extra params."""
-
-    window: Window
-    page: int
-    per_page: int
-    params: Mapping[str, int | str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A page as answered: ``started`` is the API clock (unix s) when the request was
-    sent, None if not known yet; ``now`` the API clock when the answer came."""
-
-    request: PageRequest
-    rows: list[Any]
-    total: int
-    started: int | None
-    now: int
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """Send these requests at once; answered with their Answers, in order."""
-
-    requests: tuple[PageRequest, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Spawn:
-    """Start this sub-plan now; answered with a handle to Join later."""
-
-    plan: Steps[Rows | Split]
-
-
-@dataclass(frozen=True, slots=True)
-class Join:
-    """Wait for a spawned sub-plan; answered with its result."""
-
-    handle: int
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    """Hand on a part (the read's own plan only)."""
-
-    part: WindowPart
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    """Wait this long."""
-
-    seconds: float
-
-
-class Occurrence(StrEnum):
-    """What the rules count: the name of the reader's metric (``meetings_cdc_<name>_total``)."""
-
-    SPLIT = "window_splits"
-    REREAD = "window_rereads"
-    SAME_SECOND_TIE = "same_second_ties"
-
-
-@dataclass(frozen=True, slots=True)
-class Count:
-    """Count one occurrence, labelled with a window kind."""
-
-    what: Occurrence
-    kind: WindowKind
-
-
-Command: TypeAlias = Fetch | Spawn | Join | Emit | Sleep | Count
-T = TypeVar("T")
-#: A plan step by step: yields commands, is sent their results, returns a ``T``.
-Steps: TypeAlias = Generator[Command, Any, T]
 
 
 @dataclass(slots=True)

@@ -29,6 +29,12 @@ from connector.source.drift_rules import (
     MALFORMED_REREADS,
     MAX_REREADS,
     PAGED_PART_PAGES,
+    Rules,
+    read,
+)
+from connector.source.export_page import ExportPage
+from connector.source.leaf_parts import LEAF_ROWS, WindowPart
+from connector.source.plan_commands import (
     Answer,
     Command,
     Count,
@@ -37,14 +43,10 @@ from connector.source.drift_rules import (
     Join,
     Occurrence,
     PageRequest,
-    Rules,
     Sleep,
     Spawn,
     Steps,
-    read,
 )
-from connector.source.export_page import ExportPage
-from connector.source.leaf_parts import LEAF_ROWS, WindowPart
 from connector.source.rows import DeadLetter, RowParser
 from connector.source.windows import MAX_PARTS, Window
 

@@ -24,6 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.source.drift_rules import (
+    Rules,
+    read,
+)
+from connector.source.leaf_parts import WindowPart
+from connector.source.plan_commands import (
     Answer,
     Count,
     Emit,
@@ -31,13 +36,10 @@ from connector.source.drift_rules import (
     Join,
     Occurrence,
     PageRequest,
-    Rules,
     Sleep,
     Spawn,
     Steps,
-    read,
 )
-from connector.source.leaf_parts import WindowPart
 from connector.source.rows import RowParser
 from connector.source.windows import MAX_PARTS, Window, WindowKind
 
