@@ -90,7 +90,7 @@ class MeetingStore:
         #: meetings rendered per step of a result set :meth:`serve` builds
         self.build_step = build_step
         #: result sets being built by :meth:`serve`, awaited by requests for the same filter
-        self._building: dict[RowFilter, asyncio.Future[ResultSet | None]] = {}
+        self._building: dict[RowFilter, asyncio.Future[ResultSet]] = {}
         self._next_id = 1
 
     # -- reads -------------------------------------------------------------------------
@@ -285,7 +285,7 @@ class MeetingStore:
         index = self._events.get(row_filter.event_id)
         if index is None or self._results.get(row_filter) is not None:
             return self.result(row_filter)
-        built: asyncio.Future[ResultSet | None] = asyncio.get_running_loop().create_future()
+        built: asyncio.Future[ResultSet] = asyncio.get_running_loop().create_future()
         self._building[key] = built
         log = self._results.watch(key.event_id)
         try:

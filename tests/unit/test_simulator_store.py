@@ -364,3 +364,28 @@ def test_a_cancelled_build_leaves_its_waiters_to_build_anew(
         return (await waiter).total
 
     assert asyncio.run(scenario()) == len(reference(store.meetings(1), f))
+
+
+def test_a_bulk_load_during_a_build_is_in_the_set_it_answers() -> None:
+    """A bulk load (seeding) replaces the event's indexes instead of logging writes: the
+    set built meanwhile is stale and must be built again, not answered half without the
+    loaded meetings."""
+    store, clock = make_store(FakeClock(t=0), build_step=1)
+    apply_ops(store, clock, [("create", i * 2, i) for i in range(10)])
+    f = RowFilter(event_id=1)
+    loaded = [
+        SimMeeting(1_000 + i, 1, "pending", 60 * i, 15, None, 5, 5, tuple(people(7, 8)))
+        for i in range(5)
+    ]
+
+    async def scenario() -> tuple[int, int]:
+        first = asyncio.create_task(store.serve(ExportQuery(f, per_page=500)))
+        await asyncio.sleep(0)  # the build has begun
+        store.bulk_load(loaded)
+        answered = (await first).total
+        return answered, len(await _serve_all(store, f, per_page=7))
+
+    answered, served = asyncio.run(scenario())
+    expected = len(reference(store.meetings(1), f))
+    assert expected == served == answered
+    assert {m.meeting_id for m in loaded} <= {m.meeting_id for m in store.meetings(1)}
