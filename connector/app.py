@@ -51,8 +51,8 @@ _LEAVE_SECONDS = 5.0
 _T = TypeVar("_T")
 #: The cyclic collector's thresholds while the connector runs (CPython's are 700, 10, 10).
 #: A snapshot makes millions of short-lived objects (rows, participants, meetings) that
-#: reference counting frees; at the default, the collector ran ~6,500 times during one of
-#: 100,000 meetings and rescanned the surviving batches ~50 times in full: ~2 of its 12
+#: reference counting frees; at the default, the collector ran ~6,500 times during a
+#: snapshot of 100,000 meetings, ~50 of them full rescans of what survives: ~2 of its 12
 #: CPU seconds (docs/performance.md). Cycles (asyncio's futures and tracebacks) are still
 #: collected, after 50,000 allocations instead of 700.
 GC_THRESHOLDS = (50_000, 20, 100)

@@ -374,7 +374,17 @@ def test_a_bulk_load_during_a_build_is_in_the_set_it_answers() -> None:
     apply_ops(store, clock, [("create", i * 2, i) for i in range(10)])
     f = RowFilter(event_id=1)
     loaded = [
-        SimMeeting(1_000 + i, 1, "pending", 60 * i, 15, None, 5, 5, tuple(people(7, 8)))
+        SimMeeting(
+            meeting_id=1_000 + i,
+            event_id=1,
+            status="pending",
+            start=60 * i,
+            duration_minutes=15,
+            location=None,
+            created_at=5,
+            updated_at=5,
+            participants=tuple(people(7, 8)),
+        )
         for i in range(5)
     ]
 
