@@ -137,9 +137,17 @@ def build_steps(
     return ResultSet(row_filter, [k for k, _ in keyed], [r for _, r in keyed])
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class WriteLog:
-    """The writes to one event while a set of it is built, to apply once it is."""
+    """The writes to one event while a set of it is built, to apply once it is.
+
+    Compared by identity (``eq=False``): each build watches with its own log, and builds
+    of one event run at once (other filters of it, or the build that replaces a cancelled
+    one), their logs equal in value while nothing is written. Compared by value,
+    :meth:`ResultCache.unwatch` removed the first *equal* log: a build ending stopped
+    another build's log (whose set then missed the writes made after) and left its own
+    logging, and the other build's unwatch later raised ``ValueError`` (issue 30 item 4).
+    """
 
     event_id: int
     changes: list[tuple[SimMeeting | None, SimMeeting | None]] = field(default_factory=list)
@@ -167,7 +175,8 @@ class ResultCache:
         return log
 
     def unwatch(self, log: WriteLog) -> None:
-        """Stop logging into ``log``."""
+        """Stop logging into ``log`` (this very log: logs compare by identity; one not
+        watched, e.g. unwatched twice, is a bug and raises ``ValueError``)."""
         self._logs.remove(log)
 
     @staticmethod
