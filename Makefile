@@ -51,10 +51,11 @@ test: venv tools system-packages ## unit + integration tests against a real brok
 test-unit: venv ## the fast unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy --strict on connector/ and the simulator
+lint: venv ## ruff check, ruff format --check, mypy --strict on connector/ and the simulator, import-linter (layers)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: venv ## apply ruff format and safe fixes
 	$(VENV)/bin/ruff format .

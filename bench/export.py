@@ -20,12 +20,13 @@ import statistics
 import time
 from typing import Any
 
-from connector.config import ApiSettings
-from connector.metrics import Metrics
+from connector.config.settings import ApiSettings
+from connector.core.kinds import WindowKind
+from connector.ops.metrics import Metrics
 from connector.source.client import ExportClient
 from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000

@@ -40,16 +40,17 @@ from unittest.mock import patch
 
 import aiohttp
 
-from connector.batch import Batch, Destination
-from connector.changes import ReadKind
+from connector.core.changes import ReadKind
+from connector.core.kinds import WindowKind
 from connector.serde import Serdes, SingleObjectFraming
 from connector.serde.bodies import MeetingBodies
 from connector.serde.fastpath import MeetingEncoder
 from connector.source import export_page
 from connector.source.assembly import assemble
 from connector.source.rows import RowError, RowParser
-from connector.source.windows import Window, WindowKind
-from connector.state import EventState
+from connector.source.windows import Window
+from connector.state.store import EventState
+from connector.sync.batch import Batch, Destination
 from meetings_simulator.export import EXPORT_PATH
 from tests.simulator_harness import SimulatorProcess
 

@@ -56,20 +56,22 @@ from bench.common import (
     unique_name,
 )
 from bench.connector_process import topics_of
-from connector.config import Settings
-from connector.cycles import Collaborators
-from connector.engine import EventSync
-from connector.health import HealthState
-from connector.metrics import Metrics
-from connector.model import Meeting, Participant
-from connector.publisher import Record, TransactionalPublisher, ensure_topics, transactional_id
+from connector.config.settings import Settings
+from connector.core.model import Meeting, Participant
+from connector.kafka.layout import Record, transactional_id
+from connector.kafka.publisher import TransactionalPublisher, ensure_topics
+from connector.ops.health import HealthState
+from connector.ops.metrics import Metrics
 from connector.serde import Serdes, SingleObjectFraming
 from connector.source.assembly import assemble
 from connector.source.client import ExportClient
 from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
 from connector.source.rows import RowParser
-from connector.state import EventState, restore
+from connector.state.restore import restore
+from connector.state.store import EventState
+from connector.sync.cycles import Collaborators
+from connector.sync.engine import EventSync
 from meetings_simulator import workload
 from meetings_simulator.model import SimMeeting
 from meetings_simulator.people import person_for

@@ -29,21 +29,21 @@ import aiohttp
 from confluent_kafka.admin import AdminClient
 
 from connector import __version__
-from connector.config import Settings, load_settings
-from connector.cycles import Collaborators
+from connector.config.settings import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
-from connector.health import HealthState
-from connector.kafka_probe import wait_for_brokers
-from connector.logs import Redactor, configure_logging
-from connector.membership import Assignment, GroupMembership, group_config, group_id
-from connector.metrics import Metrics
-from connector.publisher import ensure_topics
-from connector.replicas import Ownership
+from connector.kafka.membership import Assignment, GroupMembership, group_config, group_id
+from connector.kafka.probe import wait_for_brokers
+from connector.kafka.publisher import ensure_topics
+from connector.ops.health import HealthState
+from connector.ops.logs import Redactor, configure_logging
+from connector.ops.metrics import Metrics
+from connector.ops.server import start_server
 from connector.serde import make_serdes
-from connector.server import start_server
 from connector.source.client import ExportClient
 from connector.source.limiter import RequestLimiter
 from connector.source.reader import WindowReader
+from connector.sync.cycles import Collaborators
+from connector.sync.replicas import Ownership
 
 log = logging.getLogger("connector")
 #: How long leaving the group may take at shutdown, after the events stopped.

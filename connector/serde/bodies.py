@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import fastavro
 
-from connector.changes import ChangeEvent, SourceInfo
+from connector.core.changes import ChangeEvent, SourceInfo
+from connector.core.model import Meeting, Participant, freeze_extra
 from connector.errors import SerializationError
-from connector.model import Meeting, Participant, freeze_extra
 from connector.serde import catalog, records
 from connector.serde.fastpath import (
     EMPTY_ARRAY,

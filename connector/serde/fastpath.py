@@ -18,8 +18,8 @@ from typing import Any
 
 import fastavro
 
+from connector.core.model import Meeting
 from connector.errors import SerializationError
-from connector.model import Meeting
 
 _LONG_MIN = -(2**63)
 _LONG_MAX = 2**63 - 1

@@ -12,11 +12,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from connector.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo
+from connector.core.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo
+from connector.core.model import Meeting, Participant, freeze_extra
+from connector.core.progress import EventProgress, Phase
+from connector.core.timestamps import iso_utc
 from connector.errors import SerializationError
-from connector.model import Meeting, Participant, freeze_extra
-from connector.progress import EventProgress, Phase
-from connector.timestamps import iso_utc
 
 MEETING = "meetings_cdc.Meeting"
 MEETING_STATE = "meetings_cdc.MeetingState"

@@ -10,11 +10,11 @@ from typing import Any, Protocol
 import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.changes import ChangeEvent
-from connector.config import KafkaSettings
+from connector.config.settings import KafkaSettings
+from connector.core.changes import ChangeEvent
+from connector.core.model import Meeting
+from connector.core.progress import EventProgress
 from connector.errors import SerializationError
-from connector.model import Meeting
-from connector.progress import EventProgress
 from connector.serde import catalog, records
 from connector.serde.bodies import FastEncoder, MeetingBodies
 from connector.serde.catalog import (

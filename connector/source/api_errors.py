@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 
-from connector.config_problems import env_name
+from connector.config.problems import env_name
 
 EXPORT_PATH = "/api/v2/meetings/export"
 #: Characters of the API's error text kept in a message.

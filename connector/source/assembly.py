@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from connector.model import Meeting
+from connector.core.model import Meeting
 from connector.source.rows import ParsedRow, RowError
 
 _MATCHABLE = ("event_id", "status", "start_at", "end_at", "location", "created_at", "modified_at")

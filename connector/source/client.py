@@ -29,10 +29,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from connector.config import ApiSettings
+from connector.config.settings import ApiSettings
+from connector.core.kinds import WindowKind
 from connector.errors import FatalSourceError, RetriableSourceError
-from connector.labels import RetryReason, StatusClass
-from connector.metrics import Metrics
+from connector.ops.labels import RetryReason, StatusClass
+from connector.ops.metrics import Metrics
 from connector.source.api_clock import ApiClock
 from connector.source.api_errors import (
     EXPORT_PATH,
@@ -43,7 +44,7 @@ from connector.source.api_errors import (
 )
 from connector.source.export_page import ExportPage, InvalidPage, parse_page
 from connector.source.limiter import BACKGROUND, RequestLimiter
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import itertools
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 
-from connector.model import Meeting
+from connector.core.model import Meeting
 from connector.source.windows import Window
 
 #: Distinct new meetings, in a row, that the MODIFIED window must have returned.

@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from connector.core.kinds import WindowKind
 from connector.errors import RetriableSourceError
 from connector.source.leaf_parts import LeafReads, Rows, WindowPart, distinct, pieces, sample
 from connector.source.plan_commands import (
@@ -39,7 +40,7 @@ from connector.source.plan_commands import (
     Steps,
 )
 from connector.source.rows import RowParser
-from connector.source.windows import Window, WindowKind, expected_rows, split
+from connector.source.windows import Window, expected_rows, split
 
 #: Reads of one drifting one-second window before the cycle gives up (and retries later).
 MAX_REREADS = 5

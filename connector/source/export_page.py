@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from connector.labels import RetryReason
+from connector.ops.labels import RetryReason
 
 
 @dataclass(frozen=True, slots=True)

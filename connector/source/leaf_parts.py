@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.model import Meeting
+from connector.core.model import Meeting
 from connector.source.assembly import assemble
 from connector.source.rows import DeadLetter, ParsedRow, RowError, RowParser, raw_text
 from connector.source.windows import Window

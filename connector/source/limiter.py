@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 
-from connector.config import ApiSettings
+from connector.config.settings import ApiSettings
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]

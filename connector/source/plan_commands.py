@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
+from connector.core.kinds import WindowKind
 from connector.source.leaf_parts import Rows, WindowPart
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 
 if TYPE_CHECKING:
     from connector.source.drift_rules import Split

@@ -20,10 +20,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connector.config import ApiSettings
-from connector.labels import WithheldReason
-from connector.metrics import Metrics
-from connector.model import Meeting
+from connector.config.settings import ApiSettings
+from connector.core.model import Meeting
+from connector.ops.labels import WithheldReason
+from connector.ops.metrics import Metrics
 from connector.source.client import ExportClient
 from connector.source.drift_rules import (
     MALFORMED_REREADS,

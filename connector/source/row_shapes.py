@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from connector.model import Extra
+from connector.core.model import Extra
 
 #: Distinct row shapes (key sets in key order) kept; real exports have one or a few.
 _SHAPE_LIMIT = 16

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
+from connector.core.kinds import WindowKind
 from connector.source.local_time import Bounds, instants, resolve_interval, within
 from connector.source.row_fields import FieldError, show
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z

@@ -21,8 +21,9 @@ from datetime import UTC, tzinfo
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from connector.core.kinds import WindowKind
+from connector.core.model import Extra, Participant, freeze_extra
 from connector.errors import MalformedRowError
-from connector.model import Extra, Participant, freeze_extra
 from connector.source.row_fields import (
     MAX_ID,
     FieldError,
@@ -33,7 +34,7 @@ from connector.source.row_fields import (
 )
 from connector.source.row_shapes import NotFast, Shapes
 from connector.source.row_times import DateTimes
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,20 +19,14 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+
+from connector.core.kinds import WindowKind
 
 #: Parts of a split are sized to fill this share of a page, leaving room for growth.
 FILL = 0.8
 #: Default bound on the parts of one split: a full export over ``[0, now]`` is mostly
 #: empty seconds, and every part costs one request even when empty.
 MAX_PARTS = 16
-
-
-class WindowKind(StrEnum):
-    """Which timestamp a window filters on."""
-
-    CREATED = "created"
-    MODIFIED = "modified"
 
 
 @dataclass(frozen=True, slots=True)

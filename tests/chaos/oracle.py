@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connector.changes import classify
-from connector.model import Meeting, Participant, freeze_extra
+from connector.core.changes import classify
+from connector.core.model import Meeting, Participant, freeze_extra
 
 Json = Mapping[str, Any]
 #: Meeting-level upstream fields the connector keeps in ``Meeting.extra``.

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from connector.changes import ChangeEvent, SourceInfo, classify
-from connector.model import Meeting, Participant
+from connector.core.changes import ChangeEvent, SourceInfo, classify
+from connector.core.model import Meeting, Participant
 from connector.serde import Serdes, SingleObjectFraming
 from tests.chaos.oracle import Timing, Verdict, dead_letter_problems, judge
 

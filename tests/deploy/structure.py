@@ -314,7 +314,7 @@ def kafka_security_problems(docs: list[dict[str, Any]]) -> list[str]:
 def settings_problems(env: dict[str, str]) -> list[str]:
     """Validate settings the way the container does: only these variables, real loader."""
     code = (
-        "from connector.config import Settings, load_settings\n"
+        "from connector.config.settings import Settings, load_settings\n"
         "from connector.errors import ConfigError\n"
         "try:\n    load_settings(Settings)\n"
         "except ConfigError as exc:\n    print(exc)\n    raise SystemExit(1)\n"
@@ -614,7 +614,7 @@ def command_problems(args: list[str]) -> list[str]:
     import contextlib
     import io
 
-    from connector.cli import build_parser
+    from connector.cli.router import build_parser
 
     stderr = io.StringIO()
     try:

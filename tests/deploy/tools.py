@@ -149,7 +149,7 @@ def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
 
 def known_settings() -> set[str]:
     """Every environment variable the connector reads (all settings classes)."""
-    from connector import config
+    from connector.config import settings as config
 
     names = {config.CONFIG_FILE_VARIABLE}
     pending: list[type[Any]] = [config._Base]

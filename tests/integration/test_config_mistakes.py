@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import ApiSettings
-from connector.config_problems import closest_name, placeholder_secrets
+from connector.config.problems import closest_name, placeholder_secrets
+from connector.config.settings import ApiSettings
 
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:

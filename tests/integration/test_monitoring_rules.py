@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from connector.metrics import Metrics
+from connector.ops.metrics import Metrics
 
 from ._monitoring import (
     ALERTS,

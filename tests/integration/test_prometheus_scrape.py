@@ -26,10 +26,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from connector.health import HealthState
-from connector.labels import StatusClass
-from connector.metrics import Metrics
-from connector.server import bound_port, start_server
+from connector.ops.health import HealthState
+from connector.ops.labels import StatusClass
+from connector.ops.metrics import Metrics
+from connector.ops.server import bound_port, start_server
 
 from ._monitoring import ALERTS, alert_rules, need_binary, panel_queries, substitute
 

@@ -7,12 +7,13 @@ import json
 import pytest
 from confluent_kafka import Producer
 
-from connector.config import KafkaSettings
+from connector.config.settings import KafkaSettings
+from connector.core.model import Meeting
+from connector.core.progress import EventProgress
 from connector.errors import ConfigError, ProducerFencedError
-from connector.model import Meeting
-from connector.progress import EventProgress
-from connector.publisher import Record, TransactionalPublisher, ensure_topics, state_partition
-from connector.state import restore
+from connector.kafka.layout import Record, state_partition
+from connector.kafka.publisher import TransactionalPublisher, ensure_topics
+from connector.state.restore import restore
 
 
 class JsonStateCodec:

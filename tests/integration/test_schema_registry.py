@@ -30,10 +30,10 @@ from avro.schema import parse
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
-from connector.config import KafkaSettings
+from connector.config.settings import KafkaSettings
+from connector.core.changes import Change, ChangeEvent, ChangeType, SourceInfo
+from connector.core.model import Meeting, Participant
 from connector.errors import ConfigError
-from connector.model import Meeting, Participant
 from connector.serde import RegistryFraming, Serdes, WriterSchemas, make_serdes, subjects
 from connector.serde.catalog import current
 

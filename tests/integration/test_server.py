@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.errors import ConfigError
-from connector.health import COMPONENTS, HealthState
-from connector.metrics import Metrics
-from connector.server import bound_port, start_server
+from connector.ops.health import COMPONENTS, HealthState
+from connector.ops.metrics import Metrics
+from connector.ops.server import bound_port, start_server
 
 
 class FakeClock:
@@ -162,7 +162,7 @@ async def test_a_busy_port_fails_cleanly(
 
 
 def test_bound_port_needs_a_started_runner(metrics: Metrics, health: HealthState) -> None:
-    from connector.server import build_app
+    from connector.ops.server import build_app
 
     runner = web.AppRunner(build_app(metrics, health))
     with pytest.raises(RuntimeError, match="not listening"):

@@ -19,12 +19,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connector.config import ApiSettings
+from connector.config.settings import ApiSettings
+from connector.core.kinds import WindowKind
 from connector.errors import FatalSourceError, RetriableSourceError
-from connector.metrics import Metrics
+from connector.ops.metrics import Metrics
 from connector.source.client import ExportClient
 from connector.source.limiter import RequestLimiter
-from connector.source.windows import Window, WindowKind
+from connector.source.windows import Window
 
 SECRET = "sk-live-0123456789abcdef"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -17,15 +17,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connector.config import ApiSettings
+from connector.config.settings import ApiSettings
+from connector.core.kinds import WindowKind
+from connector.core.model import Meeting
 from connector.errors import RetriableSourceError
-from connector.metrics import Metrics
-from connector.model import Meeting
+from connector.ops.metrics import Metrics
 from connector.source.client import ExportClient
 from connector.source.export_page import ExportPage
+from connector.source.leaf_parts import WindowPart
 from connector.source.limiter import RequestLimiter
-from connector.source.reader import PAGED_PART_PAGES, WindowPart, WindowReader, read_window
-from connector.source.windows import Window, WindowKind
+from connector.source.reader import PAGED_PART_PAGES, WindowReader, read_window
+from connector.source.windows import Window
 from meetings_simulator.app import SimulatorConfig
 from meetings_simulator.workload import Churn
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Producer
 
-from connector.changes import Change, ChangeEvent, ChangeType, SourceInfo
-from connector.config import KafkaSettings
-from connector.model import Meeting, Participant
+from connector.config.settings import KafkaSettings
+from connector.core.changes import Change, ChangeEvent, ChangeType, SourceInfo
+from connector.core.model import Meeting, Participant
 from connector.serde import Serdes, make_serdes
 
 

@@ -1,0 +1,9 @@
+"""The core: the values every layer speaks in. Pure (no I/O, no clock, no asyncio).
+
+- ``model``: ``Meeting`` and ``Participant``, frozen values; ``content_hash``;
+- ``changes``: ``ChangeType``, ``classify(before, after)`` -> ``Change``; ``ChangeEvent``
+  and its ``SourceInfo``;
+- ``progress``: ``EventProgress``, an event's phase and watermarks;
+- ``kinds``: ``WindowKind`` and ``CycleKind``, the names of windows and cycles;
+- ``timestamps``: how every command prints an instant.
+"""

@@ -1,0 +1,7 @@
+"""Kafka: the transactional producer, the topics, the replicas' group, the start-up probe.
+
+- ``layout``: a ``Record`` to write, an event's state partition and transactional id (pure);
+- ``publisher``: ``TransactionalPublisher``, topic creation and checks (``ensure_topics``);
+- ``membership``: ``GroupMembership``, the replicas' consumer group over the state topic;
+- ``probe``: the start-up check that a bootstrap broker answers.
+"""

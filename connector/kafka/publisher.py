@@ -1,0 +1,252 @@
+"""Kafka writing: topic set-up and checks, and the transactional producer of one event.
+
+Every poll cycle of an event is one Kafka transaction holding its change events, its state
+updates, its dead letters and its watermark record, so a read_committed consumer sees all
+of a cycle or none of it. Each event has its own transactional id (``<connector>.<event>``):
+events commit independently, and a new owner of an event (another replica the group assigned
+it, see ``connector.replicas``) fences the previous one, event by event.
+
+librdkafka calls block; they run in a worker thread so the event loop keeps serving
+health checks and other events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from connector.config.settings import KafkaSettings
+from connector.errors import (
+    ConfigError,
+    FatalPublishError,
+    ProducerFencedError,
+    RetriablePublishError,
+)
+from connector.kafka.layout import Record
+
+log = logging.getLogger("connector.publisher")
+
+_FENCED_CODES = {
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+}
+_COMMIT_ATTEMPTS = 5
+
+
+# --- topics ---------------------------------------------------------------------------
+
+
+def ensure_topics(
+    admin: AdminClient, settings: KafkaSettings, timeout: float = 30.0
+) -> dict[str, int]:
+    """Create missing topics with the right configs; check the state topic is compacted.
+
+    Returns the partition count of each topic. Raises ``ConfigError`` when the state topic
+    exists but is not compacted (restoring from it would lose state silently).
+    """
+    replication = settings.topic_replication_factor or -1  # -1: the broker's default
+    wanted = {
+        settings.changes_topic: NewTopic(
+            settings.changes_topic,
+            num_partitions=settings.changes_topic_partitions,
+            replication_factor=replication,
+        ),
+        settings.state_topic: NewTopic(
+            settings.state_topic,
+            num_partitions=settings.state_topic_partitions,
+            replication_factor=replication,
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+        ),
+        settings.dlq_topic: NewTopic(
+            settings.dlq_topic,
+            num_partitions=1,
+            replication_factor=replication,
+        ),
+    }
+    existing = _describe_topics(admin, timeout)
+    missing = [topic for name, topic in wanted.items() if name not in existing]
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+                log.info("created topic", extra={"topic": name})
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise FatalPublishError(
+                        f"cannot create topic {name}: {exc.args[0].str()}",
+                        code=exc.args[0].code(),
+                    ) from exc
+        existing = _describe_topics(admin, timeout)
+        # A created topic can take a moment to show in the metadata a broker answers with.
+        deadline = time.monotonic() + timeout
+        while not set(wanted) <= set(existing) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            existing = _describe_topics(admin, timeout)
+        absent = sorted(set(wanted) - set(existing))
+        if absent:
+            raise RetriablePublishError(f"created topics not in the metadata yet: {absent}")
+    _check_compacted(admin, settings.state_topic, timeout)
+    return {name: existing[name] for name in wanted}
+
+
+def _describe_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise RetriablePublishError(
+            f"Kafka metadata request failed: {exc.args[0].str()}", code=exc.args[0].code()
+        ) from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def _check_compacted(admin: AdminClient, topic: str, timeout: float) -> None:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=timeout)
+    policy = configs["cleanup.policy"].value
+    if "compact" not in policy.split(","):
+        raise ConfigError(
+            f"MEETINGS_CDC_STATE_TOPIC: topic {topic!r} has cleanup.policy={policy}; the state "
+            "topic must be compacted (set cleanup.policy=compact or name another topic)"
+        )
+
+
+# --- producing ------------------------------------------------------------------------
+
+
+def producer_config(settings: KafkaSettings, txn_id: str) -> dict[str, Any]:
+    """librdkafka properties of a transactional producer."""
+    return {
+        **settings.kafka_client_config(),
+        "transactional.id": txn_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "linger.ms": 5,
+        "compression.type": "zstd",
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+    }
+
+
+ProducerFactory = Callable[[dict[str, Any]], Producer]
+
+
+class TransactionalPublisher:
+    """Writes one cycle of one event as one Kafka transaction."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        txn_id: str,
+        producer_factory: ProducerFactory = Producer,
+    ) -> None:
+        self._config = producer_config(settings, txn_id)
+        self._factory = producer_factory
+        self._producer: Producer | None = None
+        self.txn_id = txn_id
+        self._timeout = settings.transaction_timeout_ms / 1000
+
+    async def start(self) -> None:
+        """Create the producer and ``init_transactions()``: fences any predecessor with
+        the same transactional id and aborts its open transaction."""
+        self._producer = self._factory(self._config)
+        await asyncio.to_thread(self._call, self._producer.init_transactions, self._timeout)
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        """Write ``records`` in one transaction and commit it.
+
+        Raises ``RetriablePublishError`` when the transaction was aborted (nothing of it is
+        visible; redo the cycle from the last committed state) and ``FatalPublishError``
+        when this producer can no longer be used (fenced by another instance).
+        """
+        await asyncio.to_thread(self._publish_blocking, records)
+
+    async def close(self) -> None:
+        """Deliver what is queued and release the producer.
+
+        A transaction still open here (a cycle cut short by shutdown) is not committed: the
+        broker aborts it after ``transaction.timeout.ms``, or the next start fences it.
+        """
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.to_thread(producer.flush, 5.0)
+
+    # The blocking half, run in a worker thread.
+    def _publish_blocking(self, records: Sequence[Record]) -> None:
+        producer = self._require()
+        self._call(producer.begin_transaction)
+        try:
+            for record in records:
+                self._produce(producer, record)
+            self._commit(producer)
+        except RetriablePublishError:
+            self._abort(producer)
+            raise
+
+    def _produce(self, producer: Producer, record: Record) -> None:
+        kwargs: dict[str, Any] = {"key": record.key, "value": record.value}
+        if record.partition is not None:
+            kwargs["partition"] = record.partition
+        while True:
+            try:
+                producer.produce(record.topic, **kwargs)
+                return
+            except BufferError:
+                producer.poll(0.1)  # local queue full: let deliveries drain
+            except KafkaException as exc:
+                raise self._translate(exc) from exc
+
+    def _commit(self, producer: Producer) -> None:
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                producer.commit_transaction(self._timeout)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.retriable() and attempt < _COMMIT_ATTEMPTS:
+                    log.warning(
+                        "commit failed, retrying",
+                        extra={"txn_id": self.txn_id, "error": error.str(), "attempt": attempt},
+                    )
+                    continue
+                raise self._translate(exc) from exc
+
+    def _abort(self, producer: Producer) -> None:
+        try:
+            producer.abort_transaction(self._timeout)
+        except KafkaException as exc:
+            raise self._translate(exc) from exc
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except KafkaException as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: KafkaException) -> RetriablePublishError | FatalPublishError:
+        error: KafkaError = exc.args[0]
+        code = error.code()
+        if code in _FENCED_CODES:
+            return ProducerFencedError(
+                f"producer {self.txn_id!r} was fenced: another replica with the same "
+                "MEETINGS_CDC_CONNECTOR_NAME runs this event now",
+                code=code,
+            )
+        if error.fatal():
+            return FatalPublishError(
+                f"fatal Kafka producer error ({self.txn_id}): {error.str()}", code=code
+            )
+        return RetriablePublishError(f"Kafka transaction failed: {error.str()}", code=code)
+
+    def _require(self) -> Producer:
+        if self._producer is None:
+            raise RuntimeError("TransactionalPublisher.start() was not called")
+        return self._producer

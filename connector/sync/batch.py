@@ -1,0 +1,197 @@
+"""One transaction's worth of an event's records, and the state staged with them.
+
+A ``Batch`` classifies each meeting it is given against a staging overlay of the event's
+committed state, and turns every change into its records: the change event, the state
+upsert (or tombstone), dead letters and, last, the progress record. Nothing of it touches
+the committed state: the engine applies ``batch.staging`` only after the transaction
+committed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from connector import __version__
+from connector.core.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo, classify
+from connector.core.model import Meeting
+from connector.core.progress import EventProgress
+from connector.kafka.layout import Record
+from connector.source.leaf_parts import WindowPart
+from connector.source.windows import Window
+from connector.state.store import EventState, Staging, Tracked
+
+if TYPE_CHECKING:  # a Serdes is handed in: the registry client stays out of this pure module
+    from connector.serde import Serdes
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where one event's records go."""
+
+    event_id: int
+    state_partition: int
+    changes_topic: str
+    state_topic: str
+    dlq_topic: str
+    connector_name: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Records and staged state of one transaction being assembled."""
+
+    to: Destination
+    serdes: Serdes
+    staging: Staging
+    wall_clock: Callable[[], float]
+    records: list[Record] = field(default_factory=list)
+    published: Counter[str] = field(default_factory=Counter)
+    caught: Counter[str] = field(default_factory=Counter)
+    modified_at: list[int] = field(default_factory=list)
+    dead_letters: int = 0
+    # One SourceInfo per window read (the encoder keeps the last one's encoding).
+    _source: tuple[Window, str, SourceInfo] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        to: Destination,
+        state: EventState,
+        serdes: Serdes,
+        wall_clock: Callable[[], float],
+        after: Batch | None = None,
+    ) -> Batch:
+        """An empty batch over ``state``; ``after``: a batch that may still be committing,
+        whose versions this one must see until the state has them."""
+        staging = Staging(state, serdes)
+        if after is not None:
+            # only ``after``'s own versions: what it carried was committed before it began
+            staging.tracked.update((m, after.staging.tracked[m]) for m in after.staging.encoded)
+        return cls(to, serdes, staging, wall_clock)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def stage(
+        self,
+        meeting: Meeting,
+        window: Window,
+        *,
+        kind: ReadKind,
+        snapshot: bool = False,
+        emit: bool = True,
+    ) -> Change | None:
+        """Classify ``meeting`` against the staged state; add its records if it changed.
+
+        ``emit=False`` (snapshot mode ``no_data``) builds state without change events.
+        """
+        tracked = self.staging.get(meeting.meeting_id)
+        change = classify(tracked.meeting if tracked else None, meeting, snapshot=snapshot)
+        if change is None:
+            return None
+        previous = tracked.version if tracked is not None else 0
+        version = previous + 1 if emit else previous
+        encoded = self.serdes.encode_meeting_state(meeting, version)
+        self.staging.put(meeting.meeting_id, Tracked(meeting, version, encoded), encoded)
+        self._state_record(meeting.meeting_id, encoded)
+        if emit:
+            before = tracked.encoded if tracked is not None else None
+            self._emit(
+                change,
+                meeting.meeting_id,
+                meeting.modified_at,
+                version,
+                window,
+                kind,
+                (before, encoded),
+            )
+        return change
+
+    def stage_delete(self, tracked: Tracked, window: Window, detected_at: int) -> None:
+        """A meeting that vanished upstream: DELETED event and a state tombstone."""
+        change = classify(tracked.meeting, None)
+        assert change is not None  # noqa: S101 - a deletion always classifies
+        meeting_id = tracked.meeting.meeting_id
+        self.staging.put(meeting_id, None, None)
+        self._state_record(meeting_id, None)
+        self._emit(
+            change,
+            meeting_id,
+            detected_at,
+            tracked.version + 1,
+            window,
+            ReadKind.RECONCILE,
+            (tracked.encoded, None),
+        )
+
+    def add_dead_letters(self, part: WindowPart) -> None:
+        """Every malformed row of ``part``, for the dead-letter topic."""
+        for letter in part.dead_letters:
+            value = self.serdes.encode_dead_letter(
+                letter, detected_at=self._now_ms(), connector=self.to.connector_name
+            )
+            self.records.append(Record(self.to.dlq_topic, None, value))
+            self.dead_letters += 1
+
+    def close(self, progress: EventProgress) -> None:
+        """Add the progress record (the watermarks this transaction commits), last."""
+        key = self.serdes.encode_state_key(self.to.event_id, None)
+        value = self.serdes.encode_progress(progress)
+        self.records.append(Record(self.to.state_topic, key, value, self.to.state_partition))
+        self.staging.progress = progress
+
+    def _state_record(self, meeting_id: int, encoded: bytes | None) -> None:
+        key = self.serdes.encode_state_key(self.to.event_id, meeting_id)
+        self.records.append(Record(self.to.state_topic, key, encoded, self.to.state_partition))
+
+    def _emit(
+        self,
+        change: Change,
+        meeting_id: int,
+        modified_at: int,
+        version: int,
+        window: Window,
+        kind: ReadKind,
+        states: tuple[bytes | None, bytes | None],
+    ) -> None:
+        """``states``: the state record values of ``before`` and ``after``, when known
+        (each meeting is encoded once: the event reuses its state record's body)."""
+        event = ChangeEvent(
+            event_id=self.to.event_id,
+            meeting_id=meeting_id,
+            change=change,
+            modified_at=modified_at,
+            detected_at=self._now_ms(),
+            version=version,
+            source=self._source_of(window, kind),
+        )
+        self.records.append(
+            Record(
+                self.to.changes_topic,
+                self.serdes.encode_change_key(self.to.event_id, meeting_id),
+                self.serdes.encode_change(event, states),
+            )
+        )
+        self.published[change.change_type.value] += 1
+        if change.change_type is not ChangeType.SNAPSHOT:
+            self.modified_at.append(modified_at)
+
+    def _source_of(self, window: Window, kind: ReadKind) -> SourceInfo:
+        cached = self._source
+        if cached is not None and cached[0] == window and cached[1] == kind:
+            return cached[2]
+        source = SourceInfo(
+            connector=self.to.connector_name,
+            connector_version=__version__,
+            window_kind=kind,
+            window_start=window.start * 1000,
+            window_end=window.end * 1000,
+        )
+        self._source = (window, kind, source)
+        return source
+
+    def _now_ms(self) -> int:
+        return int(self.wall_clock() * 1000)

@@ -1,0 +1,220 @@
+"""The cycles of one event: what a snapshot, an incremental, a reconcile or a delete-check
+cycle does, given the decided kind (``connector.engine`` decides when; this module, what).
+
+Each cycle reads through the shared reader, stages and commits through the event's
+``Committer``; none keeps anything between runs but the committed state, so a failed cycle
+is simply run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connector.config.settings import Settings
+from connector.core.kinds import CycleKind
+from connector.core.progress import EventProgress, Phase
+from connector.ops.health import HealthState
+from connector.ops.metrics import Metrics
+from connector.serde import Serdes
+from connector.source.client import ExportClient
+from connector.source.creation_stamps import CreationStamps
+from connector.source.reader import WindowReader
+from connector.source.windows import Followed
+from connector.state.store import EventState
+from connector.sync.committer import Committer, Turn
+from connector.sync.deletes.bisection import judged_span
+from connector.sync.deletes.checker import ApiTotals, TotalsNotReported, check_deletes
+from connector.sync.incremental import IncrementalCycles, followed_watermarks
+from connector.sync.reconcile import PassBounds, reconcile
+from connector.sync.snapshot import snapshot
+
+log = logging.getLogger("connector.cycles")
+
+SNAPSHOT = Phase.SNAPSHOT
+STREAMING = Phase.STREAMING
+
+
+@dataclass(frozen=True, slots=True)
+class Collaborators:
+    """What every event's loop shares."""
+
+    settings: Settings
+    client: ExportClient
+    reader: WindowReader
+    serdes: Serdes
+    metrics: Metrics
+    health: HealthState
+    state_partitions: int
+    wall_clock: Callable[[], float] = time.time
+    #: Whether the API stamps last-modified at creation: learnt once for all the events.
+    creation_stamps: CreationStamps = field(default_factory=CreationStamps)
+    #: Whether the API reports row totals (the delete check needs them): learnt once.
+    api_totals: ApiTotals = field(default_factory=ApiTotals)
+
+
+class EventCycles:
+    """Runs the cycles of one event, one call at a time per kind."""
+
+    def __init__(
+        self, event_id: int, state: EventState, committer: Committer, deps: Collaborators
+    ) -> None:
+        self.event_id = event_id
+        self.state = state
+        self.committer = committer
+        self.deps = deps
+        self.settings = deps.settings
+        self._label = str(event_id)
+        # A pass longer than the reconcile interval leaves the next one due at once; after
+        # each pass one incremental cycle runs first (connector.schedule).
+        self.reconciled_last = False
+        self._begun: EventProgress | None = None  # before the first commit: how it begins
+        self._cycle_number = 0  # of this process: a cycle may commit more than once
+        self._incremental = IncrementalCycles(
+            event_id, deps.reader, committer, deps.client, deps.settings, deps.creation_stamps
+        )
+        #: set when the event stops: a long pass ends at its next part
+        self.stop = asyncio.Event()
+
+    def progress_now(self) -> EventProgress:
+        """The committed progress, or how the event begins (decided once, then kept)."""
+        if self.state.progress is not None:
+            self._begun = None
+            return self.state.progress
+        if self._begun is None:
+            self._begun = self._begin()
+        return self._begun
+
+    async def run(self, kind: CycleKind, started: float) -> bool:
+        """Run the decided cycle; return True when more work is waiting (no need to sleep)."""
+        self._cycle_number += 1
+        turn = Turn(kind, self._cycle_number, started)
+        progress = self.progress_now()
+        if kind is CycleKind.SNAPSHOT:
+            return await self._snapshot(progress, turn)
+        if kind is CycleKind.DELETE_CHECK:
+            await self._check_deletes(progress, turn)
+            return False
+        if kind is CycleKind.RECONCILE:
+            await self._reconcile(progress, turn)
+            self.reconciled_last = True
+            return False
+        await self._incremental.run(progress, turn)
+        self.reconciled_last = False
+        return False
+
+    async def sync_clock(self) -> None:
+        """Learn the API's clock (one one-row request) if no response told it yet."""
+        if not self.deps.client.api_clock_known:
+            await self.deps.client.fetch_page(self.event_id, None, page=1, per_page=1)
+
+    def _begin(self) -> EventProgress:
+        upper = self._upper_bound()
+        mode = self.settings.snapshot_mode
+        log.info(
+            "starting event",
+            extra={"event_id": self.event_id, "snapshot_mode": mode, "snapshot_upper": upper},
+        )
+        if mode == "never":
+            return self._progress(STREAMING, upper, upper, upper, last_reconcile_at=upper)
+        return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
+
+    async def _snapshot(self, progress: EventProgress, turn: Turn) -> bool:
+        read = await snapshot(
+            self.event_id,
+            self.deps.reader,
+            self.committer,
+            progress,
+            turn,
+            emit=self.settings.snapshot_mode == "initial",
+        )
+        log.info(
+            "snapshot complete",
+            extra={
+                "event_id": self.event_id,
+                "meetings": len(self.state.meetings),
+                # of this process's read (a resumed snapshot read only the rest)
+                "rows": read.rows,
+                "requests": read.requests,
+            },
+        )
+        return True
+
+    async def _reconcile(self, progress: EventProgress, turn: Turn) -> None:
+        snapshot_upper = progress.snapshot_upper
+        never = self.settings.snapshot_mode == "never" and snapshot_upper is not None
+        bounds = PassBounds(
+            upper=self._upper_bound(),
+            covered_ms=self._follow_api_clock(progress).watermarks.modified_through * 1000,
+            never_upper_ms=snapshot_upper * 1000 if never and snapshot_upper else None,
+            deletes_checked=bool(self.deps.api_totals.reported)
+            and self.settings.delete_check_interval_seconds > 0,
+        )
+        await reconcile(
+            self.event_id,
+            self.deps.reader,
+            self.committer,
+            self.deps.serdes,
+            bounds,
+            turn,
+            self.stop,
+            detected_ms=lambda: self.deps.client.api_now() * 1000,
+            background_turn=self.deps.client.limiter.background_turn,
+        )
+
+    async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:
+        never = self.settings.snapshot_mode == "never"
+        span = judged_span(
+            self._follow_api_clock(progress).watermarks.created_through,
+            untracked_through=progress.snapshot_upper if never else None,
+        )
+        if span is None:
+            return
+        try:
+            result = await check_deletes(
+                self.event_id,
+                self.deps.client,
+                self.deps.reader,
+                self.committer,
+                span,
+                turn,
+                self.stop,
+                detected_ms=lambda: self.deps.client.api_now() * 1000,
+                codec=self.deps.serdes,
+            )
+        except TotalsNotReported:
+            self.deps.api_totals.reported = False
+            return
+        if result is not None:
+            result.count(self.deps.metrics, self._label)
+
+    def _upper_bound(self) -> int:
+        return self.deps.client.api_now() - self.settings.settle_seconds
+
+    def _progress(
+        self,
+        phase: Phase,
+        snapshot_upper: int,
+        created_through: int,
+        modified_through: int,
+        *,
+        last_reconcile_at: int | None,
+    ) -> EventProgress:
+        return EventProgress(
+            event_id=self.event_id,
+            phase=phase,
+            snapshot_upper=snapshot_upper,
+            created_through=created_through,
+            modified_through=modified_through,
+            last_reconcile_at=last_reconcile_at,
+            updated_at=int(self.deps.wall_clock() * 1000),
+        )
+
+    def _follow_api_clock(self, progress: EventProgress) -> Followed:
+        return followed_watermarks(progress, self.deps.client, self.settings)
+
+
+__all__ = ["Collaborators", "EventCycles"]

@@ -1,0 +1,96 @@
+"""The snapshot cycle: the full export as CREATED windows up to a fixed upper bound.
+
+Committed part by part and resumable after a crash: each transaction carries progress
+saying how far the read got (``created_through``), so a restarted snapshot reads only the
+rest. The last transaction moves the event to streaming. A full transaction commits in
+the background while the next one is read (transactions stay one at a time and in order:
+the committer stages the next one only after the previous one committed); a failed commit
+fails the cycle, which is redone from whatever was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from connector.core.changes import ReadKind
+from connector.core.kinds import WindowKind
+from connector.core.progress import EventProgress, Phase
+from connector.source.leaf_parts import WindowPart
+from connector.source.reader import WindowReader
+from connector.source.windows import Window
+from connector.sync.batch import Batch
+from connector.sync.committer import MAX_RECORDS_PER_TRANSACTION, Committer, Turn
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRead:
+    """What this process's read of the snapshot took (a resumed one reads only the rest)."""
+
+    rows: int
+    requests: int
+
+
+async def snapshot(
+    event_id: int,
+    reader: WindowReader,
+    committer: Committer,
+    progress: EventProgress,
+    turn: Turn,
+    *,
+    emit: bool,
+) -> SnapshotRead:
+    """Read and commit the rest of the snapshot ``progress`` describes; SNAPSHOT events
+    are published only if ``emit`` (``MEETINGS_CDC_SNAPSHOT_MODE=initial``)."""
+    upper = progress.snapshot_upper
+    assert upper is not None  # noqa: S101 - set when the snapshot phase begins
+    window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
+
+    def stage(parts: list[WindowPart]) -> Callable[[Batch], None]:
+        def into(batch: Batch) -> None:
+            for part in parts:
+                for meeting in part.meetings:
+                    batch.stage(
+                        meeting, part.window, kind=ReadKind.SNAPSHOT, snapshot=True, emit=emit
+                    )
+                batch.add_dead_letters(part)
+
+        return into
+
+    committing: asyncio.Task[Batch | None] | None = None
+    parts: list[WindowPart] = []
+    size = rows = requests = 0
+    try:
+        async for part in reader.read(event_id, window):
+            parts.append(part)
+            size += 2 * len(part.meetings) + len(part.dead_letters)
+            rows += part.rows
+            requests += part.requests
+            progress = replace(progress, created_through=part.window.end)
+            if size >= MAX_RECORDS_PER_TRANSACTION:
+                if committing is not None:
+                    await committing
+                committing = asyncio.create_task(
+                    committer.commit(turn, stage(parts), _fixed(progress))
+                )
+                parts, size = [], 0
+        if committing is not None:
+            await committing
+    finally:
+        if committing is not None and not committing.done():
+            # The cycle failed while a commit was in flight: let it end (its outcome no
+            # longer matters: the cycle is redone from whatever was committed).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(committing)
+        elif committing is not None and not committing.cancelled():
+            committing.exception()  # retrieved here if the loop failed before awaiting it
+    done = replace(progress, phase=Phase.STREAMING, created_through=upper, last_reconcile_at=upper)
+    await committer.commit(turn, stage(parts), _fixed(done))
+    return SnapshotRead(rows, requests)
+
+
+def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:
+    """The snapshot's progress: the poller is the event's only writer until it streams."""
+    return lambda _committed: progress
