@@ -108,13 +108,22 @@ def _describe_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
 
 
 def _check_compacted(admin: AdminClient, topic: str, timeout: float) -> None:
+    """Refuse a state topic whose policy is not ``compact`` alone.
+
+    ``compact,delete`` is refused too: retention would remove the state of meetings that did
+    not change for ``retention.ms``, which would come back as ``CREATED`` with version 1, and
+    whose deletes no reconciliation could see any more.
+    """
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(timeout=timeout)
     policy = configs["cleanup.policy"].value
-    if "compact" not in policy.split(","):
+    if {part.strip().lower() for part in policy.split(",")} != {"compact"}:
         raise ConfigError(
-            f"MEETINGS_CDC_STATE_TOPIC: topic {topic!r} has cleanup.policy={policy}; the state "
-            "topic must be compacted (set cleanup.policy=compact or name another topic)"
+            f"MEETINGS_CDC_STATE_TOPIC: topic {topic} has cleanup.policy={policy}, and "
+            "retention would delete meetings' state; the state topic must be "
+            "cleanup.policy=compact only: run kafka-configs --bootstrap-server BROKER --alter "
+            f"--entity-type topics --entity-name {topic} --add-config cleanup.policy=compact "
+            "(or name another topic)"
         )
 
 

@@ -164,3 +164,20 @@ def test_unreachable_broker_is_named_within_15s_without_raw_librdkafka_lines(
     ]
     assert len(named) == 1, result.stderr
     assert f"{address}: Connect to ipv4#{address} failed: Connection refused" in named[0]
+
+
+def test_a_state_topic_that_deletes_is_refused_naming_its_policy_and_the_fix(
+    tmp_path: Path, kafka_bootstrap: str, topic_factory
+) -> None:
+    state = topic_factory("state.compact-delete", config={"cleanup.policy": "compact,delete"})
+    result = _run(
+        tmp_path,
+        MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        MEETINGS_CDC_STATE_TOPIC=state,
+        MEETINGS_CDC_CHANGES_TOPIC=topic_factory("changes"),
+        MEETINGS_CDC_DLQ_TOPIC=topic_factory("dlq"),
+    )
+    line = _one_line(result)
+    assert line.startswith("meetings-cdc run: MEETINGS_CDC_STATE_TOPIC: "), line
+    assert f"topic {state} has cleanup.policy=compact,delete" in line
+    assert f"--entity-name {state} --add-config cleanup.policy=compact" in line

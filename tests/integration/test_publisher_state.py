@@ -67,12 +67,24 @@ def test_ensure_topics_creates_a_compacted_state_topic(admin, kafka_bootstrap, t
     assert ensure_topics(admin, settings) == partitions
 
 
-def test_refuses_a_state_topic_that_is_not_compacted(admin, kafka_bootstrap, topic_factory, topics):
-    state = topic_factory("state.delete", config={"cleanup.policy": "delete"})
+@pytest.mark.parametrize("policy", ["delete", "compact,delete", "delete,compact"])
+def test_refuses_a_state_topic_that_is_not_only_compacted(
+    admin, kafka_bootstrap, topic_factory, topics, policy
+):
+    # With "delete" in the policy, retention removes meetings' state: they would come back
+    # as CREATED with version 1, and their deletes would go unseen.
+    state = topic_factory("state.delete", config={"cleanup.policy": policy})
     settings = _settings(kafka_bootstrap, **{**topics, "state_topic": state})
 
-    with pytest.raises(ConfigError, match=r"MEETINGS_CDC_STATE_TOPIC.*compact"):
+    with pytest.raises(ConfigError) as raised:
         ensure_topics(admin, settings)
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("MEETINGS_CDC_STATE_TOPIC: ")
+    assert state in message
+    assert f"cleanup.policy={policy}" in message
+    assert f"--entity-name {state} --add-config cleanup.policy=compact" in message
 
 
 async def test_second_instance_fences_the_first(kafka_bootstrap, topic_factory):
