@@ -6,7 +6,9 @@ Two framings, chosen by settings:
   CRC-64-AVRO fingerprint of the writer schema's parsing canonical form, then the body;
 - the Confluent wire format (with a registry): ``0x00``, the 4-byte big-endian schema id
   the registry gave the writer schema, then the body. Schemas are registered at start-up
-  under TopicNameStrategy subjects (``<topic>-key`` / ``<topic>-value``).
+  under TopicNameStrategy subjects (``<topic>-key`` / ``<topic>-value``), each subject's
+  compatibility level set first where none is (:func:`ensure_compatibility`, called by
+  ``make_serdes`` before the framing registers).
 
 Decoding accepts either framing whatever the settings (the first byte tells them apart).
 """
@@ -31,6 +33,16 @@ _SINGLE_OBJECT_HEADER_LENGTH = 10
 _CONFLUENT_HEADER_LENGTH = 5
 _HTTP_CONFLICT = 409
 _HTTP_UNPROCESSABLE = 422
+_HTTP_NOT_FOUND = 404
+
+#: The level the connector sets on each of its subjects. FULL_TRANSITIVE: consumers on any
+#: released schema read new records, the current schema reads every old one, and during a
+#: rolling update an old replica reads state a new one wrote (docs/schemas.md).
+COMPATIBILITY = "FULL_TRANSITIVE"
+#: What a registry answers for a subject without a level of its own, besides a 404: Apicurio
+#: says NONE (Confluent 404s with 40408). A subject at NONE checks nothing, so it counts as
+#: unset and gets the connector's level.
+_UNSET_LEVELS = frozenset({"NONE"})
 
 
 class Framing(Protocol):
@@ -72,6 +84,49 @@ class RegistryFraming:
             return self._headers[name]
         except KeyError:
             raise SerializationError(f"no subject registered for schema {name}") from None
+
+
+def ensure_compatibility(client: SchemaRegistryClient, url: str, subject: str) -> str:
+    """Set ``subject``'s compatibility to :data:`COMPATIBILITY` unless it has a level of its
+    own; return the level in force. A level an operator set is kept (and logged, a warning
+    when it is not the connector's): a registry's global default is not relied upon, since
+    it differs between registries (Confluent BACKWARD, Apicurio NONE)."""
+    try:
+        level = _subject_level(client, subject)
+        if level is None:
+            client.set_compatibility(subject, COMPATIBILITY)
+            log.info(
+                "schema subject compatibility set",
+                extra={"subject": subject, "compatibility": COMPATIBILITY},
+            )
+            return COMPATIBILITY
+    except SchemaRegistryError as exc:
+        raise ConfigError(
+            f"schema registry {url}: cannot read or set the compatibility of subject "
+            f"'{subject}': {exc}"
+        ) from exc
+    except Exception as exc:  # HTTP client errors (connection refused, TLS...) at start-up
+        raise ConfigError(
+            f"MEETINGS_CDC_SCHEMA_REGISTRY_URL: cannot reach the schema registry {url}: {exc}"
+        ) from exc
+    if level != COMPATIBILITY:
+        log.warning(
+            "schema subject keeps the compatibility an operator set; the connector's is "
+            f"{COMPATIBILITY} (docs/schemas.md)",
+            extra={"subject": subject, "compatibility": level},
+        )
+    return level
+
+
+def _subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
+    """The subject's own compatibility level, or None when it has none."""
+    try:
+        level = str(client.get_compatibility(subject)).upper()
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == _HTTP_NOT_FOUND:  # 40401 no such subject, 40408 no level
+            return None
+        raise
+    return None if level in _UNSET_LEVELS else level
 
 
 def register(client: SchemaRegistryClient, url: str, subject: str, schema: RecordSchema) -> int:

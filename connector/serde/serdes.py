@@ -26,7 +26,13 @@ from connector.serde.catalog import (
     RecordSchema,
 )
 from connector.serde.fastpath import fastavro_bytes
-from connector.serde.framing import Framing, RegistryFraming, SingleObjectFraming, WriterSchemas
+from connector.serde.framing import (
+    Framing,
+    RegistryFraming,
+    SingleObjectFraming,
+    WriterSchemas,
+    ensure_compatibility,
+)
 from connector.serde.state_scan import read_created_and_rows, read_state_key
 
 log = logging.getLogger(__name__)
@@ -344,11 +350,15 @@ def make_serdes(
     settings: KafkaSettings, changes_topic: str, state_topic: str, dlq_topic: str
 ) -> Serdes:
     """Serdes for the configured encoding: the Confluent wire format when
-    ``MEETINGS_CDC_SCHEMA_REGISTRY_URL`` is set (registering the schemas now, so an
-    incompatible schema fails start-up with a ``ConfigError``), else single-object encoding."""
+    ``MEETINGS_CDC_SCHEMA_REGISTRY_URL`` is set (each subject's compatibility set where it
+    has none, then the schemas registered now, so an incompatible schema fails start-up with
+    a ``ConfigError``), else single-object encoding."""
     client = registry_client(settings)
     if client is None:
         return Serdes(SingleObjectFraming())
     url = str(settings.schema_registry_url)
-    framing = RegistryFraming(client, url, subjects(changes_topic, state_topic, dlq_topic))
+    named = subjects(changes_topic, state_topic, dlq_topic)
+    for subject in named.values():
+        ensure_compatibility(client, url, subject)
+    framing = RegistryFraming(client, url, named)
     return Serdes(framing, WriterSchemas(client))
