@@ -37,8 +37,9 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import delete_topics, unique_name
-from bench.connector_process import ConnectorProcess, connector_env, topics_of
+from bench.connectors import connector_env, topics_of
 from connector.source.creation_stamps import CONFIRMATIONS
+from tests.connector_process import ConnectorProcess
 from tests.simulator_harness import SimulatorProcess
 
 POLL_INTERVAL = 5.0  # the default

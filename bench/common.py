@@ -13,7 +13,6 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 BOOTSTRAP_VARIABLE = "MEETINGS_CDC_BENCH_BOOTSTRAP"
-_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -45,14 +44,6 @@ def topics_deleted_after(names: list[str]) -> Iterator[list[str]]:
         yield names
     finally:
         delete_topics(names)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process ``pid`` (from /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def rss_bytes(pid: int | None = None) -> int:

@@ -31,9 +31,10 @@ from typing import Any
 import aiohttp
 
 from bench.common import bootstrap, delete_topics, record, unique_name
-from bench.connector_process import topics_of
+from bench.connectors import topics_of
 from tests.chaos.runner import log_lines
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, free_port
 from tests.simulator_harness import SimulatorProcess
 
 EVENT = 1

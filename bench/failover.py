@@ -32,9 +32,10 @@ from datetime import datetime
 from typing import Any
 
 from bench.common import bootstrap, delete_topics, record, unique_name
-from bench.connector_process import topics_of
+from bench.connectors import topics_of
 from tests.chaos.runner import log_lines
-from tests.integration.harness import ConnectorProcess, connector_env
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import connector_env
 from tests.simulator_harness import SimulatorProcess
 
 EVENT = 1

@@ -40,11 +40,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.common import bootstrap, delete_topics, fmt, record, summary, unique_name
-from bench.connector_process import ConnectorProcess, connector_env, read_topic, topics_of
+from bench.connectors import connector_env, read_topic, topics_of
 from connector.config.settings import ApiSettings, KafkaSettings
 from connector.kafka.publisher import ensure_topics, producer_config
 from connector.serde import Serdes, SingleObjectFraming
 from connector.sync.committer import MAX_RECORDS_PER_TRANSACTION
+from tests.connector_process import ConnectorProcess
 from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000

@@ -24,8 +24,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError
 
 from bench.common import bootstrap, delete_topics, fmt, record, summary, unique_name
-from bench.connector_process import ConnectorProcess, connector_env, topics_of
+from bench.connectors import connector_env, topics_of
 from connector.serde import Serdes, SingleObjectFraming
+from tests.connector_process import ConnectorProcess
 from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 20_000

@@ -21,8 +21,9 @@ import time
 from typing import Any
 
 from bench.common import delete_topics, fmt, record, summary, unique_name
-from bench.connector_process import ConnectorProcess, connector_env, topics_of
+from bench.connectors import connector_env, topics_of
 from bench.latency import POLL_INTERVAL, RATE, SETTLE, Arrivals, _burst, percentile
+from tests.connector_process import ConnectorProcess
 from tests.simulator_harness import SimulatorProcess
 
 MEETINGS = 100_000

@@ -55,7 +55,7 @@ from bench.common import (
     summary,
     unique_name,
 )
-from bench.connector_process import topics_of
+from bench.connectors import topics_of
 from connector.config.settings import Settings
 from connector.core.model import Meeting, Participant
 from connector.kafka.layout import Record, transactional_id

@@ -39,7 +39,8 @@ from tests.chaos.oracle import (
     dead_letter_problems,
     judge,
 )
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env
 from tests.simulator_harness import EmbeddedSimulator
 
 EVENT = 1

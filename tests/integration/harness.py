@@ -7,14 +7,9 @@ event loop and must keep answering the connector meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import socket
-import sys
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.serde import Serdes, SingleObjectFraming
+from tests.connector_process import connector_env as shared_connector_env
 
 
 async def past_settle(seconds: float = 2.2) -> None:
@@ -52,6 +48,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: What a connector under test runs with, beside its name, topics and API: small topics
+#: partitioned like production, fast polls, a short settle and group session, quick retries.
+TEST_SETTINGS: dict[str, str] = {
+    "MEETINGS_CDC_STATE_TOPIC_PARTITIONS": "3",
+    "MEETINGS_CDC_CHANGES_TOPIC_PARTITIONS": "3",
+    "MEETINGS_CDC_POLL_INTERVAL_SECONDS": "0.5",
+    "MEETINGS_CDC_SETTLE_SECONDS": "1",
+    "MEETINGS_CDC_OVERLAP_SECONDS": "3",
+    "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "0",
+    "MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS": "6000",
+    "MEETINGS_CDC_LOG_LEVEL": "INFO",
+    "MEETINGS_CDC_API_BACKOFF_INITIAL_SECONDS": "0.05",
+    "MEETINGS_CDC_API_BACKOFF_MAX_SECONDS": "0.5",
+}
+
+
 def connector_env(
     *,
     api_base_url: str,
@@ -61,91 +73,13 @@ def connector_env(
     **overrides: str,
 ) -> dict[str, str]:
     """Environment of a connector under test: unique topics, fast polling."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
-    env.update(
-        {
-            "MEETINGS_CDC_API_BASE_URL": api_base_url,
-            "MEETINGS_CDC_EVENT_IDS": event_ids,
-            "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "MEETINGS_CDC_CONNECTOR_NAME": name,
-            "MEETINGS_CDC_CHANGES_TOPIC": f"{name}.changes",
-            "MEETINGS_CDC_STATE_TOPIC": f"{name}.state",
-            "MEETINGS_CDC_DLQ_TOPIC": f"{name}.dlq",
-            "MEETINGS_CDC_STATE_TOPIC_PARTITIONS": "3",
-            "MEETINGS_CDC_CHANGES_TOPIC_PARTITIONS": "3",
-            "MEETINGS_CDC_POLL_INTERVAL_SECONDS": "0.5",
-            "MEETINGS_CDC_SETTLE_SECONDS": "1",
-            "MEETINGS_CDC_OVERLAP_SECONDS": "3",
-            "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "0",
-            "MEETINGS_CDC_METRICS_PORT": "0",
-            "MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS": "6000",
-            "MEETINGS_CDC_LOG_LEVEL": "INFO",
-            "MEETINGS_CDC_API_BACKOFF_INITIAL_SECONDS": "0.05",
-            "MEETINGS_CDC_API_BACKOFF_MAX_SECONDS": "0.5",
-        }
+    return shared_connector_env(
+        api_base_url=api_base_url,
+        event_ids=event_ids,
+        bootstrap=bootstrap,
+        name=name,
+        **{**TEST_SETTINGS, **overrides},
     )
-    env.update(overrides)
-    return env
-
-
-@dataclass
-class ConnectorProcess:
-    """``python -m connector run`` with ``env``; stderr collected for assertions."""
-
-    env: Mapping[str, str]
-    process: asyncio.subprocess.Process | None = None
-    stderr: bytearray = field(default_factory=bytearray)
-    _reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> ConnectorProcess:
-        self.stderr.clear()
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "connector",
-            "run",
-            env=dict(self.env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        self._reader = asyncio.create_task(self._collect())
-        return self
-
-    async def _collect(self) -> None:
-        assert self.process is not None
-        assert self.process.stderr is not None
-        while chunk := await self.process.stderr.read(65536):
-            self.stderr.extend(chunk)
-
-    @property
-    def log(self) -> str:
-        return self.stderr.decode(errors="replace")
-
-    async def wait(self, within: float) -> int:
-        assert self.process is not None
-        async with asyncio.timeout(within):
-            code = await self.process.wait()
-        if self._reader is not None:
-            await self._reader
-        return code
-
-    async def terminate(self, within: float = 30) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        return await self.wait(within)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGKILL)
-        await self.wait(10)
-
-    async def stop_quietly(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            await self.kill()
 
 
 class ChangeLog:

@@ -18,13 +18,8 @@ import pytest
 
 from connector.source.creation_stamps import CONFIRMATIONS
 from meetings_simulator.app import SimulatorConfig
-from tests.integration.harness import (
-    ChangeLog,
-    ConnectorProcess,
-    connector_env,
-    free_port,
-    metric_sample,
-)
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, free_port, metric_sample
 
 EVENT = 1
 LEARNT = "new meetings show in last-modified windows"

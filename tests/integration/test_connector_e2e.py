@@ -10,14 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import (
-    ChangeLog,
-    ConnectorProcess,
-    connector_env,
-    converged,
-    past_settle,
-    seconds,
-)
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, converged, past_settle, seconds
 
 EVENT = 1
 T0 = 1_900_000_000  # a scheduled start, far from "now"

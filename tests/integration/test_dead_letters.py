@@ -7,13 +7,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
-from tests.integration.harness import (
-    ChangeLog,
-    ConnectorProcess,
-    connector_env,
-    free_port,
-    metric_sample,
-)
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, free_port, metric_sample
 
 EVENT = 1
 T0 = 1_900_000_000

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from meetings_simulator.app import SimulatorConfig
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, free_port
 
 EVENT = 1
 MEETINGS = 300

@@ -12,7 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.harness import ConnectorProcess, connector_env, free_port
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import connector_env, free_port
 
 EVENT = 1
 KEY = "k-4c1f0e2b9d7a"

@@ -7,7 +7,8 @@ import asyncio
 import itertools
 from typing import Any
 
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, converged
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, converged
 
 EVENT = 1
 MEETINGS = 1_500

@@ -12,7 +12,8 @@ from confluent_kafka import Producer
 from meetings_simulator.app import SimulatorConfig
 from tests.chaos.oracle import Timing, judge
 from tests.chaos.runner import Run, committed_cycles, converged, log_lines
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env
 from tests.simulator_harness import EmbeddedSimulator
 
 T0 = 1_900_000_000

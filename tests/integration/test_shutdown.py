@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import KAFKA_SCRIPT
-from tests.integration.harness import ChangeLog, ConnectorProcess, connector_env, free_port
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, free_port
 
 PORT = os.environ.get("MEETINGS_CDC_TEST_FROZEN_KAFKA_PORT", "29392")
 CACHE = Path(os.environ.get("MEETINGS_CDC_CACHE", Path.home() / ".cache" / "meetings-cdc"))

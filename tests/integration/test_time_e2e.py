@@ -17,13 +17,8 @@ from typing import Any
 import pytest
 
 from meetings_simulator.app import SimulatorConfig
-from tests.integration.harness import (
-    ChangeLog,
-    ConnectorProcess,
-    connector_env,
-    converged,
-    seconds,
-)
+from tests.connector_process import ConnectorProcess
+from tests.integration.harness import ChangeLog, connector_env, converged, seconds
 
 EVENT = 1
 T0 = 1_900_000_000

@@ -1,4 +1,6 @@
-"""``meetings-cdc run`` as a child process, watched through its JSON log lines and /proc."""
+"""``meetings-cdc run`` as a child process, for the integration tests, the chaos suite and the
+benchmarks alike: its stderr collected (``log``), its JSON log lines watched (``mark``), and
+the CPU it had used when each was written (from /proc)."""
 
 from __future__ import annotations
 
@@ -13,39 +15,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError
-
-from bench.common import bootstrap, cpu_seconds
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def connector_env(api_base_url: str, event_id: int, name: str, **overrides: str) -> dict[str, str]:
-    """Settings of a benchmarked connector: topics named after ``name``, no API rate limit
-    (the benchmark measures the connector, not the vendor's quota), 1 s polls."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def connector_env(
+    *, api_base_url: str, event_ids: str, bootstrap: str, name: str, **settings: str
+) -> dict[str, str]:
+    """The environment of a connector named ``name``: this process's environment without its
+    ``MEETINGS_CDC_*`` variables, topics named after ``name``, metrics on a free port, then
+    ``settings`` (``MEETINGS_CDC_*`` names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
     env.update(
         {
             "MEETINGS_CDC_API_BASE_URL": api_base_url,
-            "MEETINGS_CDC_EVENT_IDS": str(event_id),
-            "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": bootstrap(),
+            "MEETINGS_CDC_EVENT_IDS": event_ids,
+            "MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "MEETINGS_CDC_CONNECTOR_NAME": name,
             "MEETINGS_CDC_CHANGES_TOPIC": f"{name}.changes",
             "MEETINGS_CDC_STATE_TOPIC": f"{name}.state",
             "MEETINGS_CDC_DLQ_TOPIC": f"{name}.dlq",
-            "MEETINGS_CDC_API_RATE_LIMIT_PER_SECOND": "0",
-            "MEETINGS_CDC_POLL_INTERVAL_SECONDS": "1",
-            "MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS": "0",
             "MEETINGS_CDC_METRICS_PORT": "0",
-            "MEETINGS_CDC_LOG_LEVEL": "INFO",
-            "MEETINGS_CDC_LOG_FORMAT": "json",
         }
     )
-    env.update(overrides)
+    env.update(settings)
     return env
-
-
-def topics_of(name: str) -> list[str]:
-    """The topics a connector named ``name`` creates (see :func:`connector_env`)."""
-    return [f"{name}.changes", f"{name}.state", f"{name}.dlq"]
 
 
 @dataclass
@@ -60,17 +61,20 @@ class Mark:
 
 @dataclass
 class ConnectorProcess:
-    """A running ``python -m connector run``; :meth:`mark` waits for a log message."""
+    """``python -m connector run`` with ``env``; stderr collected, log messages marked."""
 
     env: Mapping[str, str]
     process: asyncio.subprocess.Process | None = None
     spawned: float = 0.0  # monotonic time just before the process was started
+    stderr: bytearray = field(default_factory=bytearray)
     marks: dict[str, Mark] = field(default_factory=dict)
-    tail: list[str] = field(default_factory=list)
     _waiters: dict[str, asyncio.Future[Mark]] = field(default_factory=dict)
     _reader: asyncio.Task[None] | None = None
 
     async def start(self) -> ConnectorProcess:
+        """Start the process (again, after it ended: the log and marks start afresh)."""
+        self.stderr.clear()
+        self.marks.clear()
         self.spawned = time.monotonic()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -91,6 +95,16 @@ class ConnectorProcess:
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def log(self) -> str:
+        """Everything the process wrote to stderr so far."""
+        return self.stderr.decode(errors="replace")
+
+    @property
+    def tail(self) -> list[str]:
+        """The last lines of the log."""
+        return self.log.splitlines()[-30:]
+
     async def _read(self) -> None:
         assert self.process is not None
         assert self.process.stderr is not None
@@ -99,10 +113,9 @@ class ConnectorProcess:
             cpu = float("nan")
             with contextlib.suppress(OSError):
                 cpu = cpu_seconds(self.pid)
-            text = line.decode(errors="replace").strip()
-            self.tail = [*self.tail[-30:], text]
+            self.stderr.extend(line)
             try:
-                parsed = json.loads(text)
+                parsed = json.loads(line)
             except ValueError:
                 continue
             message = parsed.get("msg", "") if isinstance(parsed, dict) else ""
@@ -117,7 +130,7 @@ class ConnectorProcess:
                 waiter.set_exception(RuntimeError(self.failure("connector exited")))
 
     async def mark(self, message: str, within: float) -> Mark:
-        """The first log line whose message is ``message`` (waiting up to ``within`` s)."""
+        """The first JSON log line whose message is ``message`` (waiting up to ``within`` s)."""
         if message in self.marks:
             return self.marks[message]
         waiter = self._waiters.setdefault(message, asyncio.get_running_loop().create_future())
@@ -128,51 +141,43 @@ class ConnectorProcess:
             raise RuntimeError(self.failure(f"no {message!r} within {within:.0f} s")) from None
 
     def failure(self, what: str) -> str:
+        """``what``, with the last lines of the log."""
         return what + "; connector log tail:\n" + "\n".join(self.tail[-10:])
+
+    async def wait(self, within: float) -> int:
+        """The exit code, once the process ended (within ``within`` s) and its log is read."""
+        assert self.process is not None
+        async with asyncio.timeout(within):
+            code = await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+        return code
+
+    async def terminate(self, within: float = 30) -> int:
+        """SIGTERM; the exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await self.wait(within)
+
+    async def kill(self) -> None:
+        """SIGKILL (a crash)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGKILL)
+        await self.wait(10)
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL after 30 s."""
-        process = self.process
-        if process is None:
+        if self.process is None:
             return
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await process.wait()
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        if self._reader is not None:
-            await self._reader
+        try:
+            await self.terminate(30)
+        except TimeoutError:
+            await self.kill()
 
-
-def read_topic(topic: str, expected: int | None = None, idle: float = 3.0) -> list[Any]:
-    """Every committed record of ``topic`` (read_committed), until ``expected`` records or
-    ``idle`` seconds without any. Blocking."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap(),
-            "group.id": f"bench-read-{topic}-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[Any] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < idle and (expected is None or len(found) < expected):
-            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
-                error = msg.error()
-                if error is not None:
-                    if error.code() in (KafkaError._PARTITION_EOF,):
-                        continue
-                    raise RuntimeError(error.str())
-                found.append(msg)
-                last = time.monotonic()
-    finally:
-        consumer.close()
-    return found
+    async def stop_quietly(self) -> None:
+        """SIGKILL if still running (a test's clean-up)."""
+        if self.process is not None and self.process.returncode is None:
+            await self.kill()
