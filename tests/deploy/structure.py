@@ -25,6 +25,29 @@ METRICS_PORT = 9400
 COMPOSE_SERVICES = {"kafka", "schema-registry", "simulator", "connector", "prometheus", "grafana"}
 
 
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+# The job regex every alert rule selects on (deploy/monitoring/prometheus/alerts.yml).
+ALERT_JOB_REGEX = re.search(
+    r'up\{job=~"([^"]+)"\}',
+    (REPO / "deploy" / "monitoring" / "prometheus" / "alerts.yml").read_text(encoding="utf-8"),
+).group(1)  # type: ignore[union-attr]
+
+
+def scrape_jobs(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The job label the Prometheus operator gives the targets of each ServiceMonitor: the
+    value of the Service label its ``jobLabel`` names, else the Service's name."""
+    jobs: dict[str, set[str]] = {}
+    for monitor in _by_kind(docs, "ServiceMonitor"):
+        selector = monitor["spec"]["selector"].get("matchLabels") or {}
+        job_label = monitor["spec"].get("jobLabel")
+        found = jobs.setdefault(monitor["metadata"]["name"], set())
+        for service in _by_kind(docs, "Service"):
+            labels = service["metadata"].get("labels") or {}
+            if _matches(selector, labels):
+                found.add(labels.get(job_label) or service["metadata"]["name"])
+    return jobs
+
+
 def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == kind]
 
@@ -239,6 +262,19 @@ def workload_problems(docs: list[dict[str, Any]], *, require_secret: bool) -> li
         chosen = [s for s in services if _matches(selector, s["metadata"].get("labels") or {})]
         if not chosen:
             problems.append(f"ServiceMonitor {monitor['metadata']['name']} selects no Service")
+        if selector.get(INSTANCE_LABEL) != pod_labels.get(INSTANCE_LABEL):
+            problems.append(
+                f"ServiceMonitor {monitor['metadata']['name']} must select on {INSTANCE_LABEL} "
+                "(another deployment in the namespace would be scraped too)"
+            )
+        if not monitor["spec"].get("jobLabel"):
+            problems.append(
+                f"ServiceMonitor {monitor['metadata']['name']} sets no jobLabel: the job would "
+                "be the Service's name, which a name override takes out of the alerts' regex"
+            )
+        for job in sorted(scrape_jobs(docs).get(monitor["metadata"]["name"], set())):
+            if not re.fullmatch(ALERT_JOB_REGEX, job):
+                problems.append(f"scrape job {job!r} does not match the alerts' {ALERT_JOB_REGEX}")
         for endpoint in monitor["spec"].get("endpoints", []):
             if endpoint.get("port") not in service_ports:
                 problems.append(f"ServiceMonitor endpoint port {endpoint.get('port')} is unknown")

@@ -183,10 +183,15 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
         ("base/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false",
          "readOnlyRootFilesystem"),
         ("base/deployment.yaml", "              memory: 512Mi", "", "limits.memory"),
-        ("base/service.yaml", "    app.kubernetes.io/instance: meetings-cdc",
-         "    app.kubernetes.io/instance: other", "no Service selects"),
+        ("base/service.yaml", "  selector:\n    app.kubernetes.io/instance: meetings-cdc",
+         "  selector:\n    app.kubernetes.io/instance: other", "no Service selects"),
         ("base/servicemonitor.yaml", "    - port: metrics", "    - port: http",
          "endpoint port http is unknown"),
+        ("base/servicemonitor.yaml", "  jobLabel: meetings-cdc/job\n", "", "sets no jobLabel"),
+        ("base/servicemonitor.yaml", "      app.kubernetes.io/instance: meetings-cdc\n", "",
+         "must select on app.kubernetes.io/instance"),
+        ("base/service.yaml", "    meetings-cdc/job: meetings-cdc", "    meetings-cdc/job: cdc",
+         "scrape job 'cdc' does not match"),
         ("overlays/example/networkpolicy-egress.yaml", "        - port: metrics",
          "        - port: 8080", "metrics port only"),
         ("overlays/example/networkpolicy-egress.yaml", "          protocol: UDP",
@@ -457,7 +462,7 @@ def test_schema_validation_rejects_a_broken_chart(chart_copy, old, new, message)
 
 def test_deploycheck_rejects_a_chart_breaking_pod_security(chart_copy) -> None:
     replace(
-        chart_copy / "templates/deployment.yaml",
+        chart_copy / "values.yaml",
         "allowPrivilegeEscalation: false",
         "allowPrivilegeEscalation: true",
     )
@@ -469,8 +474,7 @@ def test_deploycheck_rejects_a_chart_breaking_pod_security(chart_copy) -> None:
 @pytest.mark.parametrize(
     ("file", "old", "new"),
     [
-        ("templates/deployment.yaml", "            periodSeconds: 15",
-         "            periodSeconds: 20"),
+        ("values.yaml", "  periodSeconds: 15", "  periodSeconds: 20"),
         ("templates/deployment.yaml", "              mountPath: /tmp",
          "              mountPath: /var/tmp"),
         ("values.yaml", "  MEETINGS_CDC_LOG_LEVEL: INFO", "  MEETINGS_CDC_LOG_LEVEL: DEBUG"),

@@ -69,19 +69,43 @@ def kustomize_build(directory: Path) -> str:
 HELM_CHART = REPO / "deploy" / "helm" / "meetings-cdc"
 # The release name under which the chart's objects carry the kustomize base's names.
 HELM_RELEASE = "meetings-cdc"
+# The settings values.schema.json requires (a bare install is refused: the connector would exit
+# 2). Every render and lint passes them first (with --set, so that a later --set overrides them;
+# helm applies every --set-string after every --set), unless ``bare``.
+HELM_REQUIRED_SETTINGS = {
+    "MEETINGS_CDC_API_BASE_URL": "https://api.expoplatform.example",
+    "MEETINGS_CDC_EVENT_IDS": "1201",
+}
 
 
-def helm_template(chart: Path, *args: str, release: str = HELM_RELEASE) -> str:
+def _required_values(bare: bool) -> list[str]:
+    if bare:
+        return []
+    return [
+        arg
+        for name, value in HELM_REQUIRED_SETTINGS.items()
+        for arg in ("--set", f"settings.{name}={value}")
+    ]
+
+
+def helm_template(chart: Path, *args: str, release: str = HELM_RELEASE, bare: bool = False) -> str:
     """Render a chart offline; fails with helm's message when it does not render."""
-    result = run([tool("helm"), "template", release, chart, *args])
+    result = helm_template_result(chart, *args, release=release, bare=bare)
     if result.returncode != 0:
         raise AssertionError(f"helm template {chart} failed:\n{result.stderr}")
     return result.stdout
 
 
-def helm_lint(chart: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def helm_template_result(
+    chart: Path, *args: str, release: str = HELM_RELEASE, bare: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``helm template`` as it ran (exit code, output), for renders that must fail."""
+    return run([tool("helm"), "template", release, chart, *_required_values(bare), *args])
+
+
+def helm_lint(chart: Path, *args: str, bare: bool = False) -> subprocess.CompletedProcess[str]:
     """``helm lint --strict`` (warnings fail too)."""
-    return run([tool("helm"), "lint", "--strict", chart, *args])
+    return run([tool("helm"), "lint", "--strict", chart, *_required_values(bare), *args])
 
 
 def documents(text: str) -> list[dict[str, Any]]:

@@ -37,3 +37,24 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{- /* The scrape job's name (the Service label the ServiceMonitor's jobLabel names): the
+alert rules select job=~".*meetings-cdc.*", so it contains "meetings-cdc" whatever the
+release name, nameOverride or fullnameOverride. */}}
+{{- define "meetings-cdc.jobName" -}}
+{{- $fullname := include "meetings-cdc.fullname" . }}
+{{- if contains "meetings-cdc" $fullname }}
+{{- $fullname }}
+{{- else }}
+{{- printf "meetings-cdc-%s" $fullname | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- /* The Secret the credentials come from: the chart's own (secret.create) or an existing one. */}}
+{{- define "meetings-cdc.secretName" -}}
+{{- if .Values.secret.create }}
+{{- printf "%s-secrets" (include "meetings-cdc.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- required "existingSecret.name is required (or secret.create=true)" .Values.existingSecret.name }}
+{{- end }}
+{{- end }}
