@@ -163,7 +163,14 @@ class EventCycles:
             self.stop,
             detected_ms=lambda: self.deps.client.api_now() * 1000,
             background_turn=self.deps.client.limiter.background_turn,
+            coverage=lambda: self._coverage_ms(progress),
         )
+
+    def _coverage_ms(self, begun: EventProgress) -> int:
+        """Through when polling covers modified versions now (epoch ms): the committed
+        modified watermark, rewound if the API's clock went back (``follow_api_clock``)."""
+        progress = self.state.progress or begun
+        return self._follow_api_clock(progress).watermarks.modified_through * 1000
 
     async def _check_deletes(self, progress: EventProgress, turn: Turn) -> None:
         never = self.settings.snapshot_mode == "never"

@@ -90,6 +90,19 @@ class IncrementalCycles:
             created_windows=mode == "always" or (mode == "auto" and not self.stamps.proven),
             fused=self._fused,
         )
+        log.debug(
+            "incremental plan",
+            extra={
+                "event_id": self.event_id,
+                "created_through": progress.created_through,
+                "modified_through": progress.modified_through,
+                "followed": [marks.created_through, marks.modified_through],
+                "ahead": followed.ahead,
+                "step": self.client.api_step(),
+                "fresh": [str(w) for w in plan.fresh],
+                "lookback": [str(w) for w in plan.lookback],
+            },
+        )
         reads = _Reads(collect=mode == "auto")
         parts, marks = await self._read(
             plan.fresh, progress, marks, turn, plan.creations_in_modified, reads

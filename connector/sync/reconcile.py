@@ -8,6 +8,13 @@ after the pass read past it. What the pass stages is re-judged at commit time, u
 committer's lock, against the latest committed state; the delete policy is
 ``connector.deletes``.
 
+The pass judges only what polling claims to cover: versions modified up to the incremental
+watermark. That bound is taken again for every part and at every commit (``coverage``),
+because the API's clock can go back while a pass runs: a version written after the step
+carries a second below the watermark the pass began with, and polling reads it only in its
+next cycle (it rewinds to the step's floor); judged against the old bound, the pass would
+publish it first and count a change polling never missed (issue 30).
+
 A pass is background work (``RequestLimiter.background_turn``): it judges in slices, and
 before each slice, each page and each transaction it waits while a poll cycle of the
 process runs, so a poll's pages and its commit do not queue behind the pass's CPU work or
@@ -81,12 +88,20 @@ async def reconcile(
     stop: asyncio.Event,
     detected_ms: Callable[[], int],
     background_turn: Callable[[], Awaitable[None]],
+    coverage: Callable[[], int] | None = None,
 ) -> PassResult | None:
     """Run one pass; None when ``stop`` cut it short (its last transaction not written).
 
     ``background_turn`` (``RequestLimiter.background_turn``) is awaited between slices of
-    work: it returns once no poll cycle of the process runs.
+    work: it returns once no poll cycle of the process runs. ``coverage``: the epoch ms
+    through which polling covers modified versions *now* (the committed modified watermark
+    as the API's clock is followed: rewound after a step back); the pass judges nothing
+    newer than it or than ``bounds.covered_ms``.
     """
+
+    def covered() -> int:
+        return bounds.covered_ms if coverage is None else min(bounds.covered_ms, coverage())
+
     state = committer.state
     window = Window(WindowKind.CREATED, 0, bounds.upper)
     seen: set[int] = set()
@@ -96,9 +111,12 @@ async def reconcile(
     with committer.watch() as touched:
 
         def stage(batch: Batch, chunk: _Pending) -> None:
+            covered_ms = covered()  # the clock may have gone back since the part was read
             for meeting, part_window in chunk.candidates:
                 if meeting.meeting_id in touched:
                     continue  # polling committed it after the pass began: its view is newer
+                if meeting.modified_at > covered_ms:
+                    continue  # polling's next cycle reads it
                 change = batch.stage(meeting, part_window, kind=ReadKind.RECONCILE)
                 if change is not None:
                     batch.caught[change.change_type.value] += 1
@@ -119,10 +137,12 @@ async def reconcile(
             seen.update(m.meeting_id for m in part.meetings)
             seen.update(part.inconsistent)  # changed while read, or withheld for a bad row
             unattributed += sum(1 for d in part.dead_letters if d.meeting_id is None)
+            # After this part's responses: a step back they revealed already lowers it.
+            covered_ms = covered()
             for n, meeting in enumerate(part.meetings, 1):
                 if n % YIELD_EVERY == 0:
                     await background_turn()  # CPU work in slices: polls go first
-                if meeting.modified_at > bounds.covered_ms or meeting.meeting_id in touched:
+                if meeting.modified_at > covered_ms or meeting.meeting_id in touched:
                     # Newer than the incremental watermark: the next incremental window
                     # reads it. Reconciliation only judges what incremental claims to cover.
                     continue

@@ -128,6 +128,7 @@ def make_sync(settings: Settings, reader: FakeReader, state: EventState):
         metrics=Metrics(),
         health=HealthState([EVENT], poll_interval_seconds=1),
         state_partitions=3,
+        changes_partitions=6,
         wall_clock=lambda: float(NOW),
     )
     return EventSync(EVENT, state, publisher, deps), publisher, serdes  # type: ignore[arg-type]
@@ -533,7 +534,7 @@ async def test_a_pass_neither_republishes_nor_deletes_what_polling_committed_dur
     events = change_events(publisher, serdes)
     assert [(e["meeting_id"], e["change_type"], e["version"]) for e in events] == [
         (1, "CONFIRMED", 2),  # polling's
-        (3, "CREATED", 1),
+        (3, "CREATED", NOW * 1000),  # a new life starts at the clock (core.versions)
     ]
     assert sorted(state.meetings) == [1, 2, 3]
     assert state.progress is not None
@@ -578,3 +579,40 @@ async def test_a_pass_neither_goes_on_nor_commits_while_a_poll_cycle_runs(settin
         (2, "DELETED", 2),  # the pass's, after
     ]
     assert len(publisher.transactions) == 2
+
+
+async def test_a_pass_begun_before_a_clock_step_back_leaves_writes_since_to_polling(settings):
+    """Issue 30 item 2: a pass took its coverage (the incremental watermark) before the
+    API's clock went back 120 s. A meeting changed after the step carries a second below
+    that watermark; the pass read it before the next poll could, and published it as a
+    change polling had missed (``reconcile_caught_changes_total``). Coverage follows the
+    clock at each part and at commit: the pass leaves it, the next poll publishes it."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 100), last_reconcile=NOW - 3600)
+    stepped = NOW - 120
+    changed = meeting(1, stepped + 1, status="confirmed")  # written after the step
+
+    class SteppingReader(FakeReader):
+        async def read(self, event_id: int, window: Window) -> AsyncIterator[WindowPart]:
+            if window.kind is WindowKind.CREATED and window.start == 0:
+                # The pass began on the old clock; the response that carries the new
+                # version is stamped by the new one (the client sees the step first).
+                client = sync.deps.client
+                client.now = stepped + 2  # type: ignore[attr-defined]
+                client.step = (stepped, NOW + 1)  # type: ignore[attr-defined]
+            async for part in super().read(event_id, window):
+                yield part
+
+    sync, publisher, _ = make_sync(settings, SteppingReader([changed]), state)
+
+    await sync.cycle()  # the pass (due)
+    assert change_events(publisher, serdes) == []
+    caught = sync.deps.metrics.reconcile_caught.labels(str(EVENT), "CONFIRMED")
+    assert caught._value.get() == 0
+
+    await sync.cycle()  # the next poll reads from the step's floor
+    events = change_events(publisher, serdes)
+    assert [(e["meeting_id"], e["change_type"], e["source"]["window_kind"]) for e in events] == [
+        (1, "CONFIRMED", "modified")
+    ]
+    assert caught._value.get() == 0
