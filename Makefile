@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 KAFKA_PORT ?= 19092
 export KAFKA_PORT
 KAFKA := PYTHON=$(abspath $(PY)) deploy/local/kafka.sh
+REGISTRY_PORT ?= 18081
+export REGISTRY_PORT
+REGISTRY := PYTHON=$(abspath $(PY)) deploy/local/registry.sh
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-unit lint format bench chaos kafka-up kafka-down clean tools system-packages image
+.PHONY: registry-up registry-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,6 +33,12 @@ kafka-up: venv ## start the local Kafka broker (KRaft) on 127.0.0.1:$KAFKA_PORT
 kafka-down: ## stop the local Kafka broker started by kafka-up
 	$(KAFKA) down
 
+registry-up: venv ## start a local Apicurio Registry (Confluent API /apis/ccompat/v7) on 127.0.0.1:$REGISTRY_PORT
+	$(REGISTRY) up
+
+registry-down: ## stop the local schema registry started by registry-up
+	$(REGISTRY) down
+
 demo: venv ## broker + simulator with churn + connector + tail: watch events stream by
 	PY=$(PY) deploy/local/demo.sh
 
@@ -44,7 +54,13 @@ image: system-packages ## build localhost/meetings-cdc:test with buildah on a de
 test: venv tools system-packages ## unit + integration tests against a real broker and the simulator
 	@started=0; \
 	if ! $(KAFKA) status >/dev/null; then $(KAFKA) up && started=1; fi; \
+	registry_started=0; \
+	if ! $(REGISTRY) status >/dev/null; then \
+	  if $(REGISTRY) up; then registry_started=1; else [ $$started = 1 ] && $(KAFKA) down; exit 1; fi; \
+	fi; \
+	export MEETINGS_CDC_TEST_REGISTRY_URL=http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat/v7; \
 	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$registry_started = 1 ]; then $(REGISTRY) down; fi; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
 

@@ -36,6 +36,30 @@ def kafka_bootstrap() -> Iterator[str]:
         subprocess.run([str(KAFKA_SCRIPT), "down"], check=False, env=env)
 
 
+@pytest.fixture(scope="session")
+def registry_url() -> Iterator[str]:
+    """The Confluent-compatible API of a real schema registry (Apicurio Registry).
+
+    Uses ``MEETINGS_CDC_TEST_REGISTRY_URL`` when set (``make test`` sets it); otherwise
+    starts one on port 28081 (``MEETINGS_CDC_TEST_REGISTRY_PORT``) through
+    ``deploy/local/registry.sh`` (the ``make registry-up`` path) and stops it at the end of
+    the session. One registry per session: tests keep apart by unique subject names.
+    """
+    given = os.environ.get("MEETINGS_CDC_TEST_REGISTRY_URL")
+    if given:
+        yield given.rstrip("/")
+        return
+    from tests.registry_process import LocalRegistry
+
+    port = int(os.environ.get("MEETINGS_CDC_TEST_REGISTRY_PORT", "28081"))
+    registry = LocalRegistry(port, management_port=port + 1)
+    registry.up()
+    try:
+        yield registry.url
+    finally:
+        registry.down()
+
+
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
     """Return a factory of names unique to this test (topics, connector names)."""
