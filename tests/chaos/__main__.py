@@ -3,7 +3,9 @@ against a real broker, print a summary table, exit 1 on any violation.
 
 The broker is ``MEETINGS_CDC_TEST_BOOTSTRAP`` (``make chaos`` starts one on 19092 when none
 runs); the broker-restart scenario uses its own broker on ``MEETINGS_CDC_CHAOS_KAFKA_PORT``
-(default 29192).
+(default 29192). The registry scenarios use ``MEETINGS_CDC_TEST_REGISTRY_URL`` when set, else
+start an Apicurio Registry on ``MEETINGS_CDC_CHAOS_REGISTRY_PORT`` (default 28181) through
+``deploy/local/registry.sh`` and stop it at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 from tests.chaos.runner import Result, run_scenario
 from tests.chaos.scenarios import PROFILES
+from tests.registry_process import LocalRegistry
 
 COLUMNS = (
     ("scenario", 22),
@@ -88,11 +91,23 @@ def main() -> int:
     def say(text: str) -> None:
         print(f"[{time.monotonic() - started:6.0f} s] {text}", file=sys.stderr, flush=True)
 
-    for scenario in scenarios:
-        say(f"{scenario.name}: start")
-        result = asyncio.run(run_scenario(scenario, bootstrap, say=say))
-        results.append(result)
-        say(result.report())
+    registry_url = os.environ.get("MEETINGS_CDC_TEST_REGISTRY_URL")
+    own_registry: LocalRegistry | None = None
+    if registry_url is None and any(s.registry for s in scenarios):
+        port = int(os.environ.get("MEETINGS_CDC_CHAOS_REGISTRY_PORT", "28181"))
+        own_registry = LocalRegistry(port, management_port=port + 1)
+        own_registry.up()
+        registry_url = own_registry.url
+    try:
+        for scenario in scenarios:
+            say(f"{scenario.name}: start")
+            run = run_scenario(scenario, bootstrap, registry_url=registry_url, say=say)
+            result = asyncio.run(run)
+            results.append(result)
+            say(result.report())
+    finally:
+        if own_registry is not None:
+            own_registry.down()
     print(table(results))
     kills = sum(r.kills for r in results)
     failed = [r.scenario for r in results if not r.ok]

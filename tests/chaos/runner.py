@@ -41,6 +41,7 @@ from tests.chaos.oracle import (
 )
 from tests.connector_process import ConnectorProcess
 from tests.integration.harness import ChangeLog, connector_env
+from tests.registry_process import RegistryChangeLog
 from tests.simulator_harness import EmbeddedSimulator
 
 EVENT = 1
@@ -78,6 +79,9 @@ class Scenario:
     #: Connector processes with one connector name (a group sharing the events); each kill
     #: hits one of them at random (the owner of the event or a standby).
     replicas: int = 1
+    #: With a schema registry (``run_scenario``'s ``registry_url``): every record in the
+    #: Confluent wire format, the state restored after each kill through its schema ids.
+    registry: bool = False
     seed: int = 1
     converge_within: float = 150.0
 
@@ -308,9 +312,17 @@ def converged(truth: list[dict[str, Any]], deleted: set[int]) -> Callable[[list[
 
 
 async def run_scenario(
-    scenario: Scenario, bootstrap: str, *, say: Callable[[str], None] = lambda _: None
+    scenario: Scenario,
+    bootstrap: str,
+    *,
+    registry_url: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> Result:
-    """Run ``scenario`` against ``bootstrap`` (its own broker when it has outages)."""
+    """Run ``scenario`` against ``bootstrap`` (its own broker when it has outages), and the
+    schema registry at ``registry_url`` when the scenario has ``registry``."""
+    if scenario.registry and registry_url is None:
+        raise ValueError(f"scenario {scenario.name} needs a schema registry: registry_url")
+    registry = registry_url if scenario.registry else None
     started = time.monotonic()
     broker = OwnBroker() if scenario.broker_outages else None
     if broker is not None:
@@ -321,7 +333,7 @@ async def run_scenario(
             meetings=scenario.meetings, seed=scenario.seed, clock_skew_seconds=scenario.skew
         )
         async with EmbeddedSimulator(config) as sim:
-            result = await _run(scenario, sim, bootstrap, broker, say)
+            result = await _run(scenario, sim, bootstrap, broker, registry, say)
     finally:
         if broker is not None:
             await broker.down()
@@ -334,6 +346,7 @@ async def _run(
     sim: EmbeddedSimulator,
     bootstrap: str,
     broker: OwnBroker | None,
+    registry: str | None,
     say: Callable[[str], None],
 ) -> Result:
     rng = random.Random(scenario.seed)
@@ -347,6 +360,8 @@ async def _run(
         "MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS": "10",
         **dict(scenario.env),
     }
+    if registry is not None:
+        settings["MEETINGS_CDC_SCHEMA_REGISTRY_URL"] = registry
     env = connector_env(
         api_base_url=sim.base_url, event_ids=str(EVENT), bootstrap=bootstrap, name=name, **settings
     )
@@ -396,8 +411,8 @@ async def _run(
         with contextlib.suppress(Exception):
             await sim.clear_faults()
     # Consumers only now: during broker outages they would only log connection errors.
-    changes = ChangeLog(bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
-    dead = ChangeLog(bootstrap, env["MEETINGS_CDC_DLQ_TOPIC"])
+    changes = _change_log(bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"], registry)
+    dead = _change_log(bootstrap, env["MEETINGS_CDC_DLQ_TOPIC"], registry)
     try:
         await _quiet(scenario, sim, supervisors, changes, result, say)
         for each in supervisors:
@@ -452,6 +467,13 @@ async def _run(
             "incremental polling missed them"
         )
     return result
+
+
+def _change_log(bootstrap: str, topic: str, registry: str | None) -> ChangeLog:
+    """A reader of ``topic``: in the Confluent wire format when there is a ``registry``."""
+    if registry is None:
+        return ChangeLog(bootstrap, topic)
+    return RegistryChangeLog(bootstrap, topic, registry)
 
 
 #: A step of the API's clock: (wall time, seconds it moved, each meeting's versions before).

@@ -67,9 +67,10 @@ LONG: tuple[Scenario, ...] = (
         kill_after=(8.0, 10.0),
         seed=112,
     ),
+    Scenario("registry-sigkill", meetings=300, churn=20, kills=20, registry=True, seed=114),
 )
 
-#: About 2.5 minutes on an idle 2-core machine.
+#: About 3 minutes on an idle 2-core machine.
 SHORT: tuple[Scenario, ...] = (
     Scenario("sigkill-short", meetings=150, churn=20, kills=5, skew=30, seed=201),
     Scenario(
@@ -99,6 +100,18 @@ SHORT: tuple[Scenario, ...] = (
     ),
     Scenario(
         "churn-paging-short", meetings=1000, churn=100, seconds=15, kills=3, env=_PAGING, seed=204
+    ),
+    # With a real schema registry (Apicurio): the Confluent wire format, schemas registered
+    # again at each start, the state restored through the registry's ids after each SIGKILL;
+    # kills far enough apart for each process to restore its state and commit cycles.
+    Scenario(
+        "registry-sigkill-short",
+        meetings=150,
+        churn=20,
+        kills=3,
+        kill_after=(8.0, 12.0),
+        registry=True,
+        seed=205,
     ),
 )
 

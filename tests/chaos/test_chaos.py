@@ -13,8 +13,12 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("scenario", SHORT, ids=[s.name for s in SHORT])
-async def test_short_chaos_scenario(scenario: Scenario, kafka_bootstrap: str) -> None:
-    result = await run_scenario(scenario, kafka_bootstrap)
+async def test_short_chaos_scenario(
+    scenario: Scenario, kafka_bootstrap: str, request: pytest.FixtureRequest
+) -> None:
+    # The session's registry only for the scenarios that use one (it is started on demand).
+    registry = request.getfixturevalue("registry_url") if scenario.registry else None
+    result = await run_scenario(scenario, kafka_bootstrap, registry_url=registry)
     assert result.ok, result.report()
     assert result.kills == scenario.kills
     assert result.outages == scenario.broker_outages
