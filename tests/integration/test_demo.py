@@ -1,5 +1,6 @@
 """``make demo`` (deploy/local/demo.sh) on non-default ports: loopback only, SNAPSHOT events
-stream by, and Ctrl-C stops every process it started and deletes its topics."""
+stream by, and Ctrl-C stops every process it started and deletes its topics; with
+``DEMO_REGISTRY=1``, through the session's schema registry, whose subjects it deletes too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka.admin import AdminClient
+
+from tests.registry_process import CCOMPAT, RegistryApi
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,8 +56,9 @@ def session_members(session: int) -> list[int]:
     return members
 
 
+@pytest.mark.parametrize("registry", [False, True], ids=["no-registry", "registry"])
 def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, registry: bool, request: pytest.FixtureRequest
 ) -> None:
     sim_port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETINGS_CDC_")}
@@ -66,6 +71,14 @@ def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(
             "TMPDIR": str(tmp_path),  # its logs, kept at exit
         }
     )
+    api = None
+    if registry:
+        url: str = request.getfixturevalue("registry_url")
+        if not url.endswith(CCOMPAT):
+            pytest.skip("the test registry is not Apicurio on 127.0.0.1 (REGISTRY_PORT)")
+        api = RegistryApi(url)
+        # a running registry: used, kept; the demo's subjects deleted at exit
+        env.update({"DEMO_REGISTRY": "1", "REGISTRY_PORT": url.rsplit(":", 1)[1].split("/")[0]})
     proc = subprocess.Popen(
         ["bash", str(REPO / "deploy" / "local" / "demo.sh")],
         stdout=subprocess.PIPE,
@@ -92,6 +105,8 @@ def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(
         assert snapshots >= 150, f"{snapshots} SNAPSHOT events within 40 s"
         assert listening(sim_port) == {"0100007F"}  # 127.0.0.1 only
         assert listening(metrics_port) == {"0100007F"}
+        if api is not None:
+            assert f"{topics[0]}-value" in api.subjects()
 
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)
@@ -108,3 +123,6 @@ def test_demo_binds_loopback_streams_snapshots_and_stops_cleanly(
     prefix = topics[0].rsplit(".meetings.changes", 1)[0] + "."
     left = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
     assert [t for t in left if t.startswith(prefix)] == []
+    if api is not None:
+        assert "demo: deleted subjects" in rest
+        assert [s for s in api.subjects() if s.startswith(prefix)] == []
