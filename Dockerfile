@@ -36,7 +36,7 @@ RUN /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
        fi
 
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0.dev0
 ARG REVISION=unknown
 ARG CREATED=unknown
 ARG SOURCE=unknown

@@ -426,7 +426,7 @@ def chart_copy(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
-        ("Chart.yaml", "version: 0.1.0", "version: one", "version"),
+        ("Chart.yaml", "version: 0.2.0-dev.0", "version: one", "version"),
         ("templates/service.yaml", "  type: ClusterIP", "  type: {{ .Values.nowhere.type }}",
          "nil pointer"),
         ("templates/deployment.yaml", "          args: [\"run\"]", "          args: [\"run\"",
