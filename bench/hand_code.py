@@ -59,7 +59,7 @@ PER_PAGE = 500
 ROUNDS = 5
 EVENT_ID = 1
 WINDOW = Window(WindowKind.CREATED, 0, 2**31)
-DESTINATION = Destination(EVENT_ID, 0, "changes", "state", "dlq", "hand-code-bench")
+DESTINATION = Destination(EVENT_ID, 0, "changes", "state", "dlq", "hand-code-bench", 6)
 
 
 async def _pages(meetings: int) -> list[bytes]:

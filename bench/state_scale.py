@@ -244,6 +244,7 @@ async def run_engine(
                 metrics=Metrics(),
                 health=HealthState((EVENT_ID,), poll_interval_seconds=1),
                 state_partitions=state_partitions,
+                changes_partitions=settings.changes_topic_partitions,
             )
             sync = EventSync(EVENT_ID, states[EVENT_ID], counting, deps)  # type: ignore[arg-type]
             if profiler is not None:

@@ -33,7 +33,7 @@ from connector.config.settings import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError, FatalPublishError, FatalSourceError
 from connector.kafka.membership import Assignment, GroupMembership, group_config, group_id
 from connector.kafka.probe import wait_for_brokers
-from connector.kafka.publisher import ensure_topics
+from connector.kafka.publisher import changes_topic_retention_ms, ensure_topics
 from connector.ops.health import HealthState
 from connector.ops.logs import Redactor, configure_logging
 from connector.ops.metrics import Metrics
@@ -113,6 +113,17 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             stop, asyncio.to_thread(wait_for_brokers, admin, settings.kafka_bootstrap_servers)
         )
         partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
+        retention = await _unless_stopped(
+            stop, asyncio.to_thread(changes_topic_retention_ms, admin, settings)
+        )
+        health.set_info(
+            "changes_topic",
+            {
+                "name": settings.changes_topic,
+                "partitions": partitions[settings.changes_topic],
+                "retention_ms": retention,
+            },
+        )
         serdes = make_serdes(
             settings, settings.changes_topic, settings.state_topic, settings.dlq_topic
         )
@@ -132,6 +143,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 metrics=metrics,
                 health=health,
                 state_partitions=state_partitions,
+                changes_partitions=partitions[settings.changes_topic],
             )
             ownership = Ownership(settings, deps)
             changes: asyncio.Queue[Assignment] = asyncio.Queue()

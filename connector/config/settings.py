@@ -203,6 +203,12 @@ class KafkaSettings(_Base):
     state_topic: str = "expo.meetings.state"
     dlq_topic: str = "expo.meetings.dlq"
     changes_topic_partitions: int = Field(default=6, ge=1)
+    changes_topic_retention_ms: int | None = Field(
+        default=None,
+        ge=-1,
+        description="retention.ms of a changes topic the connector creates (-1: forever); "
+        "unset = the broker's default. An existing topic is left as it is.",
+    )
     state_topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int | None = Field(
         default=None, ge=1, description="Replication factor of created topics; unset = broker's."
@@ -300,6 +306,15 @@ class Settings(ApiSettings, KafkaSettings):
         description="Whether incremental cycles read created windows besides last-modified "
         "ones: auto (until new meetings are proven to show in last-modified windows), "
         "always, never (the API stamps last-modified at creation).",
+    )
+    tombstones_on_delete: bool = Field(
+        default=False,
+        description="A null-value record on the changes topic after each DELETED (same "
+        "key, partition and transaction), for consumers that compact.",
+    )
+    cloudevents_headers: bool = Field(
+        default=True,
+        description="CloudEvents headers (Kafka binding, binary mode) on every change event.",
     )
     delete_check_interval_seconds: float = Field(
         default=60.0,

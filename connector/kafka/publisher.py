@@ -53,11 +53,13 @@ def ensure_topics(
     exists but is not compacted (restoring from it would lose state silently).
     """
     replication = settings.topic_replication_factor or -1  # -1: the broker's default
+    retention = settings.changes_topic_retention_ms
     wanted = {
         settings.changes_topic: NewTopic(
             settings.changes_topic,
             num_partitions=settings.changes_topic_partitions,
             replication_factor=replication,
+            config={} if retention is None else {"retention.ms": str(retention)},
         ),
         settings.state_topic: NewTopic(
             settings.state_topic,
@@ -105,6 +107,38 @@ def _describe_topics(admin: AdminClient, timeout: float) -> dict[str, int]:
             f"Kafka metadata request failed: {exc.args[0].str()}", code=exc.args[0].code()
         ) from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def changes_topic_retention_ms(
+    admin: AdminClient, settings: KafkaSettings, timeout: float = 30.0
+) -> int:
+    """The ``retention.ms`` the changes topic has (-1: forever), for ``/status``.
+
+    An existing topic is never altered: when ``MEETINGS_CDC_CHANGES_TOPIC_RETENTION_MS``
+    asks for another retention, a warning says how to change it.
+    """
+    topic = settings.changes_topic
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout=timeout)
+    except KafkaException as exc:
+        raise RetriablePublishError(
+            f"cannot describe topic {topic}: {exc.args[0].str()}", code=exc.args[0].code()
+        ) from exc
+    retention = int(configs["retention.ms"].value)
+    wanted = settings.changes_topic_retention_ms
+    if wanted is not None and wanted != retention:
+        log.warning(
+            "the changes topic exists with another retention, left as it is",
+            extra={
+                "topic": topic,
+                "retention_ms": retention,
+                "MEETINGS_CDC_CHANGES_TOPIC_RETENTION_MS": wanted,
+                "to_change": f"kafka-configs --bootstrap-server BROKER --alter --entity-type "
+                f"topics --entity-name {topic} --add-config retention.ms={wanted}",
+            },
+        )
+    return retention
 
 
 def _check_compacted(admin: AdminClient, topic: str, timeout: float) -> None:
@@ -204,6 +238,8 @@ class TransactionalPublisher:
         kwargs: dict[str, Any] = {"key": record.key, "value": record.value}
         if record.partition is not None:
             kwargs["partition"] = record.partition
+        if record.headers:
+            kwargs["headers"] = list(record.headers)
         while True:
             try:
                 producer.produce(record.topic, **kwargs)

@@ -161,6 +161,10 @@ class HealthState:
 
     # --- queries --------------------------------------------------------------------------
 
+    def set_info(self, name: str, value: object) -> None:
+        """Add ``name`` to the facts ``status()`` shows at its top (set at start-up)."""
+        self._info[name] = self._json(value)
+
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
 

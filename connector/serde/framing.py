@@ -49,6 +49,8 @@ class Framing(Protocol):
     """The encoding side: the header written before each record type's body."""
 
     description: str
+    #: the ``content-type`` header of records framed so (CloudEvents ``datacontenttype``)
+    content_type: str
 
     def header(self, name: str) -> bytes:
         """Header of records of the top-level schema ``name``."""
@@ -59,6 +61,7 @@ class SingleObjectFraming:
     """Avro single-object encoding: readable with the ``.avsc`` files alone."""
 
     description = "Avro single-object encoding"
+    content_type = "application/avro; encoding=single-object"
 
     def header(self, name: str) -> bytes:
         """0xC3 0x01 and the fingerprint of the current schema ``name``."""
@@ -69,6 +72,7 @@ class RegistryFraming:
     """The Confluent wire format; registers the current schemas when it is created."""
 
     description = "Confluent wire format"
+    content_type = "application/avro"
 
     def __init__(self, client: SchemaRegistryClient, url: str, subjects: Mapping[str, str]):
         """Register ``{schema name: subject}``; raise ``ConfigError`` if the registry

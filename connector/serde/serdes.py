@@ -94,7 +94,6 @@ class Serdes:
         self._writers = writers or WriterSchemas()
         self._schemas = {name: catalog.current(name) for name in catalog.TOP_LEVEL}
         self._headers = {name: framing.header(name) for name in catalog.TOP_LEVEL}
-        self._change_key = self._encoder(MEETING_KEY)
         self._change = self._encoder(MEETING_CHANGE)
         self._state_key = self._encoder(STATE_KEY)
         self._state_value = self._encoder(STATE_VALUE)
@@ -106,13 +105,29 @@ class Serdes:
         """Which framing this encodes with, for logs."""
         return self.framing.description
 
+    @property
+    def content_type(self) -> str:
+        """The media type of the records this encodes (the ``content-type`` header)."""
+        return self.framing.content_type
+
     # --- change topic -----------------------------------------------------------------------
 
     def encode_change_key(self, event_id: int, meeting_id: int) -> bytes:
         """The ``MeetingKey`` of a change event."""
+        return self.frame_change_key(self.change_key_body(event_id, meeting_id))
+
+    def change_key_body(self, event_id: int, meeting_id: int) -> bytes:
+        """The canonical key of a change event: the Avro binary body of ``MeetingKey``,
+        without framing (what its partition is computed from)."""
         if self._fast is not None:
-            return self._headers[MEETING_KEY] + self._fast.change_key(event_id, meeting_id)
-        return self._change_key({"event_id": event_id, "meeting_id": meeting_id})
+            return self._fast.change_key(event_id, meeting_id)
+        return fastavro_bytes(
+            self._schemas[MEETING_KEY].plain, {"event_id": event_id, "meeting_id": meeting_id}
+        )
+
+    def frame_change_key(self, body: bytes) -> bytes:
+        """The ``MeetingKey`` record of the canonical key ``body``, framed."""
+        return self._headers[MEETING_KEY] + body
 
     def encode_change(
         self, event: ChangeEvent, states: tuple[bytes | None, bytes | None] = (None, None)

@@ -61,6 +61,9 @@ class EventState:
     meetings: StateValues = field(default_factory=StateValues)
     progress: EventProgress | None = None
     rows: RowIndex = field(default_factory=RowIndex)
+    #: meeting id -> version of its DELETED, while that is not below the clock (ms): the
+    #: floor of a reappearance (``connector.core.versions``) already exceeds the others
+    deleted: dict[int, int] = field(default_factory=dict)
     #: whether ``rows`` covers every value (False after a restore until ``index_steps``)
     rows_ready: bool = True
     _index_log: list[tuple[int, int, int | None]] | None = field(default=None, repr=False)
@@ -76,6 +79,7 @@ class EventState:
     def apply(self, staging: Staging) -> None:
         """Make a committed cycle's staged changes part of the view (and of the index)."""
         index = self.rows_ready or self._index_log is not None
+        self._remember_deletes(staging)
         for meeting_id, encoded in staging.encoded.items():
             if encoded is None:
                 old = self.meetings.pop(meeting_id, None)
@@ -95,6 +99,15 @@ class EventState:
             self._index(meeting_id, created_ms // 1000, rows)
         if staging.progress is not None:
             self.progress = staging.progress
+
+    def _remember_deletes(self, staging: Staging) -> None:
+        if not (self.deleted or staging.deleted):
+            return
+        kept = {m: v for m, v in self.deleted.items() if v >= staging.floor_ms}
+        for meeting_id in staging.encoded:
+            kept.pop(meeting_id, None)
+        kept.update(staging.deleted)
+        self.deleted = kept
 
     def _index(self, meeting_id: int, created_s: int, rows: int | None) -> None:
         if self._index_log is not None:  # being built: replayed once it is
@@ -142,6 +155,10 @@ class Staging:
     tracked: dict[int, Tracked | None] = field(default_factory=dict)
     encoded: dict[int, bytes | None] = field(default_factory=dict)
     progress: EventProgress | None = None
+    #: meeting id -> version of the DELETED staged for it (``deleted_version``)
+    deleted: dict[int, int] = field(default_factory=dict)
+    #: the clock (epoch ms) when the cycle began: remembered deletes below it are dropped
+    floor_ms: int = 0
 
     def get(self, meeting_id: int) -> Tracked | None:
         """The meeting as of this cycle so far (staged, else committed)."""
@@ -149,10 +166,26 @@ class Staging:
             return self.tracked[meeting_id]
         return self.base.get(meeting_id, self.codec)
 
-    def put(self, meeting_id: int, tracked: Tracked | None, encoded: bytes | None) -> None:
-        """Stage a new version (or a deletion with ``None``)."""
+    def deleted_version(self, meeting_id: int) -> int | None:
+        """The version a meeting not tracked now was deleted with, if still remembered."""
+        staged = self.deleted.get(meeting_id)
+        return staged if staged is not None else self.base.deleted.get(meeting_id)
+
+    def put(
+        self,
+        meeting_id: int,
+        tracked: Tracked | None,
+        encoded: bytes | None,
+        *,
+        deleted: int | None = None,
+    ) -> None:
+        """Stage a new version (or a deletion with ``None``, ``deleted`` its version)."""
         self.tracked[meeting_id] = tracked
         self.encoded[meeting_id] = encoded
+        if deleted is not None:
+            self.deleted[meeting_id] = deleted
+        else:
+            self.deleted.pop(meeting_id, None)
 
     def tracked_ids(self) -> Iterator[int]:
         """Ids of every meeting tracked once this cycle commits."""

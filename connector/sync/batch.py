@@ -18,7 +18,9 @@ from connector import __version__
 from connector.core.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo, classify
 from connector.core.model import Meeting
 from connector.core.progress import EventProgress
-from connector.kafka.layout import Record
+from connector.core.versions import next_version
+from connector.kafka.cloudevents import cloudevent_headers
+from connector.kafka.layout import Record, change_partition
 from connector.source.leaf_parts import WindowPart
 from connector.source.windows import Window
 from connector.state.store import EventState, Staging, Tracked
@@ -37,6 +39,13 @@ class Destination:
     state_topic: str
     dlq_topic: str
     connector_name: str
+    #: partitions of the changes topic: a meeting's partition is computed from its key
+    #: (``connector.kafka.layout.change_partition``), not left to the producer
+    changes_partitions: int
+    #: a null-value record after each DELETED (``MEETINGS_CDC_TOMBSTONES_ON_DELETE``)
+    tombstones_on_delete: bool = False
+    #: CloudEvents headers on change events (``MEETINGS_CDC_CLOUDEVENTS_HEADERS``)
+    cloudevents_headers: bool = True
 
 
 @dataclass(slots=True)
@@ -66,10 +75,11 @@ class Batch:
     ) -> Batch:
         """An empty batch over ``state``; ``after``: a batch that may still be committing,
         whose versions this one must see until the state has them."""
-        staging = Staging(state, serdes)
+        staging = Staging(state, serdes, floor_ms=int(wall_clock() * 1000))
         if after is not None:
             # only ``after``'s own versions: what it carried was committed before it began
             staging.tracked.update((m, after.staging.tracked[m]) for m in after.staging.encoded)
+            staging.deleted.update(after.staging.deleted)
         return cls(to, serdes, staging, wall_clock)
 
     def __len__(self) -> int:
@@ -92,17 +102,25 @@ class Batch:
         change = classify(tracked.meeting if tracked else None, meeting, snapshot=snapshot)
         if change is None:
             return None
-        previous = tracked.version if tracked is not None else 0
-        version = previous + 1 if emit else previous
+        meeting_id = meeting.meeting_id
+        now = self._now_ms()
+        if tracked is not None and not emit:
+            version = tracked.version  # not published: the next event is still its + 1
+        else:  # a new life (not tracked) starts at the clock: connector.core.versions
+            version = next_version(
+                tracked.version if tracked is not None else None,
+                now,
+                self.staging.deleted_version(meeting_id),
+            )
         encoded = self.serdes.encode_meeting_state(meeting, version)
-        self.staging.put(meeting.meeting_id, Tracked(meeting, version, encoded), encoded)
-        self._state_record(meeting.meeting_id, encoded)
+        self.staging.put(meeting_id, Tracked(meeting, version, encoded), encoded)
+        self._state_record(meeting_id, encoded)
         if emit:
             before = tracked.encoded if tracked is not None else None
             self._emit(
                 change,
-                meeting.meeting_id,
-                meeting.modified_at,
+                meeting_id,
+                (meeting.modified_at, now),
                 version,
                 window,
                 kind,
@@ -115,17 +133,21 @@ class Batch:
         change = classify(tracked.meeting, None)
         assert change is not None  # noqa: S101 - a deletion always classifies
         meeting_id = tracked.meeting.meeting_id
-        self.staging.put(meeting_id, None, None)
+        version = next_version(tracked.version, detected_at)
+        self.staging.put(meeting_id, None, None, deleted=version)
         self._state_record(meeting_id, None)
         self._emit(
             change,
             meeting_id,
-            detected_at,
-            tracked.version + 1,
+            (detected_at, self._now_ms()),
+            version,
             window,
             ReadKind.RECONCILE,
             (tracked.encoded, None),
         )
+        if self.to.tombstones_on_delete:  # for consumers that compact: same key, partition
+            deleted = self.records[-1]
+            self.records.append(Record(deleted.topic, deleted.key, None, deleted.partition))
 
     def add_dead_letters(self, part: WindowPart) -> None:
         """Every malformed row of ``part``, for the dead-letter topic."""
@@ -151,28 +173,38 @@ class Batch:
         self,
         change: Change,
         meeting_id: int,
-        modified_at: int,
+        times: tuple[int, int],
         version: int,
         window: Window,
         kind: ReadKind,
         states: tuple[bytes | None, bytes | None],
     ) -> None:
-        """``states``: the state record values of ``before`` and ``after``, when known
-        (each meeting is encoded once: the event reuses its state record's body)."""
+        """``times``: (modified_at, detected_at) in epoch ms; ``states``: the state record
+        values of ``before`` and ``after``, when known (each meeting is encoded once: the
+        event reuses its state record's body)."""
+        modified_at, detected_at = times
         event = ChangeEvent(
             event_id=self.to.event_id,
             meeting_id=meeting_id,
             change=change,
             modified_at=modified_at,
-            detected_at=self._now_ms(),
+            detected_at=detected_at,
             version=version,
             source=self._source_of(window, kind),
+        )
+        canonical = self.serdes.change_key_body(self.to.event_id, meeting_id)
+        headers = (
+            cloudevent_headers(event, self.to.connector_name, self.serdes.content_type)
+            if self.to.cloudevents_headers
+            else ()
         )
         self.records.append(
             Record(
                 self.to.changes_topic,
-                self.serdes.encode_change_key(self.to.event_id, meeting_id),
+                self.serdes.frame_change_key(canonical),
                 self.serdes.encode_change(event, states),
+                change_partition(canonical, self.to.changes_partitions),
+                headers,
             )
         )
         self.published[change.change_type.value] += 1

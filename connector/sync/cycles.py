@@ -49,6 +49,8 @@ class Collaborators:
     metrics: Metrics
     health: HealthState
     state_partitions: int
+    #: partitions of the changes topic (a meeting's partition derives from its key)
+    changes_partitions: int
     wall_clock: Callable[[], float] = time.time
     #: Whether the API stamps last-modified at creation: learnt once for all the events.
     creation_stamps: CreationStamps = field(default_factory=CreationStamps)

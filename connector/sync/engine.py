@@ -80,6 +80,9 @@ class EventSync:
             state_topic=self.settings.state_topic,
             dlq_topic=self.settings.dlq_topic,
             connector_name=self.settings.connector_name,
+            changes_partitions=deps.changes_partitions,
+            tombstones_on_delete=self.settings.tombstones_on_delete,
+            cloudevents_headers=self.settings.cloudevents_headers,
         )
         self.committer = Committer(
             state,

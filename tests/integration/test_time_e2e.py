@@ -19,6 +19,7 @@ import pytest
 from meetings_simulator.app import SimulatorConfig
 from tests.connector_process import ConnectorProcess
 from tests.integration.harness import ChangeLog, connector_env, converged, seconds
+from tests.integration.lives import assert_consecutive
 
 EVENT = 1
 T0 = 1_900_000_000
@@ -76,7 +77,7 @@ def assert_exactly_once(events: list[dict[str, Any]]) -> None:
     for event in events:
         by_meeting.setdefault(event["meeting_id"], []).append(event)
     for meeting_id, mine in by_meeting.items():
-        assert [e["version"] for e in mine] == list(range(1, len(mine) + 1)), meeting_id
+        assert_consecutive(mine)
         for previous, event in itertools.pairwise(mine):
             assert event["before"] == previous["after"], meeting_id
             assert event["after"] != previous["after"], f"duplicate version of {meeting_id}"

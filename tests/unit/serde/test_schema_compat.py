@@ -1,10 +1,13 @@
-"""The current schemas can read everything every release wrote (a real compatibility check).
+"""The current schemas can read everything every release wrote, and the change-event
+schemas are readable by every release (a real compatibility check).
 
-Change events are BACKWARD compatible and state records BACKWARD_TRANSITIVE
-(docs/schemas.md); checking every top-level schema against every release covers both.
-Two independent checks: Apache avro's ReaderWriterCompatibilityChecker (the rules Java and
-the Confluent registry implement), and fastavro schema resolution over real records
-written with each released schema.
+Change events (``MeetingKey``, ``MeetingChange``) are FULL_TRANSITIVE: the current schema
+reads what every release wrote (backward) and every release reads what the current schema
+writes (forward: consumers upgrade when they like). State records are BACKWARD_TRANSITIVE
+(only the connector reads them). docs/schemas.md. Two independent checks: Apache avro's
+ReaderWriterCompatibilityChecker (the rules Java and the Confluent registry implement),
+and fastavro schema resolution over real records written with one schema and read with
+the other.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from connector.serde import records
 from connector.serde.catalog import TOP_LEVEL, current, released, released_versions
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+#: The schemas of the changes topic: what consumers outside read (FULL_TRANSITIVE).
+CHANGE_EVENT_SCHEMAS = ("MeetingKey", "MeetingChange")
 
 
 def is_compatible(reader: dict[str, Any] | str, writer: dict[str, Any] | str) -> bool:
@@ -112,7 +117,40 @@ def test_records_written_by_every_release_resolve_to_the_current_schema(name: st
             fastavro.schemaless_reader(buffer, old.plain, current(name).plain)
 
 
+@pytest.mark.parametrize("name", CHANGE_EVENT_SCHEMAS)
+def test_every_release_reads_the_current_change_events(name: str) -> None:
+    """Forward, to every release: a consumer on an old schema reads new records."""
+    for version, old in released(name):
+        assert is_compatible(old.text, current(name).text), f"{version} cannot read {name}"
+
+
+@pytest.mark.parametrize("name", CHANGE_EVENT_SCHEMAS)
+def test_records_of_the_current_schema_resolve_to_every_release(name: str) -> None:
+    for _version, old in released(name):
+        for sample in SAMPLES[name]:
+            buffer = io.BytesIO()
+            fastavro.schemaless_writer(buffer, current(name).plain, sample)
+            buffer.seek(0)
+            fastavro.schemaless_reader(buffer, current(name).plain, old.plain)
+
+
 # --- the checks do catch incompatible changes ---------------------------------------------
+
+
+def test_a_removed_field_without_default_is_rejected_for_old_readers() -> None:
+    """What a backward-only check lets through: the new schema still reads old records
+    (the field is ignored), old readers cannot read new ones (the field has no default)."""
+    evolved = _inlined("MeetingChange")
+    evolved["fields"] = [f for f in evolved["fields"] if f["name"] != "detected_at"]
+    assert is_compatible(evolved, current("MeetingChange").text)  # backward: fine
+    for _version, old in released("MeetingChange"):
+        assert not is_compatible(old.text, evolved)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(evolved), SAMPLES["MeetingChange"][0])
+    buffer.seek(0)
+    _, old = next(iter(released("MeetingChange")))
+    with pytest.raises(fastavro.read.SchemaResolutionError):
+        fastavro.schemaless_reader(buffer, fastavro.parse_schema(evolved), old.plain)
 
 
 def _inlined(name: str) -> dict[str, Any]:
