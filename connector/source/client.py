@@ -146,6 +146,11 @@ class ExportClient:
             return self._wall()
         return self._clock() + offset
 
+    def api_second_at(self, wall: float) -> int:
+        """The API's second, on its clock as estimated now, at the instant ``wall`` of this
+        machine's wall clock (when a committed progress was written, say)."""
+        return int(self.api_time() - (self._wall() - wall))
+
     def api_step(self) -> tuple[int, int] | None:
         """After a recent step back of the API's clock: the API second every write since
         carries at least, and the last second a write before it can carry (see

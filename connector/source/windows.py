@@ -27,6 +27,10 @@ FILL = 0.8
 #: Default bound on the parts of one split: a full export over ``[0, now]`` is mostly
 #: empty seconds, and every part costs one request even when empty.
 MAX_PARTS = 16
+#: A watermark found ahead of the API's clock with no step known (a restart, or polls that
+#: failed for longer than the clock remembers a step) was committed at most this long after
+#: the step: a poll commits watermarks on the new clock within a poll of seeing it.
+UNSEEN_STEP_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,7 @@ def follow_api_clock(
     settle_seconds: int,
     overlap_seconds: int,
     step: tuple[int, int] | None = None,
+    committed_at: int | None = None,
 ) -> Followed:
     """Watermarks that the API's clock has not gone back below (design 4.10).
 
@@ -176,16 +181,31 @@ def follow_api_clock(
     Rows written just before the step carry seconds up to the old watermark or the
     ceiling, ahead of the new clock; ``ahead`` names the last of them, for
     :func:`plan_incremental` to read beyond the upper bound.
+
+    Without a step (the process that saw it was restarted before it committed watermarks on
+    the new clock, or its polls failed until the step was forgotten), ``committed_at`` (the
+    second on the API's clock now at which the watermarks were committed, None if unknown)
+    bounds the step from below: the writes since it carry at least ``committed_at -
+    UNSEEN_STEP_SECONDS``, and a watermark ahead of the clock is rewound to before that
+    (rewinding to the overlap alone skipped the writes between the step and the restart).
+    Rows written before such a step carry at most the old clock's time then, the watermark
+    plus the time since the commit (and the settle delay, and the margin for the cycle that
+    planned it): ``ahead`` reaches that far.
     """
     upper = api_now - settle_seconds
     target = upper - overlap_seconds
     floor = None if step is None else step[0]
-    if floor is not None:
-        target = min(target, floor - 1)
-    target = max(-1, target)
-    ahead = max(watermarks.created_through, watermarks.modified_through)
+    newest = max(watermarks.created_through, watermarks.modified_through)
+    ahead = newest
     if step is not None:
         ahead = max(ahead, step[1])
+    if floor is not None:
+        target = min(target, floor - 1)
+    elif committed_at is not None and newest > upper:
+        target = min(target, committed_at - UNSEEN_STEP_SECONDS - 1)
+        since = max(0, api_now - committed_at)
+        ahead = newest + since + settle_seconds + 1 + UNSEEN_STEP_SECONDS
+    target = max(-1, target)
     created, modified = watermarks.created_through, watermarks.modified_through
     if created > upper or (floor is not None and created >= floor):
         created = min(created, target)

@@ -45,13 +45,18 @@ FUSE_BELOW = 0.5
 def followed_watermarks(
     progress: EventProgress, client: ExportClient, settings: Settings
 ) -> Followed:
-    """``progress``'s watermarks, rewound if the API's clock went back below them."""
+    """``progress``'s watermarks, rewound if the API's clock went back below them (to the
+    step this process saw, or else to before the commit that wrote them)."""
+    committed_at = (
+        client.api_second_at(progress.updated_at / 1000) if progress.updated_at > 0 else None
+    )
     return follow_api_clock(
         Watermarks(progress.created_through, progress.modified_through),
         client.api_now(),
         settings.settle_seconds,
         settings.overlap_seconds,
         client.api_step(),
+        committed_at,
     )
 
 

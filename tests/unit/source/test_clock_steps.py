@@ -8,7 +8,9 @@ flight around it whose answers arrive out of order. Meetings change all the time
 as the engine does: the estimate's "now", the step it remembers, the watermarks committed
 after the fresh windows, look-back windows after them. Every write, before the step or
 after it (stamped by the new clock, below the watermarks already committed), must be in a
-window read after it was written, within a few polls: none is left to reconciliation.
+window read after it was written, within a few polls: none is left to reconciliation. The
+process may also be restarted soon after the step (SIGKILL: the estimate and the step it
+saw are lost, the committed watermarks and their commit time are not).
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ class SteppingApi:
             self.reads.append((stamped, window))
         return arrived
 
-    def planning_inputs(self, moment: float) -> tuple[int, tuple[int, int] | None]:
-        """What ``ExportClient.api_now`` and ``api_step`` answer at ``moment``."""
+    def planning_inputs(
+        self, moment: float, committed: float
+    ) -> tuple[int, tuple[int, int] | None, int]:
+        """What ``ExportClient.api_now`` and ``api_step`` answer at ``moment``, and the
+        API's second (on the clock as estimated now) of a commit at ``committed``."""
         self._observe_others(moment)
         offset = self.clock.offset(moment)
         assert offset is not None
         floor, ceiling = self.clock.step_floor(moment), self.clock.step_ceiling(moment)
         step = None if floor is None or ceiling is None else (int(floor), math.ceil(ceiling))
-        return int(moment + offset), step
+        return int(moment + offset), step, int(committed + offset)
 
 
 @settings(max_examples=150, deadline=None)
@@ -77,6 +82,8 @@ class SteppingApi:
     settle=st.integers(1, 3),
     overlap=st.integers(0, 5),
     interval=st.sampled_from([0.2, 0.5, 1.0, 2.0, 5.0]),
+    restart_after=st.none() | st.floats(0.0, 6.0),  # seconds after the step
+    downtime=st.floats(0.5, 5.0),
     seed=st.integers(0, 2**32),  # round trips, write and poll times, the other requests
 )
 def test_every_write_around_a_step_back_is_read_by_a_poll_soon_after(
@@ -85,6 +92,8 @@ def test_every_write_around_a_step_back_is_read_by_a_poll_soon_after(
     settle: int,
     overlap: int,
     interval: float,
+    restart_after: float | None,
+    downtime: float,
     seed: int,
 ) -> None:
     noise = random.Random(seed)
@@ -102,13 +111,18 @@ def test_every_write_around_a_step_back_is_read_by_a_poll_soon_after(
         moment += noise.uniform(0.01, 0.2)
 
     moment = api.request(START - 1.5)  # the clock is learnt before the first poll
-    first, _ = api.planning_inputs(moment)
+    first, _, _ = api.planning_inputs(moment, moment)
     committed = Watermarks(first - settle, first - settle)  # the snapshot's bound
+    committed_moment = moment
     writes = [(at, second) for at, second in writes if second > committed.modified_through]
     moment = max(moment, START)
     while moment < api.step_at + 25:
-        now, step = api.planning_inputs(moment)
-        followed = follow_api_clock(committed, now, settle, overlap, step)
+        if restart_after is not None and moment >= api.step_at + restart_after:
+            restart_after = None
+            api.clock = ApiClock()  # a new process: restored watermarks, a new estimate
+            moment = api.request(moment + downtime)  # it learns the clock first
+        now, step, committed_at = api.planning_inputs(moment, committed_moment)
+        followed = follow_api_clock(committed, now, settle, overlap, step, committed_at)
         plan = plan_incremental(
             followed.watermarks,
             now,
@@ -122,14 +136,14 @@ def test_every_write_around_a_step_back_is_read_by_a_poll_soon_after(
         for window in plan.fresh:
             moment = api.request(moment, window)
             marks = advance(marks, window, creations_in_modified=True)
-        committed = marks  # the fresh windows' transaction
+        committed, committed_moment = marks, moment  # the fresh windows' transaction
         for window in plan.lookback:
             moment = api.request(moment, window)
         moment += noise.uniform(0.01, interval)
         if noise.random() < 0.2:  # a clock probe between polls
             moment = api.request(moment)
 
-    soon = settle + 2 * interval + 2
+    soon = settle + 2 * interval + 2 + downtime
     for written, second in writes:
         read_at = [at for at, w in api.reads if at >= written and w.start <= second <= w.end]
         assert read_at, (

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from connector.core.kinds import WindowKind
 from connector.source.windows import (
     MAX_PARTS,
+    UNSEEN_STEP_SECONDS,
     Followed,
     Watermarks,
     Window,
@@ -308,3 +309,22 @@ def test_expected_rows_follow_the_sample() -> None:
     parts = [Window(WindowKind.CREATED, 0, 9), Window(WindowKind.CREATED, 10, 19)]
     assert expected_rows(parts, 1000, [1, 2, 3, 15]) == [750, 250]
     assert expected_rows(parts, 1000) == [500, 500]
+
+
+def test_after_a_restart_that_missed_the_step_the_watermarks_rewind_to_before_the_commit() -> None:
+    """Issue 30 item 2: the process that saw the step was killed before it committed
+    watermarks on the new clock; its successor knows no step, only that the watermarks are
+    ahead of the clock, and when they were committed (``committed_at``, on the new clock).
+    Rewound to the overlap alone, the writes between the step and the restart were skipped."""
+    marks = Watermarks(NOW - 2, NOW - 2)  # committed on the old clock at NOW - 1
+    committed_at = NOW - 1 - 120  # that commit on the new clock: it went back 120 s since
+    now = committed_at + 6  # restarted 6 s after the commit
+    followed = follow_api_clock(marks, now, 2, 5, committed_at=committed_at)
+    rewound = committed_at - UNSEEN_STEP_SECONDS - 1
+    assert followed.watermarks == Watermarks(rewound, rewound)
+    # rows written before the step, up to the old clock's time then, are read once more
+    assert followed.ahead == NOW - 2 + 6 + 2 + 1 + UNSEEN_STEP_SECONDS
+    # watermarks the clock is not behind are kept, whenever they were committed
+    assert follow_api_clock(Watermarks(now - 3, now - 3), now, 2, 5, committed_at=0) == Followed(
+        Watermarks(now - 3, now - 3)
+    )

@@ -68,6 +68,9 @@ class FakeClient:
     def api_step(self) -> tuple[int, int] | None:
         return self.step
 
+    def api_second_at(self, wall: float) -> int:
+        return int(self.now - (NOW - wall))  # the wall clock stands at NOW
+
 
 @dataclass
 class FakeReader:
@@ -616,3 +619,30 @@ async def test_a_pass_begun_before_a_clock_step_back_leaves_writes_since_to_poll
         (1, "CONFIRMED", "modified")
     ]
     assert caught._value.get() == 0
+
+
+async def test_after_a_restart_that_missed_a_clock_step_polling_reads_from_before_the_commit(
+    settings,
+):
+    """Issue 30 item 2: the process that saw the API's clock go back 120 s was killed before
+    it committed watermarks on the new clock. Its successor knows no step; it rewinds to
+    before the last commit (on the new clock), not only by the overlap, and publishes what
+    was written between the step and the restart."""
+    serdes = Serdes(SingleObjectFraming())
+    state = tracked_state(serdes, meeting(1, NOW - 20), last_reconcile=NOW)
+    assert state.progress is not None
+    committed = NOW - 8  # wall clock of the last commit, on the old API clock
+    state.progress = replace(state.progress, updated_at=committed * 1000)
+    stepped = NOW - 120
+    changed = meeting(1, committed - 120 + 2, status="confirmed")  # after the step
+    reader = FakeReader([changed])
+    sync, publisher, _ = make_sync(settings, reader, state)
+    # restarted 20 s after the step: the overlap before the new clock's bound is too short
+    sync.deps.client.now = stepped + 20  # type: ignore[attr-defined]
+
+    await sync.cycle()
+
+    assert [(e["meeting_id"], e["change_type"]) for e in change_events(publisher, serdes)] == [
+        (1, "CONFIRMED")
+    ]
+    assert reader.reads[0].start <= committed - 120  # the step happened after the commit
