@@ -221,21 +221,31 @@ def help_text(*command: str) -> str:
 
 
 @functools.cache
-def commands() -> tuple[str, ...]:
-    """The subcommands ``meetings-cdc --help`` lists."""
-    usage = help_text()
-    match = re.search(r"\{([a-z,-]+)\}", usage)
-    if match:
-        return tuple(match.group(1).split(","))
-    block = usage.split("COMMAND\n", 1)[1]
-    found = tuple(re.findall(r"^    ([a-z][a-z-]*)\s", block, re.MULTILINE))
-    assert found, usage
-    return found
+def subcommands(*path: str) -> tuple[str, ...]:
+    """The subcommands ``meetings-cdc <path> --help`` lists (none for a leaf command)."""
+    usage = help_text(*path)
+    block = re.search(r"positional arguments:\n  ([A-Z]+)\n((?: {4,}.*\n)+)", usage)
+    if block is None:
+        return ()
+    return tuple(re.findall(r"^ {4}([a-z][a-z-]*)(?:\s|$)", block.group(2), re.MULTILINE))
 
 
-def flags(command: str) -> frozenset[str]:
+@functools.cache
+def commands() -> tuple[tuple[str, ...], ...]:
+    """Every leaf command, as its words: ``("tail",)``, ``("state", "show")``."""
+    found = []
+    for command in subcommands():
+        nested = subcommands(command)
+        found += [(command, sub) for sub in nested] if nested else [(command,)]
+    assert found, help_text()
+    return tuple(found)
+
+
+@functools.cache
+def flags(command: tuple[str, ...] | str) -> frozenset[str]:
     """The long options of ``meetings-cdc <command>``, --help aside."""
-    return frozenset(re.findall(r"(--[a-z][a-z0-9-]*)", help_text(command))) - {"--help"}
+    words = (command,) if isinstance(command, str) else command
+    return frozenset(re.findall(r"(--[a-z][a-z0-9-]*)", help_text(*words))) - {"--help"}
 
 
 # --- what the docs name -----------------------------------------------------------------
@@ -251,7 +261,7 @@ def code_spans_and_blocks(markdown: str) -> list[str]:
     lines = markdown.splitlines()
     found = [line for i, line in enumerate(lines) if in_fence(lines, i) and "```" not in line]
     prose = "\n".join(line for i, line in enumerate(lines) if not in_fence(lines, i))
-    found += re.findall(r"`([^`\n]+)`", prose)
+    found += re.findall(r"`((?:[^`\n]|\n(?!\n))+)`", prose)  # a span may wrap a line
     return found
 
 
@@ -348,12 +358,17 @@ COMMAND_SECTIONS = {
 }
 
 
-def invocations(code: str) -> list[tuple[str, list[str]]]:
-    """(subcommand, flags) of each ``meetings-cdc <cmd> ...`` in a line of code."""
+def invocations(code: str) -> list[tuple[tuple[str, ...], list[str]]]:
+    """(command words, flags) of each ``meetings-cdc <cmd> [<sub>] ...`` in a line of code."""
     found = []
     pattern = r"(?:meetings-cdc|python -m connector) ([a-z][a-z-]*)((?:[^|;&>`]|\\\n)*)"
     for command, rest in re.findall(pattern, code):
-        found.append((command, re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)))
+        words: tuple[str, ...] = (command,)
+        if command in subcommands():
+            nested = re.match(r"\s+([a-z][a-z-]*)", rest)
+            if nested and nested.group(1) in subcommands(command):
+                words = (command, nested.group(1))
+        found.append((words, re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)))
     return found
 
 
@@ -361,16 +376,19 @@ def test_every_flag_of_a_meetings_cdc_command_in_the_docs_exists() -> None:
     unknown = []
     for path in DOCS:
         for code in code_spans_and_blocks(text(path)):
-            for command, used in invocations(code):
-                if command not in commands():
-                    if command not in {"run", "export", "simulate", "tail"} and not used:
+            for words, used in invocations(code):
+                name = " ".join(words)
+                if words[0] not in subcommands():
+                    if not used:
                         continue  # prose such as "meetings-cdc simulator", not a command
-                    unknown.append(f"{rel(path)}: meetings-cdc {command} (no such command)")
+                    unknown.append(f"{rel(path)}: meetings-cdc {name} (no such command)")
                     continue
+                if words not in commands():
+                    continue  # a command with subcommands, named as a whole
                 unknown += [
-                    f"{rel(path)}: meetings-cdc {command} {flag}"
+                    f"{rel(path)}: meetings-cdc {name} {flag}"
                     for flag in used
-                    if flag not in flags(command) | {"--help", "--version"}
+                    if flag not in flags(words) | {"--help", "--version"}
                 ]
     assert unknown == [], "no such flag: " + ", ".join(sorted(set(unknown)))
 
@@ -392,17 +410,19 @@ def test_a_commands_readme_section_names_its_flags_and_no_other(heading, command
 
 
 def test_every_commands_flags_are_in_the_readme() -> None:
-    """Each subcommand's flags appear in a README section that names the subcommand."""
+    """Each subcommand's flags appear (in code) in a README section naming the subcommand."""
     readme = text(README)
     parts = re.split(r"(?m)^## ", readme)
     missing = []
-    for command in commands():
-        named = [p for p in parts if f"meetings-cdc {command}" in p]
+    for words in commands():
+        name = " ".join(words)
+        named = [p for p in parts if f"meetings-cdc {name}" in p]
         if not named:
-            missing.append(f"`meetings-cdc {command}` itself")
+            missing.append(f"`meetings-cdc {name}` itself")
             continue
-        documented = set().union(*(re.findall(r"`(--[a-z][a-z0-9-]*)", p) for p in named))
-        missing += [f"{command} {flag}" for flag in sorted(flags(command) - documented)]
+        code = [c for p in named for c in code_spans_and_blocks(p)]
+        documented = {flag for c in code for flag in re.findall(r"(--[a-z][a-z0-9-]*)", c)}
+        missing += [f"{name} {flag}" for flag in sorted(flags(words) - documented)]
     assert missing == [], "flags the README does not document: " + ", ".join(missing)
 
 
@@ -435,7 +455,7 @@ def test_every_readme_section_the_docs_and_the_help_name_exists() -> None:
     sections = {h.lower() for h in headings(text(README))}
     sources = [(rel(p), text(p)) for p in DOCS]
     sources += [("meetings-cdc --help", help_text())]
-    sources += [(f"meetings-cdc {c} --help", help_text(c)) for c in commands()]
+    sources += [(f"meetings-cdc {' '.join(c)} --help", help_text(*c)) for c in commands()]
     missing = []
     for where, body in sources:
         body = re.sub(r"\s+", " ", body)
