@@ -1,5 +1,5 @@
 """Issue 34: the changes topic as a downstream consumer sees it, with a plain consumer:
-versions that never repeat (delete, reappearance, SIGKILL), partitions where a Java
+versions that never repeat (delete, reappearance, SIGKILL, state reset), partitions where a Java
 client's default partitioner looks for each key, CloudEvents headers, tombstones after
 DELETED and the topic's retention."""
 
@@ -147,8 +147,16 @@ async def contract_run(simulator_factory, kafka_bootstrap, unique_name):
     log = RawLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
     processes: list[ConnectorProcess] = []
 
-    async def start() -> ConnectorProcess:
-        process = await ConnectorProcess(env).start()
+    async def start(*, reset: bool = False) -> ConnectorProcess:
+        """``reset``: the state reset of docs/replicas.md, a new connector name and state
+        topic over the same changes topic."""
+        name, state = env["MEETINGS_CDC_CONNECTOR_NAME"], env["MEETINGS_CDC_STATE_TOPIC"]
+        overrides = (
+            {"MEETINGS_CDC_CONNECTOR_NAME": f"{name}-v2", "MEETINGS_CDC_STATE_TOPIC": f"{state}.v2"}
+            if reset
+            else {}
+        )
+        process = await ConnectorProcess({**env, **overrides}).start()
         processes.append(process)
         return process
 
@@ -159,9 +167,10 @@ async def contract_run(simulator_factory, kafka_bootstrap, unique_name):
 
 
 async def test_versions_never_repeat_and_partitions_follow_javas_partitioner(contract_run):
-    """Fails with versions counted from 1 in each life (the reappearance repeats 1 and 2)
-    and with librdkafka's partitioner over the framed key (Java's murmur2 of the
-    canonical key looks elsewhere)."""
+    """Delete, reappear, SIGKILL, delete, reappear, state reset: one meeting's versions
+    only grow. Fails with versions counted from 1 in each life (the reappearance and the
+    reset's snapshot repeat 1 and 2) and with librdkafka's partitioner over the framed key
+    (Java's murmur2 of the canonical key looks elsewhere)."""
     sim, start, log = contract_run
     first = await start()
     await log.wait_for(lambda log: len(log.events) >= MEETINGS, 90, "the snapshot")
@@ -177,7 +186,7 @@ async def test_versions_never_repeat_and_partitions_follow_javas_partitioner(con
     await log.wait_for(_has(victim, "UPDATED"), 30, "UPDATED")
 
     await first.kill()  # SIGKILL: the next process restores from the state topic
-    await start()
+    second = await start()
     await sim.patch(victim, status="confirmed")
     await log.wait_for(_has(victim, "CONFIRMED"), 60, "CONFIRMED after the SIGKILL")
     await sim.delete(victim)
@@ -185,6 +194,17 @@ async def test_versions_never_repeat_and_partitions_follow_javas_partitioner(con
     sim.store.bulk_load([dataclasses.replace(old, updated_at=sim.clock.now())])
     await log.wait_for(_has(victim, "CREATED", 2), 30, "the second reappearance")
     await log.settle(2)
+    before_reset = {e["meeting_id"]: e["version"] for e in log.events}
+
+    # The state reset: nothing of the old state is read, every meeting is snapshotted again.
+    await second.terminate()
+    await start(reset=True)
+    await log.wait_for(
+        lambda log: sum(e["change_type"] == "SNAPSHOT" for e in log.events) >= 2 * MEETINGS,
+        90,
+        "the snapshot after the reset",
+    )
+    await log.settle(1)
 
     assert numbered(log.of(victim)) == [  # numbered() asserts versions strictly increase
         ("SNAPSHOT", 1),
@@ -194,9 +214,11 @@ async def test_versions_never_repeat_and_partitions_follow_javas_partitioner(con
         ("CONFIRMED", 3),
         ("DELETED", 4),
         ("CREATED", 1),
+        ("SNAPSHOT", 1),  # after the state reset
     ]
     for meeting_id in {e["meeting_id"] for e in log.events}:
         numbered(log.of(meeting_id))
+        assert log.of(meeting_id)[-1]["version"] > before_reset[meeting_id]
 
     keys = sorted({r.key for r in log.records})
     assert len(keys) == MEETINGS
