@@ -158,6 +158,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 loop,
                 changes,
                 release_timeout=settings.shutdown_timeout_seconds,
+                on_contact=lambda contact: health.group_contact(contact.in_group, contact.detail),
             )
             return await _supervise(
                 ownership, membership, changes, health, stop, settings.shutdown_timeout_seconds

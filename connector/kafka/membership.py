@@ -35,9 +35,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from connector.kafka.group_contact import GroupContact, group_contact
 from connector.ops.labels import MembershipChange
 
 log = logging.getLogger("connector.membership")
+#: How often the membership consumer reports whether it is in the group (statistics).
+STATS_INTERVAL_MS = 1000
 
 
 def group_id(connector_name: str) -> str:
@@ -63,6 +66,7 @@ def group_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "latest",
         "isolation.level": "read_committed",
+        "statistics.interval.ms": STATS_INTERVAL_MS,
     }
     if instance_id:
         conf["group.instance.id"] = instance_id
@@ -86,7 +90,9 @@ class GroupMembership:
     """The membership consumer and its polling thread.
 
     ``changes`` receives every assignment, revocation and loss in the order the group made
-    them. ``release_timeout`` bounds how long a revocation waits for the loop.
+    them. ``release_timeout`` bounds how long a revocation waits for the loop. ``on_contact``
+    is called in the loop each time this replica enters or leaves the group (as librdkafka's
+    statistics tell, every second): readiness reports a replica out of the group.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class GroupMembership:
         *,
         release_timeout: float,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        on_contact: Callable[[GroupContact], None] | None = None,
     ) -> None:
         self._config = config
         self._topic = topic
@@ -105,6 +112,8 @@ class GroupMembership:
         self._changes = changes
         self._release_timeout = release_timeout
         self._factory = consumer_factory
+        self._on_contact = on_contact
+        self._contact: GroupContact | None = None
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
@@ -124,7 +133,7 @@ class GroupMembership:
     # --- the polling thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        consumer = self._factory(self._config)
+        consumer = self._factory({**self._config, "stats_cb": self._on_stats})
         try:
             consumer.subscribe(
                 [self._topic],
@@ -150,7 +159,32 @@ class GroupMembership:
                 wait=False,
             )
 
+    def _on_stats(self, stats_json: str) -> None:
+        contact = group_contact(stats_json)
+        if contact is None:
+            return
+        if self._contact is None and not contact.in_group:
+            return  # still joining for the first time: the first assignment tells readiness
+        self._report(contact)
+
+    def _report(self, contact: GroupContact) -> None:
+        if self._on_contact is None:
+            return
+        if self._contact == contact:
+            return  # entering and leaving the group are handed on, and why it is out
+        self._contact = contact
+        # info, not warning: a rebalance passes through these states too
+        if contact.in_group:
+            log.info("in the replicas' group")
+        else:
+            log.info("out of the replicas' group: %s", contact.detail)
+        try:
+            self._loop.call_soon_threadsafe(self._on_contact, contact)
+        except RuntimeError:  # the loop is closed: nothing runs any more
+            return
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._report(GroupContact(True))  # an assignment comes only to a member of the group
         consumer.incremental_assign(partitions)
         if partitions:
             consumer.pause(partitions)  # membership only: never fetch records
@@ -162,7 +196,10 @@ class GroupMembership:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group moved them already (session timed out): stop at once; whatever this
-        # replica still sends is fenced by the new owner's init_transactions().
+        # replica still sends is fenced by the new owner's init_transactions(). Out of the
+        # group from now until it rejoins, whatever the statistics said last (a hung broker
+        # keeps its connections "up").
+        self._report(GroupContact(False, "session timed out: the group took its partitions"))
         self._hand(self._change(MembershipChange.LOST, partitions), wait=True)
         consumer.incremental_unassign(partitions)
 

@@ -6,8 +6,11 @@ The engine reports into a :class:`HealthState`; the HTTP server (``server.py``) 
   unreachable broker must not make Kubernetes restart every replica in a loop (it would not
   help, and a restart storm costs a state restore each time). Those show in readiness,
   metrics and alerts instead.
-- **ready**: the state is restored, the producer initialised, and every event has completed
-  a cycle recently.
+- **ready**: the state is restored, the producer initialised, every event has completed
+  a cycle recently, and the replica is in the replicas' group (Kafka reachable). A replica
+  out of the group for longer than an event may go without a commit is not ready, whether
+  it owned events (the group took them when its session timed out: they are named, with
+  their last commit) or was a standby (it could take nothing over).
 - **status**: what each event is doing: watermarks, lag, last cycle, counts (JSON-ready).
 
 No clock, no I/O: ``clock`` is injected and every query takes an optional ``now``.
@@ -109,6 +112,11 @@ class HealthState:
         self._last_beat = self._started_at
         self._components = dict.fromkeys(COMPONENTS, False)
         self._events: dict[int, _EventHealth] = {}
+        # Events the group took from this replica while it was out of the group, kept until
+        # it is back (they still count for readiness: nothing runs them here, maybe nowhere).
+        self._lost: dict[int, _EventHealth] = {}
+        self._out_of_group_since: float | None = None
+        self._group_detail = ""
         self.set_events(event_ids)
 
     # --- reports from the engine ----------------------------------------------------------
@@ -124,9 +132,34 @@ class HealthState:
         self._components[component] = ready
 
     def set_events(self, event_ids: Iterable[int]) -> None:
-        """Set the events this process owns (keeps what is known of events it still owns)."""
+        """Set the events this process owns (keeps what is known of events it still owns,
+        and of lost events it owns again)."""
         wanted = list(dict.fromkeys(event_ids))
-        self._events = {e: self._events.get(e, _EventHealth()) for e in wanted}
+        known = {**self._lost, **self._events}
+        self._events = {e: known.get(e, _EventHealth()) for e in wanted}
+        if self._out_of_group_since is None:
+            self._lost = {}
+        else:
+            self._lost = {e: h for e, h in self._lost.items() if e not in self._events}
+
+    def group_contact(self, in_group: bool, detail: str = "") -> None:
+        """This replica entered (``in_group``) or left the replicas' group; ``detail`` says
+        why it is out (the group coordinator's state, brokers down)."""
+        if in_group:
+            self._out_of_group_since = None
+            self._group_detail = ""
+            return
+        if self._out_of_group_since is None:
+            self._out_of_group_since = self._clock()
+        self._group_detail = self._redact(detail)
+
+    def events_lost(self, event_ids: Iterable[int]) -> None:
+        """The group took ``event_ids`` from this replica without a handover (its session
+        timed out). Call before :meth:`set_events` drops them: while the replica is out of
+        the group they stay in readiness, by their last successful cycle."""
+        for event_id in event_ids:
+            if event_id in self._events:
+                self._lost[event_id] = self._events[event_id]
 
     def cycle_finished(
         self, event_id: int, *, phase: str, ok: bool, detail: Mapping[str, object]
@@ -197,6 +230,9 @@ class HealthState:
                     f"event {event_id}: last successful cycle {age:.1f}s ago "
                     f"(limit {self.ready_after_seconds:g}s)"
                 )
+        kafka = self._kafka_reason(now)
+        if kafka:
+            reasons.append(kafka)
         if not self._events and not self._idle_ok:
             reasons.append("no events assigned")
         ok = not reasons
@@ -206,6 +242,36 @@ class HealthState:
             "components": dict(self._components),
             "events": events,
         }
+
+    def _kafka_reason(self, now: float) -> str:
+        """Why this replica is not ready for being (or having been) out of the group, or ``""``.
+
+        Lost events count until the assignment after rejoining says who runs them (until
+        :meth:`set_events`), so the restore after an outage does not look like a standby.
+        """
+        lost: list[str] = []
+        stale = False
+        for event_id, event in self._lost.items():
+            if event.last_success_at is None:
+                lost.append(f"{event_id} (no successful cycle)")
+                continue
+            age = max(0.0, now - event.last_success_at)
+            stale = stale or age > self.ready_after_seconds
+            lost.append(f"{event_id} (last successful cycle {age:.1f}s ago)")
+        since = self._out_of_group_since
+        out_for = None if since is None else max(0.0, now - since)
+        if not stale and (out_for is None or out_for <= self.ready_after_seconds):
+            return ""
+        if out_for is None:
+            reason = "Kafka: back in the replicas' group, not assigned its events again yet"
+        else:
+            reason = (
+                f"Kafka: out of the replicas' group for {out_for:.1f}s "
+                f"(limit {self.ready_after_seconds:g}s; {self._group_detail or 'no detail'})"
+            )
+        if lost:
+            reason += f"; events last owned here, taken by the group: {', '.join(lost)}"
+        return reason
 
     def status(self, now: float | None = None) -> dict[str, Any]:
         """Everything known, JSON-ready: liveness, readiness, and per event its last cycles."""
@@ -237,6 +303,8 @@ class HealthState:
             "components": dict(self._components),
             "poll_interval_seconds": self.poll_interval_seconds,
             "owned_events": [int(e) for e in events],
+            "in_group": self._out_of_group_since is None,
+            "lost_events": [int(e) for e in self._lost],
             "events": events,
         }
 

@@ -151,6 +151,9 @@ class Ownership:
         change = MembershipChange.LOST if lost else MembershipChange.REVOKED
         self._deps.metrics.rebalances.labels(change).inc()
         events = [e for e in self.events_of(partitions) if e in self._owned]
+        if lost:
+            # Readiness keeps judging them while this replica is out of the group.
+            self._deps.health.events_lost(events)
         await self.release(events)
         log.info(
             "partitions %s",

@@ -394,3 +394,118 @@ def test_readiness_names_the_last_error_of_an_event_never_ready(clock: FakeClock
     assert (
         reason == "event 7: no successful cycle yet; last error: API 401 for key ***: check API_KEY"
     )
+
+
+# --- out of the replicas' group (issue 30 item 1) ---------------------------------------------
+
+
+def replica(clock: FakeClock) -> HealthState:
+    """A replica as ``run`` makes it: a standby owning nothing is ready."""
+    health = HealthState([], poll_interval_seconds=1.0, clock=clock, idle_ok=True)
+    for component in COMPONENTS:
+        health.set_ready(component, True)
+    return health
+
+
+def wait(health: HealthState, clock: FakeClock, seconds: float) -> None:
+    """Time passes; the main loop beats meanwhile (liveness is not what these test)."""
+    clock.advance(seconds)
+    health.beat()
+
+
+def test_the_group_taking_an_event_keeps_it_in_readiness_while_out_of_the_group(
+    clock: FakeClock,
+) -> None:
+    # The broker stops: the replica leaves the group at once, its session times out 9 s
+    # later and the group takes its event, so it owns nothing. It used to be ready.
+    health = replica(clock)
+    health.set_events([7])
+    health.cycle_finished(7, phase="incremental", ok=True, detail={})
+    wait(health, clock, 1)
+    health.group_contact(False, "group coordinator query-coord, join steady")
+    wait(health, clock, 9)
+    health.events_lost([7])
+    health.set_events([])
+    assert health.ready()[0]  # a short outage does not flip readiness
+    wait(health, clock, 50.5)
+
+    ok, body = health.ready()
+
+    assert not ok
+    [reason] = body["reasons"]
+    assert reason.startswith("Kafka: out of the replicas' group for 59.5s (limit 60s;")
+    assert "group coordinator query-coord" in reason
+    assert "events last owned here, taken by the group: 7 (last successful cycle 60.5s ago)" in (
+        reason
+    )
+    assert health.status()["lost_events"] == [7]
+    assert health.status()["in_group"] is False
+
+
+def test_out_of_the_group_longer_than_the_limit_makes_a_standby_unready(
+    clock: FakeClock,
+) -> None:
+    health = replica(clock)
+    health.group_contact(False, "group coordinator query-coord, join init")
+    wait(health, clock, 60)
+    assert health.ready()[0]
+    wait(health, clock, 0.5)
+
+    ok, body = health.ready()
+
+    assert not ok
+    assert body["reasons"] == [
+        "Kafka: out of the replicas' group for 60.5s "
+        "(limit 60s; group coordinator query-coord, join init)"
+    ]
+
+
+def test_back_in_the_group_ready_again_after_the_first_commit(clock: FakeClock) -> None:
+    health = replica(clock)
+    health.set_events([7])
+    health.cycle_finished(7, phase="incremental", ok=True, detail={})
+    health.group_contact(False, "down")
+    wait(health, clock, 10)
+    health.events_lost([7])
+    health.set_events([])
+    wait(health, clock, 65)
+    assert not health.ready()[0]
+
+    health.group_contact(True)
+    assert not health.ready()[0], "the lost event has not committed since"
+    health.set_events([7])  # assigned again, restored
+    ok, body = health.ready()
+    assert not ok
+    assert body["reasons"] == ["event 7: last successful cycle 75.0s ago (limit 60s)"]
+    health.cycle_finished(7, phase="incremental", ok=True, detail={})
+
+    assert health.ready() == (True, health.ready()[1])
+    assert health.status()["lost_events"] == []
+
+
+def test_back_in_the_group_as_a_standby_forgets_the_lost_events(clock: FakeClock) -> None:
+    health = replica(clock)
+    health.set_events([7])
+    health.cycle_finished(7, phase="incremental", ok=True, detail={})
+    health.group_contact(False, "down")
+    health.events_lost([7])
+    health.set_events([])
+    wait(health, clock, 70)
+    health.group_contact(True)
+    health.set_events([])  # the assignment after rejoining: another replica runs event 7
+
+    assert health.ready()[0]
+    assert health.status()["lost_events"] == []
+
+
+def test_losing_an_event_while_in_the_group_is_a_plain_handover(clock: FakeClock) -> None:
+    # A long pause: the session timed out, but the coordinator is reachable again at once.
+    health = replica(clock)
+    health.set_events([7])
+    health.cycle_finished(7, phase="incremental", ok=True, detail={})
+    wait(health, clock, 70)
+    health.events_lost([7])
+    health.set_events([])
+
+    assert health.ready()[0]
+    assert health.status()["lost_events"] == []
