@@ -34,5 +34,5 @@ def test_connector_wheel_leaves_the_simulator_out(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
 
     assert tops == {"connector"}
-    assert {"connector/cli.py", "connector/schemas/MeetingChange.avsc"} <= set(names)
+    assert {"connector/cli/router.py", "connector/schemas/MeetingChange.avsc"} <= set(names)
     assert [n for n in names if "simulator" in n] == []
