@@ -34,6 +34,7 @@ from connector.errors import ConfigError, ConnectorError, FatalPublishError, Fat
 from connector.kafka.membership import Assignment, GroupMembership, group_config, group_id
 from connector.kafka.probe import wait_for_brokers
 from connector.kafka.publisher import changes_topic_retention_ms, ensure_topics
+from connector.kafka.signal_channel import SignalChannel, ensure_operation_topics
 from connector.ops.health import HealthState
 from connector.ops.logs import Redactor, configure_logging
 from connector.ops.metrics import Metrics
@@ -113,6 +114,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             stop, asyncio.to_thread(wait_for_brokers, admin, settings.kafka_bootstrap_servers)
         )
         partitions = await _unless_stopped(stop, asyncio.to_thread(ensure_topics, admin, settings))
+        await _unless_stopped(stop, asyncio.to_thread(ensure_operation_topics, admin, settings))
         retention = await _unless_stopped(
             stop, asyncio.to_thread(changes_topic_retention_ms, admin, settings)
         )
@@ -144,6 +146,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 health=health,
                 state_partitions=state_partitions,
                 changes_partitions=partitions[settings.changes_topic],
+                signal_channel=lambda event_id: SignalChannel(
+                    settings, event_id, settings.connector_name
+                ),
             )
             ownership = Ownership(settings, deps)
             changes: asyncio.Queue[Assignment] = asyncio.Queue()

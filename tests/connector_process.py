@@ -42,6 +42,9 @@ def connector_env(
             "MEETINGS_CDC_CHANGES_TOPIC": f"{name}.changes",
             "MEETINGS_CDC_STATE_TOPIC": f"{name}.state",
             "MEETINGS_CDC_DLQ_TOPIC": f"{name}.dlq",
+            "MEETINGS_CDC_SIGNALS_TOPIC": f"{name}.signals",
+            "MEETINGS_CDC_NOTIFICATIONS_TOPIC": f"{name}.notifications",
+            "MEETINGS_CDC_HEARTBEATS_TOPIC": f"{name}.heartbeats",
             "MEETINGS_CDC_METRICS_PORT": "0",
         }
     )

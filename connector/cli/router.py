@@ -21,6 +21,8 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("export", "connector.cli.export", "one-shot export of meetings as JSON lines"),
     ("simulate", "meetings_simulator.command", "run the ExpoPlatform meetings API simulator"),
     ("tail", "connector.cli.tail", "print the change events of a topic as JSON lines"),
+    ("signal", "connector.cli.signal", "send a signal to a running connector (pause, ...)"),
+    ("state", "connector.cli.state_show", "show what the state topic holds of an event"),
 )
 
 # Subcommands whose module ships in a distribution of its own: what to install when it is not

@@ -202,6 +202,10 @@ class KafkaSettings(_Base):
     changes_topic: str = "expo.meetings.changes"
     state_topic: str = "expo.meetings.state"
     dlq_topic: str = "expo.meetings.dlq"
+    #: operators' commands (``meetings-cdc signal``): who may write here may steer the connector
+    signals_topic: str = "expo.meetings.signals"
+    notifications_topic: str = "expo.meetings.notifications"
+    heartbeats_topic: str = "expo.meetings.heartbeats"
     changes_topic_partitions: int = Field(default=6, ge=1)
     changes_topic_retention_ms: int | None = Field(
         default=None,
@@ -320,6 +324,11 @@ class Settings(ApiSettings, KafkaSettings):
         default=60.0,
         ge=0,
         description="Seconds between delete checks (row counts by creation time); 0 = off.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between an owned event's heartbeat records; 0 = off.",
     )
 
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a container must be scrapeable

@@ -38,3 +38,15 @@ class EventProgress:
     modified_through: int
     last_reconcile_at: int | None
     updated_at: int
+    #: Paused by a ``pause`` signal (``connector.core.signals``): the event makes no API
+    #: request until a ``resume``; kept here so it stays paused across restarts and moves.
+    paused: bool = False
+    #: The id of the signal that paused it (None when not paused).
+    paused_by: str | None = None
+    #: The signals topic read so far for this event: partition -> next offset, committed
+    #: with each signal's effect (so a signal acts once); None: none read yet (it starts at
+    #: the signals written since the snapshot began).
+    signal_offsets: tuple[tuple[int, int], ...] | None = None
+    #: Ids of the last signals acted on (newest last, at most ``signals.REMEMBERED``): a
+    #: signal id written twice acts once.
+    handled_signals: tuple[str, ...] = ()

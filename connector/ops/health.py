@@ -58,6 +58,8 @@ class _EventHealth:
     last_success: dict[str, Any] | None = None
     last_success_at: float | None = None
     delete_check: str | None = None
+    paused: bool = False
+    paused_by: str | None = None
 
 
 def _last_error(event: _EventHealth) -> str:
@@ -188,6 +190,13 @@ class HealthState:
             event.cycles_failed += 1
             event.consecutive_failures += 1
 
+    def set_paused(self, event_id: int, *, paused: bool, by: str | None = None) -> None:
+        """Whether the event is paused by a signal (``by``: its id): a paused event counts
+        as ready, and ``/status`` shows it paused."""
+        event = self._events.setdefault(event_id, _EventHealth())
+        event.paused = paused
+        event.paused_by = self._redact(by) if by else None
+
     def set_delete_check(self, event_id: int, how: str) -> None:
         """How the event's hard deletes are found (``/status``: its ``delete_check``)."""
         self._events.setdefault(event_id, _EventHealth()).delete_check = self._redact(how)
@@ -221,9 +230,12 @@ class HealthState:
         events: dict[str, Any] = {}
         for event_id, event in self._events.items():
             age = None if event.last_success_at is None else max(0.0, now - event.last_success_at)
-            recent = age is not None and age <= self.ready_after_seconds
+            # a paused event is idle on purpose (a signal): neither unready nor stalled
+            recent = event.paused or (age is not None and age <= self.ready_after_seconds)
             events[str(event_id)] = {"ready": recent, "last_success_age_seconds": age}
-            if age is None:
+            if event.paused:
+                pass
+            elif age is None:
                 reasons.append(f"event {event_id}: no successful cycle yet{_last_error(event)}")
             elif not recent:
                 reasons.append(
@@ -290,6 +302,8 @@ class HealthState:
                 "last_cycle": event.last_cycle,
                 "last_successful_cycle": event.last_success,
                 "delete_check": event.delete_check,
+                "paused": event.paused,
+                "paused_by": event.paused_by,
             }
         return {
             **self._info,

@@ -21,6 +21,8 @@ from prometheus_client import (
 from connector import __version__
 from connector.core.changes import ChangeType
 from connector.core.kinds import CycleKind, WindowKind
+from connector.core.notifications import SIGNAL, NotificationStatus
+from connector.core.signals import SignalKind
 from connector.ops.labels import (
     Ask,
     CheckOutcome,
@@ -256,6 +258,27 @@ class Metrics:
             registry=r,
         )
 
+        # --- signals, notifications, heartbeats (connector.sync.signals, .heartbeats) ----
+        self.signals = Counter(
+            f"{p}_signals_total",
+            "Signals answered, by the event that answered, kind and final status "
+            "(COMPLETED, REJECTED).",
+            ["event_id", "kind", "status"],
+            registry=r,
+        )
+        self.event_paused = Gauge(
+            f"{p}_event_paused",
+            "1 while the event is paused by a signal (no API request; not stalled).",
+            ["event_id"],
+            registry=r,
+        )
+        self.heartbeat_last = Gauge(
+            f"{p}_heartbeat_last_timestamp_seconds",
+            "When this replica last committed a heartbeat record of the event (unix time).",
+            ["event_id"],
+            registry=r,
+        )
+
         # --- replicas (the group assigns state partitions, and so events) ----------------
         self.owned_events = Gauge(
             f"{p}_owned_events",
@@ -333,3 +356,7 @@ class Metrics:
                 for cycle_outcome in CycleOutcome:
                     self.cycles.labels(event_id=e, phase=phase, outcome=cycle_outcome)
             self.last_success.labels(event_id=e).set(now)
+            self.event_paused.labels(event_id=e).set(0)
+            for signal_kind in (*SignalKind, SIGNAL):
+                for final in (NotificationStatus.COMPLETED, NotificationStatus.REJECTED):
+                    self.signals.labels(event_id=e, kind=signal_kind, status=final)

@@ -31,6 +31,10 @@ STATE_KEY = "StateKey"
 STATE_VALUE = "StateValue"
 DEAD_LETTER = "DeadLetter"
 TOP_LEVEL: tuple[str, ...] = (MEETING_KEY, MEETING_CHANGE, STATE_KEY, STATE_VALUE, DEAD_LETTER)
+# What operators read (connector.serde.operations): not released yet, so not in TOP_LEVEL.
+NOTIFICATION = "Notification"
+HEARTBEAT = "Heartbeat"
+OPERATIONS: tuple[str, ...] = (NOTIFICATION, HEARTBEAT)
 
 # Single-object encoding marker (Avro spec, "Single-object encoding").
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -176,6 +180,9 @@ def known_writers() -> Mapping[bytes, RecordSchema]:
     for name in TOP_LEVEL:
         for _, schema in released(name):
             found[schema.fingerprint] = schema
+        schema = current(name)
+        found[schema.fingerprint] = schema
+    for name in OPERATIONS:
         schema = current(name)
         found[schema.fingerprint] = schema
     return found

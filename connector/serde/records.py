@@ -111,6 +111,14 @@ def progress_datum(progress: EventProgress) -> dict[str, Any]:
                 "modified_through": progress.modified_through,
                 "last_reconcile_at": progress.last_reconcile_at,
                 "updated_at": progress.updated_at,
+                "paused": progress.paused,
+                "paused_by": progress.paused_by,
+                "signal_offsets": (
+                    None
+                    if progress.signal_offsets is None
+                    else {str(p): o for p, o in progress.signal_offsets}
+                ),
+                "handled_signals": list(progress.handled_signals),
             },
         ),
     }
@@ -126,6 +134,14 @@ def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
         modified_through=d["modified_through"],
         last_reconcile_at=d["last_reconcile_at"],
         updated_at=d["updated_at"],
+        paused=d.get("paused", False),
+        paused_by=d.get("paused_by"),
+        signal_offsets=(
+            None
+            if d.get("signal_offsets") is None
+            else tuple(sorted((int(p), o) for p, o in d["signal_offsets"].items()))
+        ),
+        handled_signals=tuple(d.get("handled_signals") or ()),
     )
 
 

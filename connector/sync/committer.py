@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from connector.core.kinds import CycleKind
 from connector.core.progress import EventProgress
 from connector.errors import ProducerFencedError, RetriablePublishError
+from connector.kafka.layout import Record
 from connector.kafka.publisher import TransactionalPublisher
 from connector.ops.health import HealthState
 from connector.ops.labels import TransactionOutcome
@@ -77,6 +78,8 @@ class Committer:
         # FIFO: transactions commit in the order they were handed over.
         self._lock = asyncio.Lock()
         self._watchers: list[set[int]] = []
+        #: when a cycle of this event last committed here (wall clock, epoch s): heartbeats
+        self.last_committed_at: float | None = None
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[set[int]]:
@@ -93,7 +96,7 @@ class Committer:
 
     async def commit(
         self,
-        turn: Turn,
+        turn: Turn | None,
         stage: Stager,
         progress: ProgressUpdate,
         *,
@@ -102,6 +105,7 @@ class Committer:
         """Stage, publish and apply one transaction; return its batch.
 
         ``skip_empty``: publish nothing when ``stage`` staged nothing (returns None).
+        ``turn`` None: not a cycle (a signal's effect): nothing is reported for it.
         Raises ``RetriablePublishError`` (aborted: nothing of it is visible or applied) and
         ``ProducerFencedError``.
         """
@@ -123,11 +127,19 @@ class Committer:
                 self._metrics.producer_fenced.labels(self._label).inc()
                 raise
             self.state.apply(batch.staging)
-            if turn.kind is not CycleKind.RECONCILE:
+            if turn is None or turn.kind is not CycleKind.RECONCILE:
                 for touched in self._watchers:
                     touched.update(batch.staging.encoded)
-            self._report(turn, batch, committed)
+            if turn is not None:
+                self.last_committed_at = self._wall_clock()
+                self._report(turn, batch, committed)
             return batch
+
+    async def send(self, records: list[Record]) -> None:
+        """Publish ``records`` alone in one transaction, after every one handed over before
+        (a heartbeat: what it says was committed is readable once it is). Not a cycle."""
+        async with self._lock:
+            await self.publisher.publish(records)
 
     def _report(self, turn: Turn, batch: Batch, progress: EventProgress) -> None:
         report = CycleReport(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from connector.config.settings import Settings
 from connector.core.kinds import CycleKind
 from connector.core.progress import EventProgress, Phase
+from connector.kafka.signal_channel import SignalChannel
 from connector.ops.health import HealthState
 from connector.ops.metrics import Metrics
 from connector.serde import Serdes
@@ -56,6 +57,9 @@ class Collaborators:
     creation_stamps: CreationStamps = field(default_factory=CreationStamps)
     #: Whether the API reports row totals (the delete check needs them): learnt once.
     api_totals: ApiTotals = field(default_factory=ApiTotals)
+    #: The signals topic, read for one event (``connector.sync.signals``); None: no signals
+    #: are read (tests and tools that run an event without Kafka).
+    signal_channel: Callable[[int], SignalChannel] | None = None
 
 
 class EventCycles:

@@ -48,7 +48,9 @@ from connector.sync.cycles import Collaborators, EventCycles
 from connector.sync.deletes.checker import (
     report_no_totals,
 )
+from connector.sync.heartbeats import heartbeats
 from connector.sync.schedule import Action, Idle, Run, next_action, reconcile_delay
+from connector.sync.signals import EventSignals
 
 log = logging.getLogger("connector.engine")
 
@@ -95,6 +97,24 @@ class EventSync:
             wall_clock=deps.wall_clock,
         )
         self.cycles = EventCycles(event_id, state, self.committer, deps)
+        #: held by the poller for each cycle: signals act between cycles
+        self.turn = asyncio.Lock()
+        self.signals = (
+            None
+            if deps.signal_channel is None
+            else EventSignals(
+                event_id,
+                state,
+                self.committer,
+                self.settings,
+                turn=self.turn,
+                metrics=deps.metrics,
+                health=deps.health,
+                api_now=deps.client.api_now,
+                wall_clock=deps.wall_clock,
+                channel=deps.signal_channel,
+            )
+        )
 
     # --- the concerns -----------------------------------------------------------------------
 
@@ -110,7 +130,23 @@ class EventSync:
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
             asyncio.create_task(self._delete_check_loop(stop), name=f"deletes-{self.event_id}"),
+            asyncio.create_task(
+                heartbeats(
+                    self.event_id,
+                    self.state,
+                    self.committer,
+                    self.settings,
+                    self.deps.metrics,
+                    stop,
+                    self.deps.wall_clock,
+                ),
+                name=f"heartbeats-{self.event_id}",
+            ),
         ]
+        if self.signals is not None:
+            tasks.append(
+                asyncio.create_task(self.signals.run(stop), name=f"signals-{self.event_id}")
+            )
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -127,6 +163,10 @@ class EventSync:
         last_started: float | None = None  # on the API's clock; None: the next may start now
         while not stop.is_set():
             self.deps.health.beat()
+            if self._paused():  # by a signal: not one request until it is resumed
+                await _wait(stop, 0.2)
+                last_started = None
+                continue
             try:
                 # Window bounds come from the API's clock: learn it before deciding.
                 await self.cycles.sync_clock()
@@ -146,8 +186,11 @@ class EventSync:
                     last_started = None
                 continue
             last_started = self.deps.client.api_time()
-            with self.deps.client.limiter.foreground():  # a pass's work waits meanwhile
-                outcome = await self._attempt(action.kind)
+            async with self.turn:  # signals act between cycles (connector.sync.signals)
+                if self._paused():
+                    continue
+                with self.deps.client.limiter.foreground():  # a pass's work waits meanwhile
+                    outcome = await self._attempt(action.kind)
             if isinstance(outcome, Exception):
                 failures += 1
                 await self._report_failure(action.kind, outcome, failures)
@@ -169,7 +212,7 @@ class EventSync:
                 if progress is None
                 else reconcile_delay(progress, self.deps.client.api_now(), interval)
             )
-            if delay > 0:
+            if delay > 0 or self._paused():
                 # Re-checked at least every second: the snapshot ends, the clock moves.
                 await _wait(stop, min(delay, 1.0))
                 continue
@@ -192,6 +235,9 @@ class EventSync:
         failures = 0
         totals = self.deps.api_totals
         while not stop.is_set() and totals.reported is None:
+            if self._paused():
+                await _wait(stop, 1.0)
+                continue
             async with totals.lock:  # the first event to get here probes for all of them
                 if totals.reported is not None:
                     break
@@ -217,7 +263,12 @@ class EventSync:
         next_at = time.monotonic()
         while not stop.is_set():
             progress = self.state.progress
-            if progress is None or progress.phase != STREAMING or time.monotonic() < next_at:
+            if (
+                progress is None
+                or progress.phase != STREAMING
+                or progress.paused
+                or time.monotonic() < next_at
+            ):
                 await _wait(stop, min(1.0, max(0.01, next_at - time.monotonic())))
                 continue
             next_at = time.monotonic() + interval
@@ -288,7 +339,7 @@ class EventSync:
             await _wait(stop, seconds)
             return False
         await _wait(stop, probe_in)
-        if stop.is_set():
+        if stop.is_set() or self._paused():
             return True
         try:
             async with asyncio.timeout(max(1.0, seconds - probe_in)):
@@ -296,6 +347,10 @@ class EventSync:
         except (TimeoutError, RetriableSourceError, FatalSourceError) as exc:
             log.debug("clock probe failed", extra={"event_id": self.event_id, "error": str(exc)})
         return True
+
+    def _paused(self) -> bool:
+        progress = self.state.progress
+        return progress is not None and progress.paused
 
     def _backoff(self, failures: int) -> float:
         return min(60.0, self.settings.poll_interval_seconds * 2.0 ** min(failures, 6))

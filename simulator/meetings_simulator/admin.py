@@ -269,12 +269,14 @@ async def get_faults(request: web.Request) -> web.Response:
 
 async def get_requests(request: web.Request) -> web.Response:
     """``GET /admin/requests`` -> export requests received so far: ``{"export": N,
-    "created": a, "last_modified": b, "none": c, "rate_limited": d}`` (``export`` counts
-    every one, 429s included; the next three split it by time filter)."""
+    "created": a, "last_modified": b, "none": c, "rate_limited": d, "event:<id>": e, ...}``
+    (``export`` counts every one, 429s included; the next three split it by time filter,
+    the ``event:`` keys by the request's ``event_id``)."""
     counts = _sim(request).requests
     kinds = ("created", "last_modified", "none")
     body = {"export": sum(counts[k] for k in kinds), **{k: counts[k] for k in kinds}}
     body["rate_limited"] = counts["rate_limited"]
+    body.update({k: v for k, v in counts.items() if k.startswith("event:")})
     return web.json_response(body)
 
 

@@ -58,6 +58,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     """Serve one export page (see ``docs/simulator-api.md``)."""
     sim = request.app[SIMULATOR]
     sim.requests[_filter_kind(request.query)] += 1
+    sim.requests[f"event:{request.query.get('event_id', '')}"] += 1
     injector = sim.faults
     faults = injector.faults
     if faults.latency_ms > 0:

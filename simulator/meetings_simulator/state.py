@@ -23,7 +23,8 @@ class Simulator:
     plans: list[EventPlan] = field(default_factory=list)
     churn: Churn | None = None
     #: Export requests received, by filter (``created``, ``last_modified``, ``none``) and
-    #: ``rate_limited`` (answered 429): what a client spent of the API's rate limit.
+    #: ``rate_limited`` (answered 429): what a client spent of the API's rate limit; and by
+    #: the request's ``event_id`` (``event:<id>``).
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
     omit_total: bool = False  # export pages leave ``total`` out (``--omit-total``)
 

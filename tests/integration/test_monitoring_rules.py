@@ -43,6 +43,7 @@ REQUIRED_ALERTS = {
     "MeetingsCdcProducerFenced",
     # issue 35: the correctness signal, the delete check, end-to-end latency
     "MeetingsCdcReconcileCaughtChanges",
+    "MeetingsCdcHeartbeatMissing",  # issue 32: heartbeats
     "MeetingsCdcDeleteCheckFailing",
     "MeetingsCdcDeleteCheckUnavailable",
     "MeetingsCdcChangeLatencyHigh",
@@ -199,6 +200,7 @@ def test_dashboard_rows_cover_every_topic() -> None:
         "Dead letters, reconciliation and windows",
         "Replicas and ownership",
         "Delete checks",
+        "Signals and heartbeats",
     }
 
 

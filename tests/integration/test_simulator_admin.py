@@ -248,3 +248,12 @@ async def test_requests_counts_export_requests_by_time_filter(simulator) -> None
     assert counts["none"] == 4
     assert counts["export"] == 7
     assert counts["rate_limited"] == statuses.count(429) >= 1
+    assert counts["event:1"] == 7  # by event_id too (a paused event's must not move)
+
+
+async def test_requests_are_counted_per_event(simulator) -> None:
+    await simulator.export_page(1)
+    await simulator.export_page(2, created_from=0)
+    await simulator.export_page(2)
+    counts = await simulator.requests()
+    assert (counts["event:1"], counts["event:2"]) == (1, 2)

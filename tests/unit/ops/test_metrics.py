@@ -15,6 +15,7 @@ BOUNDED_LABELS = {"event_id", "change_type", "window_kind", "outcome", "status_c
 BOUNDED_LABELS |= {"reason"}  # retry reasons: a fixed set chosen by the client
 BOUNDED_LABELS |= {"change"}  # rebalance changes: assigned, revoked, lost
 BOUNDED_LABELS |= {"request"}  # delete check requests: connector.delete_check.Ask
+BOUNDED_LABELS |= {"kind", "status"}  # signals: SignalKind or "signal", NotificationStatus
 FORBIDDEN_LABELS = {"meeting_id", "account_id", "participant_id", "url", "error", "message"}
 FOREIGN_PREFIXES = ("process_", "python_")  # the standard collectors, on our registry
 
