@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -217,14 +218,20 @@ async def test_pause_survives_a_restart_and_a_repeated_signal_id_acts_once(
 
         assert await connector.terminate() == 0
         await simulator.patch(a, status="confirmed")
+        # sent while no replica runs the event: the next owner acts on it, once
+        await asyncio.to_thread(write_raw, kafka_bootstrap, topic, b"while-down", pause)
         connector = await ConnectorProcess(env).start()
         await connector.mark("state restored", 60)
         await asyncio.sleep(1.0)
         before = await requests_of(simulator, 1)
         await asyncio.sleep(PAUSED_SECONDS)
         assert await requests_of(simulator, 1) == before, "paused before the restart, not after"
+        await notes.wait_for(lambda r: notes.of("while-down"), 30, "the signal sent while down")
         await notes.settle(1)
         assert len(notes.of("twice")) == 2, "a signal acted on again after the restart"
+        [while_down] = notes.of("while-down")
+        assert while_down["status"] == "COMPLETED"
+        assert "already paused" in while_down["reason"]
 
         code, out, err = await cli(env, "state", "show", "--event-id", "1")
         assert code == 0, err
@@ -307,3 +314,38 @@ async def test_signal_wait_times_out_when_no_connector_answers(kafka_bootstrap, 
     assert code == 1
     assert "does not exist" in err  # no connector ever created the topics
     assert out == ""
+
+
+async def test_rewind_re_reads_from_the_instant_given_and_publishes_no_version_twice(
+    simulator, kafka_bootstrap, unique_name
+):
+    # snapshot mode never: a meeting modified before the start is not read by polling, so
+    # only a rewind to before it can publish it; one created after the start is published
+    # by polling, and the rewind's re-read of it must publish nothing
+    before = int(time.time()) - 5
+    old = await simulator.create(event_id=1, start=START, participants=[11])
+    await asyncio.sleep(2.5)  # past the settle delay: before the event's start
+    name, port = unique_name("rewind"), free_port()
+    env = env_of(simulator, kafka_bootstrap, name, "1", port)
+    env["MEETINGS_CDC_SNAPSHOT_MODE"] = "never"
+    changes = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    connector = await ConnectorProcess(env).start()
+    try:
+        await connector.mark("starting event", 60)
+        await asyncio.sleep(2.5)
+        new = await simulator.create(event_id=1, start=START, participants=[12])
+        await changes.wait_for(has(new, "CREATED"), 30, "the new meeting")
+        await changes.settle(1.5)
+        assert changes.of(old) == []  # not read: it was there before the start
+
+        to = datetime.fromtimestamp(before, UTC).isoformat()
+        code, _, err = await signal(env, "rewind", "--event-id", "1", "--to", to)
+        assert code == 0, err
+        assert "watermarks moved back" in err
+        await changes.wait_for(has(old, "CREATED"), 30, "the meeting before the start")
+        await changes.settle(2)
+        assert [e["version"] for e in changes.of(new)] == [changes.of(new)[0]["version"]]
+        assert len(changes.of(old)) == 1
+    finally:
+        await connector.stop_quietly()
+        changes.close()
