@@ -170,3 +170,51 @@ async def test_a_clock_step_back_at_a_random_moment_of_a_poll_leaves_nothing_to_
         for previous, event in itertools.pairwise(events):  # no version twice, none lost
             assert event["version"] > previous["version"], meeting_id
             assert event["before"] == previous["after"], meeting_id
+
+
+@pytest.mark.timeout(120)
+async def test_the_successor_of_a_process_killed_at_a_clock_step_back_skips_nothing(
+    simulator_factory, kafka_bootstrap, unique_name
+) -> None:
+    """The process that would have seen the step is SIGKILLed as the API's clock goes back
+    120 s, with watermarks of the old clock committed; meetings change while it is down. Its
+    successor knows no step, only watermarks ahead of the clock and when they were committed:
+    it must read from before that commit (rewinding by the overlap alone skipped what was
+    written in the first seconds after the step). Reconciliation is off: only polling can
+    publish them."""
+    sim = await simulator_factory(SimulatorConfig(meetings=30, seed=3003))
+    env = connector_env(
+        api_base_url=sim.base_url,
+        event_ids=str(EVENT),
+        bootstrap=kafka_bootstrap,
+        name=unique_name("clock-kill"),
+        MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="0",
+        MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS="0",
+    )
+    first = await ConnectorProcess(env).start()
+    log = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    second: ConnectorProcess | None = None
+    try:
+        await first.mark("snapshot complete", within=60)
+        await log.wait_for(lambda ev: len(ev) >= 30, 30, "the snapshot")
+        await asyncio.sleep(1.5)  # a few polls on the old clock
+        sim.clock.advance(-120)
+        await first.kill()
+        changed = await sim.truth(EVENT)
+        for meeting in changed[:5]:
+            await sim.patch(meeting["meeting_id"], location="after the step")
+        created = [
+            await sim.create(event_id=EVENT, start=1_900_000_000, participants=[1, 2])
+            for _ in range(3)
+        ]
+        await asyncio.sleep(8)  # down longer than the settle delay and the overlap
+        second = await ConnectorProcess(env).start()
+        live = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
+        await log.wait_for(lambda ev: converged(ev, live), 40, "the writes since the step")
+    finally:
+        await first.stop_quietly()
+        if second is not None:
+            await second.stop_quietly()
+        log.close()
+    published = {e["meeting_id"] for e in log.events if e["change_type"] == "CREATED"}
+    assert set(created) <= published
