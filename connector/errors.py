@@ -45,6 +45,11 @@ class SerializationError(ConnectorError):
     """A value could not be encoded or decoded with the Avro schemas."""
 
 
+class SchemaMismatchError(SerializationError):
+    """A record's schema id names another schema than the record's type: the registry lost or
+    reassigned its ids (an in-memory registry restarted). Never decoded, never skipped."""
+
+
 class PublishError(ConnectorError):
     """A failure writing to Kafka."""
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 
-from connector.errors import ConfigError, SerializationError
+from connector.errors import ConfigError, SchemaMismatchError, SerializationError
 from connector.serde import catalog
 from connector.serde.catalog import SINGLE_OBJECT_MAGIC, RecordSchema
 
@@ -43,6 +43,9 @@ COMPATIBILITY = "FULL_TRANSITIVE"
 #: says NONE (Confluent 404s with 40408). A subject at NONE checks nothing, so it counts as
 #: unset and gets the connector's level.
 _UNSET_LEVELS = frozenset({"NONE"})
+#: A registry's 404 for a subject without a level: no such subject (40401), no level (40408).
+#: A 404 without a registry error code came from a server that is not the registry's API.
+_NO_LEVEL_CODES = frozenset({40401, 40408})
 
 
 class Framing(Protocol):
@@ -105,6 +108,12 @@ def ensure_compatibility(client: SchemaRegistryClient, url: str, subject: str) -
             )
             return COMPATIBILITY
     except SchemaRegistryError as exc:
+        if exc.http_status_code == _HTTP_NOT_FOUND and exc.error_code not in _NO_LEVEL_CODES:
+            raise ConfigError(
+                f"MEETINGS_CDC_SCHEMA_REGISTRY_URL: {url} answered 404 Not Found to the "
+                "Confluent schema registry API (GET /config/SUBJECT): point it at the API's "
+                "root (Apicurio Registry: http://HOST:PORT/apis/ccompat/v7)"
+            ) from exc
         raise ConfigError(
             f"schema registry {url}: cannot read or set the compatibility of subject "
             f"'{subject}': {exc}"
@@ -127,7 +136,7 @@ def _subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
     try:
         level = str(client.get_compatibility(subject)).upper()
     except SchemaRegistryError as exc:
-        if exc.http_status_code == _HTTP_NOT_FOUND:  # 40401 no such subject, 40408 no level
+        if exc.http_status_code == _HTTP_NOT_FOUND and exc.error_code in _NO_LEVEL_CODES:
             return None
         raise
     return None if level in _UNSET_LEVELS else level
@@ -175,6 +184,8 @@ class WriterSchemas:
         self._by_fingerprint = catalog.known_writers()
         self._by_id: dict[int, RecordSchema] = {}
         self._lock = threading.Lock()
+        #: the record names a meetings-cdc record may be written with
+        self._names = frozenset(schema.name for schema in self._by_fingerprint.values())
 
     def resolve(self, data: bytes) -> tuple[RecordSchema, int]:
         """(writer schema, offset of the body) of the framed record ``data``."""
@@ -212,6 +223,13 @@ class WriterSchemas:
                 f"cannot fetch schema id {schema_id} from the schema registry: {exc}"
             ) from exc
         schema = catalog.record_schema_from_json(fetched.schema_str)
+        if schema.name not in self._names:
+            raise SchemaMismatchError(
+                f"schema id {schema_id} in the schema registry is record '{schema.name}', not a "
+                "schema of meetings-cdc: the registry no longer holds the ids the topics were "
+                "written with (an in-memory registry restarted?); restore its storage, or "
+                "move to new topics (docs/schemas.md)"
+            )
         with self._lock:
             self._by_id[schema_id] = schema
         return schema

@@ -14,7 +14,7 @@ from connector.config.settings import KafkaSettings
 from connector.core.changes import ChangeEvent
 from connector.core.model import Meeting
 from connector.core.progress import EventProgress
-from connector.errors import SerializationError
+from connector.errors import SchemaMismatchError, SerializationError
 from connector.serde import catalog, records
 from connector.serde.bodies import FastEncoder, MeetingBodies
 from connector.serde.catalog import (
@@ -290,6 +290,12 @@ class Serdes:
         writer, offset = self._writers.resolve(data)
         if writer.fingerprint == current.fingerprint:
             return _read(data, offset, current.plain, None)
+        if writer.name != current.name:  # another record's schema: its bytes mean nothing here
+            raise SchemaMismatchError(
+                f"a {name} record written with schema {writer.name}: the schema registry no "
+                "longer holds the ids the topics were written with (an in-memory registry "
+                "restarted?); restore its storage, or move to new topics (docs/schemas.md)"
+            )
         return _read(data, offset, writer.plain, current.plain)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from connector.errors import FatalPublishError, SerializationError
+from connector.errors import FatalPublishError, SchemaMismatchError, SerializationError
 from connector.state.store import EventState, StateCodec
 
 log = logging.getLogger("connector.state")
@@ -159,6 +159,9 @@ def _apply_record(
         return
     try:
         event_id, meeting_id = codec.decode_state_key(key)
+    except SchemaMismatchError as exc:
+        # Skipped, every meeting's state would be lost: a second snapshot, versions anew.
+        raise FatalPublishError(f"cannot restore the state: {exc}") from exc
     except SerializationError:
         log.warning("skipping a state record with an undecodable key")
         return
