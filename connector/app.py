@@ -146,6 +146,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
                 health=health,
                 state_partitions=state_partitions,
                 changes_partitions=partitions[settings.changes_topic],
+                notify_steps=True,
                 signal_channel=lambda event_id: SignalChannel(
                     settings, event_id, settings.connector_name
                 ),

@@ -30,6 +30,7 @@ from connector.sync.committer import Committer, Turn
 from connector.sync.deletes.bisection import judged_span
 from connector.sync.deletes.checker import ApiTotals, TotalsNotReported, check_deletes
 from connector.sync.incremental import IncrementalCycles, followed_watermarks
+from connector.sync.notices import Notices
 from connector.sync.reconcile import PassBounds, reconcile
 from connector.sync.snapshot import snapshot
 
@@ -60,6 +61,10 @@ class Collaborators:
     #: The signals topic, read for one event (``connector.sync.signals``); None: no signals
     #: are read (tests and tools that run an event without Kafka).
     signal_channel: Callable[[int], SignalChannel] | None = None
+    #: Whether an event's steps (snapshot, pass, delete check) are notified on the
+    #: notifications topic (``connector.sync.notices``); False: tools and tests that run an
+    #: event without the operators' topics.
+    notify_steps: bool = False
 
 
 class EventCycles:
@@ -81,6 +86,10 @@ class EventCycles:
         self._cycle_number = 0  # of this process: a cycle may commit more than once
         self._incremental = IncrementalCycles(
             event_id, deps.reader, committer, deps.client, deps.settings, deps.creation_stamps
+        )
+        #: notifications of the steps: snapshot, pass, delete check (connector.sync.notices)
+        self.notices = Notices(
+            event_id, committer, deps.settings, deps.wall_clock, enabled=deps.notify_steps
         )
         #: set when the event stops: a long pass ends at its next part
         self.stop = asyncio.Event()
@@ -147,6 +156,10 @@ class EventCycles:
                 "requests": read.requests,
             },
         )
+        await self.notices.send(
+            "snapshot",
+            {"meetings": len(self.state.meetings), "rows": read.rows, "requests": read.requests},
+        )
         return True
 
     async def _reconcile(self, progress: EventProgress, turn: Turn) -> None:
@@ -159,7 +172,7 @@ class EventCycles:
             deletes_checked=bool(self.deps.api_totals.reported)
             and self.settings.delete_check_interval_seconds > 0,
         )
-        await reconcile(
+        result = await reconcile(
             self.event_id,
             self.deps.reader,
             self.committer,
@@ -171,6 +184,11 @@ class EventCycles:
             background_turn=self.deps.client.limiter.background_turn,
             coverage=lambda: self._coverage_ms(progress),
         )
+        if result is not None:
+            caught = {f"caught_{kind}": n for kind, n in result.caught.items()}
+            await self.notices.send(
+                "reconcile", {"seen": result.seen, "deleted": result.deleted, **caught}
+            )
 
     def _coverage_ms(self, begun: EventProgress) -> int:
         """Through when polling covers modified versions now (epoch ms): the committed
@@ -203,6 +221,11 @@ class EventCycles:
             return
         if result is not None:
             result.count(self.deps.metrics, self._label)
+            if result.deleted:
+                requests = sum(result.requests.values())
+                await self.notices.send(
+                    "delete_check", {"deleted": result.deleted, "requests": requests}
+                )
 
     def _upper_bound(self) -> int:
         return self.deps.client.api_now() - self.settings.settle_seconds

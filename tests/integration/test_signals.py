@@ -349,3 +349,44 @@ async def test_rewind_re_reads_from_the_instant_given_and_publishes_no_version_t
     finally:
         await connector.stop_quietly()
         changes.close()
+
+
+async def test_a_snapshot_a_pass_and_a_delete_check_that_found_deletes_are_notified(
+    simulator, kafka_bootstrap, unique_name
+):
+    a = await simulator.create(event_id=1, start=START, participants=[11])
+    b = await simulator.create(event_id=1, start=START, participants=[12, 13])
+    await asyncio.sleep(2.2)  # past the settle delay: both in the snapshot
+    name, port = unique_name("steps"), free_port()
+    env = env_of(simulator, kafka_bootstrap, name, "1", port)
+    env["MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS"] = "1"
+    env["MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS"] = "4"
+    changes = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    notes = TopicReader(kafka_bootstrap, env["MEETINGS_CDC_NOTIFICATIONS_TOPIC"], "Notification")
+    connector = await ConnectorProcess(env).start()
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [n for n in notes.records if n["kind"] == kind]
+
+    try:
+        await notes.wait_for(lambda r: of("snapshot"), 60, "the snapshot's notification")
+        [done] = of("snapshot")
+        assert (done["status"], done["event_id"], done["signal_id"]) == ("COMPLETED", 1, None)
+        assert done["counts"]["meetings"] == 2
+        assert done["counts"]["rows"] == 3
+        await changes.wait_for(has(a, "SNAPSHOT"), 10, "the snapshot")  # readable by then
+        await notes.wait_for(lambda r: of("reconcile"), 30, "a pass's notification")
+        assert of("reconcile")[0]["counts"]["seen"] == 2
+        await simulator.delete(b)
+        await changes.wait_for(has(b, "DELETED"), 30, "the delete")
+        await notes.wait_for(
+            lambda r: any(
+                n["counts"].get("deleted") == 1 for n in of("delete_check") + of("reconcile")
+            ),
+            30,
+            "the notification of the step that found the delete",
+        )
+    finally:
+        await connector.stop_quietly()
+        changes.close()
+        notes.close()
