@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import NewTopic
 
 from connector.serde.operations import decode
 from meetings_simulator.app import SimulatorConfig
@@ -303,7 +304,7 @@ async def test_bad_signals_are_rejected_with_a_reason_and_stop_nothing(
         notes.close()
 
 
-async def test_signal_wait_times_out_when_no_connector_answers(kafka_bootstrap, unique_name):
+async def test_signal_exits_1_naming_the_topic_no_connector_created(kafka_bootstrap, unique_name):
     name = unique_name("nobody")
     # connector_env names the operators' topics after the connector, like its others
     env = connector_env(
@@ -314,6 +315,22 @@ async def test_signal_wait_times_out_when_no_connector_answers(kafka_bootstrap, 
     assert code == 1
     assert "does not exist" in err  # no connector ever created the topics
     assert out == ""
+
+
+async def test_signal_wait_exits_1_when_no_final_notification_comes_in_time(
+    admin, kafka_bootstrap, unique_name
+):
+    name = unique_name("late")
+    env = connector_env(
+        api_base_url="http://127.0.0.1:9", event_ids="1", bootstrap=kafka_bootstrap, name=name
+    )
+    topics = [env["MEETINGS_CDC_SIGNALS_TOPIC"], env["MEETINGS_CDC_NOTIFICATIONS_TOPIC"]]
+    for future in admin.create_topics([NewTopic(t, num_partitions=1) for t in topics]).values():
+        future.result(30)
+    code, out, err = await cli(env, "signal", "pause", "--event-id", "1", "--wait", "2")
+    assert code == 1
+    assert "no final notification within 2 s" in err
+    uuid.UUID(out.strip())  # the id was printed: the signal was written
 
 
 async def test_rewind_re_reads_from_the_instant_given_and_publishes_no_version_twice(
