@@ -145,6 +145,7 @@ class EventCycles:
             progress,
             turn,
             emit=self.settings.snapshot_mode == "initial",
+            api_now=self.deps.client.api_now,
         )
         log.info(
             "snapshot complete",

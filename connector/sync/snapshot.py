@@ -6,6 +6,11 @@ rest. The last transaction moves the event to streaming. A full transaction comm
 the background while the next one is read (transactions stay one at a time and in order:
 the committer stages the next one only after the previous one committed); a failed commit
 fails the cycle, which is redone from whatever was committed.
+
+The last transaction also holds the meetings created *ahead* of the API's clock (up to
+``AHEAD_SECONDS`` past it): they exist only after the API's clock stepped back, stamped by
+the old clock, and a snapshot that began after the step would otherwise leave them to no
+window until the new clock reached their times (issue 30; watermarks stay at the bound).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from connector.source.windows import Window
 from connector.sync.batch import Batch
 from connector.sync.committer import MAX_RECORDS_PER_TRANSACTION, Committer, Turn
 
+#: How far ahead of the API's clock the last transaction reads creations: a step back of
+#: the API's clock (an NTP correction, a failover) is seconds to minutes.
+AHEAD_SECONDS = 3600
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotRead:
@@ -41,9 +50,11 @@ async def snapshot(
     turn: Turn,
     *,
     emit: bool,
+    api_now: Callable[[], int] | None = None,
 ) -> SnapshotRead:
     """Read and commit the rest of the snapshot ``progress`` describes; SNAPSHOT events
-    are published only if ``emit`` (``MEETINGS_CDC_SNAPSHOT_MODE=initial``)."""
+    are published only if ``emit`` (``MEETINGS_CDC_SNAPSHOT_MODE=initial``). ``api_now``:
+    the API's clock, past which the last transaction reads creations stamped ahead of it."""
     upper = progress.snapshot_upper
     assert upper is not None  # noqa: S101 - set when the snapshot phase begins
     window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
@@ -78,6 +89,13 @@ async def snapshot(
                 parts, size = [], 0
         if committing is not None:
             await committing
+        if api_now is not None:
+            now = max(upper, api_now())
+            ahead = Window(WindowKind.CREATED, now + 1, now + AHEAD_SECONDS)
+            async for part in reader.read(event_id, ahead):
+                parts.append(part)
+                rows += part.rows
+                requests += part.requests
     finally:
         if committing is not None and not committing.done():
             # The cycle failed while a commit was in flight: let it end (its outcome no

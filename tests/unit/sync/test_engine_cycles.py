@@ -646,3 +646,24 @@ async def test_after_a_restart_that_missed_a_clock_step_polling_reads_from_befor
         (1, "CONFIRMED")
     ]
     assert reader.reads[0].start <= committed - 120  # the step happened after the commit
+
+
+async def test_a_snapshot_reads_the_meetings_created_ahead_of_the_api_clock(settings):
+    """Issue 30 item 2: the snapshot began after the API's clock went back; meetings created
+    just before the step carry times ahead of the new clock and of the snapshot's bound. The
+    snapshot reads them too (its bound, the watermarks, stay on the new clock): no window
+    would read them before the new clock reaches their times."""
+    serdes = Serdes(SingleObjectFraming())
+    state = EventState(EVENT)
+    ahead = replace(meeting(2, NOW + 50), created_at=(NOW + 50) * 1000)
+    sync, publisher, _ = make_sync(settings, FakeReader([meeting(1, NOW - 100), ahead]), state)
+
+    await sync.cycle()  # the snapshot
+
+    events = change_events(publisher, serdes)
+    assert sorted((e["meeting_id"], e["change_type"]) for e in events) == [
+        (1, "SNAPSHOT"),
+        (2, "SNAPSHOT"),
+    ]
+    assert state.progress is not None
+    assert state.progress.created_through == NOW - settings.settle_seconds
