@@ -113,6 +113,10 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     # a rollout step must not wait for the session timeout (10 s) of a member that left
     "rolling_update_gap_seconds": ("s", 10, False),
     "rolling_update_gap_static_seconds": ("s", None, False),
+    # issue 30 item 3: SIGKILL and an immediate restart with the same instance id, 20,000
+    # meetings restored; without an instance id the dead member's session timeout comes first
+    "crash_restart_gap_seconds": ("s", 3, False),
+    "crash_restart_gap_dynamic_seconds": ("s", None, False),
     "rss_bytes_per_meeting": ("bytes", 500, False),
     # issue 15: per event, averaged over a minute, clock probes included (default settings)
     "requests_per_quiet_poll": ("requests", 1.2, False),

@@ -13,7 +13,15 @@ name, session timeout 10 s (``MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS``, the defau
   twice: with dynamic membership (the default) and with static membership
   (``MEETINGS_CDC_INSTANCE_ID`` unique per replica, as a pod name is):
   ``rolling_update_gap_static_seconds``. A Deployment's new pod has a new name, so a static
-  member that stops is not replaced: its events wait for the session timeout.
+  member that stops used to wait for the session timeout; it now leaves the group on
+  SIGTERM (``unsubscribe()`` before ``close()``).
+- ``crash_restart_gap_seconds``: one replica, 20,000 meetings tracked (``no_data``
+  snapshot), 5 changes/s: SIGKILL, then the same command started again at once, with the
+  same settings; the kill to the first committed cycle of the new process. With static
+  membership (``MEETINGS_CDC_INSTANCE_ID``, as a container restarted in its pod keeps its
+  pod name) the new process takes the dead member's place at once; without it
+  (``crash_restart_gap_dynamic_seconds``) the group waits for the dead member's session
+  timeout first.
 
 Times come from the replicas' own JSON log lines (``cycle committed``, ``partitions
 assigned``), so process start-up is not counted.
@@ -151,6 +159,53 @@ async def _rollout(sim: SimulatorProcess, run: int, *, static: bool) -> float:
         await asyncio.to_thread(delete_topics, topics_of(name))
 
 
+CRASH_MEETINGS = 20_000
+CRASH_RUNS = 3
+
+
+async def _crash_restart(sim: SimulatorProcess, run: int, *, static: bool) -> float:
+    """SIGKILL the only replica and start it again at once: the kill to its next commit."""
+    name = unique_name(f"crash{run}{'s' if static else 'd'}")
+    env = {
+        **_replica_env(sim, name),
+        "MEETINGS_CDC_SNAPSHOT_MODE": "no_data",
+        **({"MEETINGS_CDC_INSTANCE_ID": f"{name}-pod-0"} if static else {}),
+    }
+    process = await ConnectorProcess(env).start()
+    try:
+        async with asyncio.timeout(180):
+            while not any(  # noqa: ASYNC110 - the log is a growing buffer: poll it
+                line.get("msg") == "cycle committed" and line.get("cycle") == "incremental"
+                for line in log_lines(process.log)
+            ):
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(3)
+        killed = time.time()
+        await process.kill()
+        await process.start()  # the same command, the same settings
+        async with asyncio.timeout(120):
+            while not _commits(process):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        gap = min(_commits(process)) - killed
+        kind = "static" if static else "dynamic"
+        print(f"  run {run + 1}: crash restart ({kind} membership) gap {gap:.2f} s", flush=True)
+        return gap
+    finally:
+        await process.stop_quietly()
+        await asyncio.to_thread(delete_topics, topics_of(name))
+
+
+async def measure_crash_restart(runs: int = CRASH_RUNS) -> dict[str, list[float]]:
+    """``crash_restart`` (static membership) and ``crash_restart_dynamic`` in every run."""
+    args = ["--meetings", str(CRASH_MEETINGS), "--event-id", str(EVENT)]
+    async with SimulatorProcess([*args, "--churn-per-second", "5"]) as sim:
+        found: dict[str, list[float]] = {"crash_restart": [], "crash_restart_dynamic": []}
+        for r in range(runs):
+            found["crash_restart"].append(await _crash_restart(sim, r, static=True))
+            found["crash_restart_dynamic"].append(await _crash_restart(sim, r, static=False))
+    return found
+
+
 FIGURES = ("failover", "pause", "quiet_gap", "rollout", "rollout_static")
 
 
@@ -176,13 +231,18 @@ def run(results: dict[str, Any], quick: bool = False) -> None:
     record(results, "scale_up_quiet_gap_seconds", m["quiet_gap"], 2)
     record(results, "rolling_update_gap_seconds", m["rollout"], 2)
     record(results, "rolling_update_gap_static_seconds", m["rollout_static"], 2)
+    crash = asyncio.run(measure_crash_restart(runs=1 if quick else CRASH_RUNS))
+    record(results, "crash_restart_gap_seconds", crash["crash_restart"], 2)
+    record(results, "crash_restart_gap_dynamic_seconds", crash["crash_restart_dynamic"], 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--crash-only", action="store_true", help="only the crash restart figures")
     args = parser.parse_args()
-    m = asyncio.run(measure(args.runs))
+    m = {} if args.crash_only else asyncio.run(measure(args.runs))
+    m.update(asyncio.run(measure_crash_restart(args.runs)))
     for key, values in m.items():
         spread = f"{min(values):.2f}-{max(values):.2f}"
         print(f"{key}: median {statistics.median(values):.2f} s ({spread})")

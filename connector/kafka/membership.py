@@ -20,7 +20,9 @@ long a SIGKILLed replica's events wait before the group moves them: failover tak
 the session timeout plus the restore. Shorter makes a slow replica (GC, CPU starved)
 lose its events more often; 6 s is the broker's minimum. With ``MEETINGS_CDC_INSTANCE_ID``
 (static membership, e.g. the pod name) a replica restarted within the session timeout
-gets its partitions back without any rebalance.
+(a crash, an OOM kill) takes its dead predecessor's place at once instead of waiting for its
+session to time out; a static replica that stops on purpose still leaves the group
+(``unsubscribe()`` before ``close()``), so a rollout hands its partitions over at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,8 @@ from connector.ops.labels import MembershipChange
 log = logging.getLogger("connector.membership")
 #: How often the membership consumer reports whether it is in the group (statistics).
 STATS_INTERVAL_MS = 1000
+#: How long a static member's leaving may wait for its revocation to run.
+_LEAVE_SECONDS = 3.0
 
 
 def group_id(connector_name: str) -> str:
@@ -151,6 +156,8 @@ class GroupMembership:
             log.error("group membership failed", extra={"error": str(exc)})
         finally:
             try:
+                if "group.instance.id" in self._config:
+                    self._leave_static(consumer)
                 consumer.close()  # leaves the group: on_revoke runs for what is left
             except KafkaException as exc:
                 log.warning("leaving the group failed", extra={"error": str(exc)})
@@ -158,6 +165,24 @@ class GroupMembership:
                 Assignment(MembershipChange.CLOSED, frozenset(), concurrent.futures.Future()),
                 wait=False,
             )
+
+    @staticmethod
+    def _leave_static(consumer: Consumer) -> None:
+        """Leave the group although this member is static.
+
+        A static member's ``close()`` does not leave the group (KIP-345: only its session
+        timeout removes it), so a rollout's stopping replica would keep its partitions from
+        the others for that long. ``unsubscribe()`` leaves, once the revocation it starts
+        has run (in ``poll()``): ``close()`` right after it would terminate first and skip
+        the LeaveGroup. Measured (librdkafka 2.x): the other member had the partitions 0.2 s
+        later instead of after the 10 s session timeout.
+        """
+        consumer.unsubscribe()
+        deadline = time.monotonic() + _LEAVE_SECONDS
+        while consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(0.05)
+        for _ in range(3):  # the LeaveGroup goes out once the unassignment is done
+            consumer.poll(0.05)
 
     def _on_stats(self, stats_json: str) -> None:
         contact = group_contact(stats_json)
