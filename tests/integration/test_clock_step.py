@@ -218,3 +218,38 @@ async def test_the_successor_of_a_process_killed_at_a_clock_step_back_skips_noth
         log.close()
     published = {e["meeting_id"] for e in log.events if e["change_type"] == "CREATED"}
     assert set(created) <= published
+
+
+@pytest.mark.timeout(90)
+async def test_a_connector_started_after_a_clock_step_back_publishes_the_meetings_ahead_of_it(
+    simulator_factory, kafka_bootstrap, unique_name
+) -> None:
+    """Meetings created just before the API's clock went back 120 s carry times ahead of the
+    new clock; a connector that starts after the step sees no step at all. Its snapshot
+    publishes them (reconciliation is off), not the new clock two minutes later."""
+    sim = await simulator_factory(SimulatorConfig(meetings=10, seed=3004))
+    created = [
+        await sim.create(event_id=EVENT, start=1_900_000_000, participants=[1, 2]) for _ in range(3)
+    ]
+    sim.clock.advance(-120)
+    env = connector_env(
+        api_base_url=sim.base_url,
+        event_ids=str(EVENT),
+        bootstrap=kafka_bootstrap,
+        name=unique_name("clock-ahead"),
+        MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="0",
+        MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS="0",
+    )
+    connector = await ConnectorProcess(env).start()
+    log = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    try:
+        live = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
+        await log.wait_for(lambda ev: converged(ev, live), 40, "every meeting, those ahead too")
+        await sim.patch(created[0], location="after the start")  # stamped by the new clock
+        live = {m["meeting_id"]: m for m in await sim.truth(EVENT)}
+        await log.wait_for(lambda ev: converged(ev, live), 20, "a change since")
+    finally:
+        await connector.stop_quietly()
+        log.close()
+    first = {e["meeting_id"]: e["change_type"] for e in reversed(log.events)}
+    assert {first[m] for m in created} == {"SNAPSHOT"}
