@@ -28,6 +28,7 @@ from bench import (
     api_budget,
     delete_check,
     failover,
+    field_rules,
     hand_code,
     initial_export,
     latency,
@@ -79,6 +80,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any], bool], None]] = {
     "api_budget": lambda r, q: api_budget.run(r, quick=q),
     "delete_check": lambda r, q: delete_check.run(r, quick=q),
     "hand_code": lambda r, q: hand_code.run(r, quick=q),
+    "field_rules": lambda r, q: field_rules.run(r, quick=q),
 }
 
 # figure: (unit, target, True when higher is better). Targets of issue 8 (and 3 for the
@@ -132,6 +134,11 @@ TARGETS: dict[str, tuple[str, float | None, bool]] = {
     "delete_check_empty_requests": ("requests", 2, False),
     # issue 14: what removing each hand-written piece costs (a piece stays above 10 %)
     "hand_code_pipeline_cpu_us_per_row": ("us", None, False),
+    # issue 33: a snapshot's CPU per row with three field rules against none (ABAB)
+    "field_rules_none_cpu_us_per_row": ("us", None, False),
+    "field_rules_three_cpu_us_per_row": ("us", None, False),
+    "field_rules_cpu_ratio": ("x", None, False),
+    "field_rules_parse_extra_us_per_row": ("us", None, False),
     "hand_code_fastavro_records_cost_pct": ("%", 10, True),
     "hand_code_fastavro_bodies_cost_pct": ("%", 10, True),
     "hand_code_careful_rows_cost_pct": ("%", 10, True),

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,12 +34,22 @@ from pydantic_settings import (
 from connector.config.problems import (
     CONFIG_FILE_VARIABLE,
     ENV_PREFIX,
+    closest_name,
     config_file_problems,
     describe,
     env_name,
     environment_problems,
     looks_secret,
     placeholder_secrets,
+)
+from connector.core.masking import (
+    PARTICIPANT_PREFIX,
+    VALID_NAMES,
+    Action,
+    FieldRules,
+    Masker,
+    RuleError,
+    parse_rules,
 )
 from connector.errors import ConfigError
 from connector.ops.librdkafka_logs import kafka_logger
@@ -44,6 +61,8 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+#: The shortest hash key taken: 128 bits, if random.
+_MIN_HASH_KEY_BYTES = 16
 
 
 class _Base(BaseSettings):
@@ -123,6 +142,53 @@ class ApiSettings(_Base):
         description="Requests per second of reconcile passes, all events together (within "
         "the API rate limit); 0 = only the API rate limit.",
     )
+    field_rules: Annotated[FieldRules, NoDecode] = Field(
+        default=FieldRules(),
+        description="Personal data masked as rows are parsed: FIELD=hash|redact|drop, "
+        "comma-separated; participant.email names a participant field.",
+    )
+    field_hash_key: SecretStr | None = Field(
+        default=None,
+        validate_default=True,  # unset is an error when a rule hashes
+        description="HMAC-SHA-256 key of the hash rules (a secret).",
+    )
+
+    @field_validator("field_rules", mode="before")
+    @classmethod
+    def _parse_field_rules(cls, value: Any) -> Any:
+        if isinstance(value, FieldRules):
+            return value
+        if isinstance(value, str):
+            items: list[Any] = [p for p in value.split(",") if p.strip()]
+        elif isinstance(value, Mapping):  # a TOML table: notes = "drop", participant.email...
+            items = list(_flatten_rules(value))
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise ValueError("must be FIELD=ACTION rules, comma-separated")
+        try:
+            return parse_rules(items)
+        except RuleError as exc:
+            raise ValueError(f"{exc}{_did_you_mean(exc)}") from None
+
+    @field_validator("field_hash_key")
+    @classmethod
+    def _check_hash_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        rules = info.data.get("field_rules")
+        if value is None and isinstance(rules, FieldRules) and rules.needs_key:
+            hashed = ",".join(r.text for r in rules.rules if r.action is Action.HASH)
+            raise ValueError(f"required by {env_name('field_rules')} rule {hashed}")
+        if value is not None and len(value.get_secret_value().encode()) < _MIN_HASH_KEY_BYTES:
+            raise ValueError(
+                f"must be at least {_MIN_HASH_KEY_BYTES} bytes (a short key lets anyone who "
+                "sees a hash try keys)"
+            )
+        return value
+
+    def masker(self) -> Masker:
+        """The field rules with their key, as the row parser applies them (holds the key)."""
+        key = self.field_hash_key.get_secret_value().encode() if self.field_hash_key else None
+        return Masker(self.field_rules, key if self.field_rules.needs_key else None)
 
     @field_validator("event_ids", mode="before")
     @classmethod
@@ -350,6 +416,28 @@ class Settings(ApiSettings, KafkaSettings):
 
 
 S = TypeVar("S", bound="_Base")
+
+
+def _did_you_mean(error: RuleError) -> str:
+    """The closest valid field name to a rule's unknown one (``email``: the participant's)."""
+    if error.unknown is None:
+        return ""
+    prefixed = PARTICIPANT_PREFIX + error.unknown
+    suggestion = prefixed if prefixed in VALID_NAMES else closest_name(error.unknown, VALID_NAMES)
+    return f"; did you mean {suggestion}?" if suggestion else ""
+
+
+def _flatten_rules(table: Mapping[Any, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A TOML table of rules as (field, action) pairs: ``participant.email = "hash"`` is a
+    nested table in TOML."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            pairs.extend(_flatten_rules(value, f"{name}."))
+        else:
+            pairs.append((name, str(value)))
+    return pairs
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:

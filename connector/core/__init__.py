@@ -4,6 +4,7 @@
 - ``changes``: ``ChangeType``, ``classify(before, after)`` -> ``Change``; ``ChangeEvent``
   and its ``SourceInfo``;
 - ``progress``: ``EventProgress``, an event's phase and watermarks;
+- ``masking``: the field rules (hash, redact, drop) and the ``Masker`` that applies them;
 - ``kinds``: ``WindowKind`` and ``CycleKind``, the names of windows and cycles;
 - ``timestamps``: how every command prints an instant.
 """

@@ -50,3 +50,9 @@ class EventProgress:
     #: Ids of the last signals acted on (newest last, at most ``signals.REMEMBERED``): a
     #: signal id written twice acts once.
     handled_signals: tuple[str, ...] = ()
+    #: The field rules the event's state and events were written under (their canonical
+    #: text, ``connector.core.masking.FieldRules.text``; None: no rules), set when the event
+    #: begins and kept: a start under other rules is refused (``masking.rules_problem``).
+    field_rules: str | None = None
+    #: ``masking.key_check`` of the hash key then (None: no hash rule): never the key.
+    field_hash_key_check: str | None = None

@@ -119,6 +119,8 @@ def progress_datum(progress: EventProgress) -> dict[str, Any]:
                     else {str(p): o for p, o in progress.signal_offsets}
                 ),
                 "handled_signals": list(progress.handled_signals),
+                "field_rules": progress.field_rules,
+                "field_hash_key_check": progress.field_hash_key_check,
             },
         ),
     }
@@ -142,6 +144,8 @@ def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
             else tuple(sorted((int(p), o) for p, o in d["signal_offsets"].items()))
         ),
         handled_signals=tuple(d.get("handled_signals") or ()),
+        field_rules=d.get("field_rules"),
+        field_hash_key_check=d.get("field_hash_key_check"),
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from connector.core.model import Meeting
 from connector.source.assembly import assemble
-from connector.source.rows import DeadLetter, ParsedRow, RowError, RowParser, raw_text
+from connector.source.rows import DeadLetter, ParsedRow, RowError, RowParser
 from connector.source.windows import Window
 
 #: A paged part is handed on in pieces of about this many rows (cut at second boundaries),
@@ -151,7 +151,7 @@ class LeafReads:
     rows: int = 0
     max_modified: int | None = None
     errors: Sequence[RowError] = ()
-    raws: Sequence[object] = ()
+    raws: Sequence[str] = ()  # the failed rows' dead-letter texts (field rules applied)
 
     def add(self, parser: RowParser, read: Rows) -> bool:
         """Take one read of the window; whether another read may resolve more."""
@@ -176,7 +176,7 @@ class LeafReads:
         """The part (its ``requests`` are counted by whoever sent them)."""
         unresolved = (self.withheld | self.inconsistent) - self.resolved.keys()
         letters = [
-            DeadLetter(self.event_id, raw_text(raw), error.reason, self.window, error.meeting_id)
+            DeadLetter(self.event_id, raw, error.reason, self.window, error.meeting_id)
             for error, raw in zip(self.errors, self.raws, strict=True)
             if error.meeting_id is None or error.meeting_id not in self.resolved
         ]
@@ -197,17 +197,17 @@ class LeafReads:
 
 def _parse(
     parser: RowParser, event_id: int, window: Window, rows: list[Any]
-) -> tuple[list[ParsedRow], list[RowError], list[object]]:
+) -> tuple[list[ParsedRow], list[RowError], list[str]]:
     # The rows came for ``window``: its bounds tell which instant a repeated local
     # time of its kind is (daylight saving, see ``connector.source.local_time``).
     parse = parser.parse
     parsed: list[ParsedRow] = []
     errors: list[RowError] = []
-    raws: list[object] = []
+    raws: list[str] = []
     for raw in rows:
         try:
             parsed.append(parse(raw, event_id, window))
         except RowError as error:
             errors.append(error)
-            raws.append(raw)
+            raws.append(parser.dead_letter_raw(raw))
     return parsed, errors, raws

@@ -140,7 +140,10 @@ class WindowReader:
             Occurrence.REREAD: m.window_rereads,
             Occurrence.SAME_SECOND_TIE: m.same_second_ties,
         }
-        self.parser = parser or RowParser(zone=client.settings.zone)
+        # The field rules apply as rows are parsed: nothing downstream sees them in clear.
+        self.parser = parser or RowParser(
+            zone=client.settings.zone, masker=client.settings.masker()
+        )
         self.max_parts = max_parts
         self.max_rereads = max_rereads
         self.malformed_rereads = malformed_rereads

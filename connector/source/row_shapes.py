@@ -2,8 +2,10 @@
 
 A row shape is a row's key set in key order; real exports have one or a few. For each,
 :class:`Shapes` keeps which keys go to the meeting's ``extra`` and which to the
-participant's, and takes them out of a row as frozen tuples. This is the fast path
-of :class:`connector.source.rows.RowParser`: anything it does not handle raises
+participant's, and takes them out of a row as frozen tuples, with the field rules
+(:mod:`connector.core.masking`) applied: a dropped key is never taken, a hashed or redacted
+one is masked as it is taken. This is the fast path of
+:class:`connector.source.rows.RowParser`: anything it does not handle raises
 :class:`NotFast`, and the parser's careful path maps the row instead.
 """
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from connector.core.model import Extra
+from connector.core.masking import NO_MASKING, Action, Masker
+from connector.core.model import Extra, Scalar
 
 #: Distinct row shapes (key sets in key order) kept; real exports have one or a few.
 _SHAPE_LIMIT = 16
@@ -32,16 +35,25 @@ class Extras:
     under 10 % of the CPU per row (issue 14); the encoder caches their encodings by value.
     """
 
-    __slots__ = ("_values", "keys")
+    __slots__ = ("_masks", "_values", "keys")
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(
+        self, keys: list[str], masks: tuple[tuple[int, Callable[[Any], Scalar]], ...] = ()
+    ) -> None:
+        """``masks``: (position in ``keys``, what its rule does to the value)."""
         self.keys = tuple(keys)
         self._values = _getter(self.keys)
+        self._masks = masks
 
     def take(self, raw: dict[str, Any]) -> Extra:
         """The frozen extra of ``raw``; raises :class:`NotFast` for a nested value."""
         values = self._values(raw)
         if _SCALAR_TYPES.issuperset(map(type, values)):
+            if self._masks:
+                masked = list(values)
+                for index, mask in self._masks:
+                    masked[index] = mask(masked[index])
+                return tuple(zip(self.keys, masked, strict=True))
             return tuple(zip(self.keys, values, strict=True))
         raise NotFast  # nested values are kept as JSON text by the careful path
 
@@ -58,11 +70,15 @@ class Shapes:
     """The shapes seen, by key tuple (``known``: only ever cleared, never replaced, so a
     caller may hold it and call :meth:`add` on a miss)."""
 
-    def __init__(self, modelled: frozenset[str], meeting_keys: frozenset[str]) -> None:
+    def __init__(
+        self, modelled: frozenset[str], meeting_keys: frozenset[str], masker: Masker = NO_MASKING
+    ) -> None:
         """``modelled``: the keys of modelled fields; ``meeting_keys``: the other keys that
-        go to the meeting's extra (every remaining key goes to the participant's)."""
+        go to the meeting's extra (every remaining key goes to the participant's);
+        ``masker``: the field rules applied to both extras."""
         self._modelled = modelled
         self._meeting_keys = meeting_keys
+        self._masker = masker
         self.known: dict[tuple[object, ...], Shape] = {}
 
     def add(self, keys: tuple[object, ...]) -> Shape:
@@ -77,11 +93,24 @@ class Shapes:
             if type(key) is not str:
                 raise NotFast
             (meeting if key in meeting_keys else participant).append(key)
-        shape = Shape(Extras(sorted(meeting)), Extras(sorted(participant)))
+        masker = self._masker
+        shape = Shape(
+            self._extras(meeting, masker.meeting_actions),
+            self._extras(participant, masker.participant_actions),
+        )
         if len(self.known) >= _SHAPE_LIMIT:
             self.known.clear()
         self.known[keys] = shape
         return shape
+
+    def _extras(self, keys: list[str], actions: dict[str, Action]) -> Extras:
+        kept = sorted(k for k in keys if actions.get(k) is not Action.DROP)
+        masks = tuple(
+            (index, self._masker.function(actions[key]))
+            for index, key in enumerate(kept)
+            if key in actions
+        )
+        return Extras(kept, masks)
 
 
 def _getter(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -8,6 +8,11 @@ times a daylight-saving fall-back repeats); the other fields are checked by
 meeting-level ones in the meeting's ``extra``, every other one in the participant's
 (:mod:`connector.source.row_shapes`).
 
+The field rules (``MEETINGS_CDC_FIELD_RULES``, :mod:`connector.core.masking`) are applied
+here, on both paths, as each row is parsed: a :class:`ParsedRow` never holds a masked field
+in clear, nor does a :class:`RowError`'s reason or ``known``, nor the raw row a dead letter
+keeps (:meth:`RowParser.dead_letter_raw`). Everything downstream sees masked values only.
+
 Parsing never raises anything but :class:`RowError` (a :class:`MalformedRowError`),
 whatever JSON value it is given; the reader turns those into :class:`DeadLetter` records.
 """
@@ -22,6 +27,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from connector.core.kinds import WindowKind
+from connector.core.masking import NO_MASKING, Action, Masker
 from connector.core.model import Extra, Participant, freeze_extra
 from connector.errors import MalformedRowError
 from connector.source.row_fields import (
@@ -145,20 +151,27 @@ class RowParser:
 
     Date-times are a :class:`~connector.source.row_times.DateTimes` of ``zone``; a
     repeated local time is resolved per row, from the window the row was read for: the same
-    text is a different instant in another context. For the fast path, its caches and
-    methods are bound here once (attribute reads, not method lookups, per row).
+    text is a different instant in another context. ``masker`` applies the field rules to
+    every row. For the fast path, its caches and methods are bound here once (attribute
+    reads, not method lookups, per row).
     """
 
-    def __init__(self, mapping: FieldMapping | None = None, zone: tzinfo = UTC) -> None:
+    def __init__(
+        self,
+        mapping: FieldMapping | None = None,
+        zone: tzinfo = UTC,
+        masker: Masker = NO_MASKING,
+    ) -> None:
         self.mapping = mapping or FieldMapping()
         self.zone = zone
+        self.masker = masker
         self._dates = dates = DateTimes(zone)
         self._times = dates.times  # shared, never replaced: texts of one instant only
         self._folds = dates.folds  # shared, never replaced: texts of a repeated local time
         self._millis = dates.millis
         self._resolve = dates.resolve
         self._modelled = self.mapping.modelled()
-        shapes = Shapes(self._modelled, self.mapping.meeting_extra_keys)
+        shapes = Shapes(self._modelled, self.mapping.meeting_extra_keys, masker)
         self._shapes = shapes.known  # shared, never replaced
         self._shape = shapes.add
         m = self.mapping
@@ -175,6 +188,14 @@ class RowParser:
             m.created_at,
             m.modified_at,
         )
+        # The rules by row key (a row is flat): for raw rows and for what a reason quotes.
+        self._raw_actions: dict[str, Action] = {
+            **masker.participant_actions,
+            **masker.meeting_actions,
+        }
+        if "location" in masker.meeting_actions:
+            self._raw_actions[m.location] = self._raw_actions.pop("location")
+        self._mask_location = masker.location if m.location in self._raw_actions else None
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -243,6 +264,8 @@ class RowParser:
                 (start_at, end_at, created_at, modified_at),
                 window,
             )
+        if self._mask_location is not None:
+            location = self._mask_location(location)
         keys = tuple(raw)
         shape = self._shapes.get(keys)
         if shape is None:
@@ -269,6 +292,7 @@ class RowParser:
         m = self.mapping
         errors: list[str] = []
         known: dict[str, object] = {}
+        masked_keys = self._raw_actions
 
         def take(name: str, key: str, convert: Any, *args: object) -> Any:
             if key not in raw:
@@ -277,7 +301,13 @@ class RowParser:
             try:
                 value = convert(raw[key], *args)
             except FieldError as exc:
-                errors.append(f"{key}: {exc}")
+                if key in masked_keys:  # the reason must not quote a masked value
+                    errors.append(
+                        f"{key}: not valid, got {type_name(raw[key])} (the value is withheld "
+                        "by the field rules)"
+                    )
+                else:
+                    errors.append(f"{key}: {exc}")
                 return None
             known[name] = value
             return value
@@ -288,6 +318,8 @@ class RowParser:
         start_at = take("start_at", m.start_at, self._millis)
         end_at = take("end_at", m.end_at, self._millis)
         location = take("location", m.location, optional_text)
+        if self._mask_location is not None and "location" in known:
+            location = known["location"] = self._mask_location(location)
         created_at = take("created_at", m.created_at, self._millis)
         modified_at = take("modified_at", m.modified_at, self._millis)
         account_id = take("account_id", m.account_id, identifier)
@@ -301,6 +333,8 @@ class RowParser:
         for key, value in raw.items():
             if not isinstance(key, str):
                 errors.append(f"row has a non-string key {key!r}")
+            elif masked_keys.get(key) is Action.DROP:
+                continue
             elif key in m.meeting_extra_keys:
                 meeting_extra[key] = value
             elif key not in self._modelled:
@@ -313,6 +347,9 @@ class RowParser:
                 frozen_participant = freeze_extra(participant_extra)
             except (TypeError, ValueError, RecursionError) as exc:
                 errors.append(f"extra fields cannot be kept as JSON: {type(exc).__name__}")
+            masker = self.masker
+            frozen_meeting = masker.mask_extra(frozen_meeting, masker.meeting_actions)
+            frozen_participant = masker.mask_extra(frozen_participant, masker.participant_actions)
         if errors:
             raise RowError("; ".join(errors), meeting_id, known)
         if self._folds:
@@ -333,6 +370,11 @@ class RowParser:
             meeting_extra=frozen_meeting,
             participant=Participant(account_id, role, participant_status, frozen_participant),
         )
+
+    def dead_letter_raw(self, raw: object) -> str:
+        """The JSON text a dead letter keeps of ``raw``: the row with the field rules applied
+        by key (a row that is not an object, with any rule: ``null``, nothing of it)."""
+        return raw_text(self.masker.raw_row(raw, self._raw_actions))
 
     def second_of(self, raw: object, kind: WindowKind, window: Window | None = None) -> int | None:
         """The row's created or modified unix second (inside ``window`` when one of its

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from connector.config.settings import Settings
 from connector.core.kinds import CycleKind
+from connector.core.masking import rules_problem
 from connector.core.progress import EventProgress, Phase
+from connector.errors import ConfigError
 from connector.kafka.signal_channel import SignalChannel
 from connector.ops.health import HealthState
 from connector.ops.metrics import Metrics
@@ -79,6 +81,7 @@ class EventCycles:
         self.deps = deps
         self.settings = deps.settings
         self._label = str(event_id)
+        self._masker = deps.settings.masker()  # the rules the reader parses rows with
         # A pass longer than the reconcile interval leaves the next one due at once; after
         # each pass one incremental cycle runs first (connector.schedule).
         self.reconciled_last = False
@@ -248,7 +251,21 @@ class EventCycles:
             modified_through=modified_through,
             last_reconcile_at=last_reconcile_at,
             updated_at=int(self.deps.wall_clock() * 1000),
+            field_rules=self._masker.rules.text or None,
+            field_hash_key_check=self._masker.key_check,
         )
+
+    def check_field_rules(self) -> None:
+        """Refuse (``ConfigError``, exit 2) state written under other field rules or another
+        hash key: every meeting would otherwise change by its masking alone."""
+        progress = self.state.progress
+        if progress is None:
+            return
+        problem = rules_problem(
+            self.event_id, progress.field_rules, progress.field_hash_key_check, self._masker
+        )
+        if problem is not None:
+            raise ConfigError(problem)
 
     def _follow_api_clock(self, progress: EventProgress) -> Followed:
         return followed_watermarks(progress, self.deps.client, self.settings)

@@ -126,6 +126,7 @@ class EventSync:
         each kind at its own pace.
         """
         self.cycles.stop = stop
+        self.cycles.check_field_rules()  # before anything is read or published
         tasks = [
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
