@@ -94,6 +94,8 @@ class EventCycles:
         self.notices = Notices(
             event_id, committer, deps.settings, deps.wall_clock, enabled=deps.notify_steps
         )
+        #: whether a snapshot should stop at its next part (a signal waits for the turn)
+        self.halt_snapshot: Callable[[], bool] = lambda: False
         #: set when the event stops: a long pass ends at its next part
         self.stop = asyncio.Event()
 
@@ -149,7 +151,14 @@ class EventCycles:
             turn,
             emit=self.settings.snapshot_mode == "initial",
             api_now=self.deps.client.api_now,
+            halt=self.halt_snapshot,
         )
+        if not read.complete:
+            log.info(
+                "snapshot stopped for a signal; it goes on from its progress",
+                extra={"event_id": self.event_id, "rows": read.rows},
+            )
+            return True
         log.info(
             "snapshot complete",
             extra={

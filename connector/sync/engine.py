@@ -116,6 +116,9 @@ class EventSync:
             )
         )
 
+        if self.signals is not None:
+            self.cycles.halt_snapshot = self.signals.waiting.is_set
+
     # --- the concerns -----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:

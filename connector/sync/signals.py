@@ -76,6 +76,8 @@ class EventSignals:
             event_id, tuple(settings.event_ids), settings.connector_name, replica_name(settings)
         )
         self._label = str(event_id)
+        #: set while a signal waits for the poller's turn (a snapshot stops at its next part)
+        self.waiting = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Act on the event's signals until ``stop``."""
@@ -158,8 +160,13 @@ class EventSignals:
             for note in outcome[1]:
                 batch.records.append(Record(topic, note.key, encode_notification(note)))
 
-        async with self._turn:  # between the poller's cycles
-            await self.committer.commit(None, stage, lambda _committed: decided[-1][0])
+        self.waiting.set()
+        try:
+            async with self._turn:  # between the poller's cycles
+                self.waiting.clear()
+                await self.committer.commit(None, stage, lambda _committed: decided[-1][0])
+        finally:
+            self.waiting.clear()
         notes = decided[-1][1]
         for note in notes:
             self._metrics.signals.labels(self._label, note.kind, note.status).inc()

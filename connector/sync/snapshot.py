@@ -40,6 +40,8 @@ class SnapshotRead:
 
     rows: int
     requests: int
+    #: False when it stopped early for a signal (``halt``): the rest is read next time
+    complete: bool = True
 
 
 async def snapshot(
@@ -51,10 +53,13 @@ async def snapshot(
     *,
     emit: bool,
     api_now: Callable[[], int] | None = None,
+    halt: Callable[[], bool] = lambda: False,
 ) -> SnapshotRead:
     """Read and commit the rest of the snapshot ``progress`` describes; SNAPSHOT events
     are published only if ``emit`` (``MEETINGS_CDC_SNAPSHOT_MODE=initial``). ``api_now``:
-    the API's clock, past which the last transaction reads creations stamped ahead of it."""
+    the API's clock, past which the last transaction reads creations stamped ahead of it.
+    ``halt``: asked after each part; True commits what was read and stops there (a signal
+    waits for the poller's turn: a pause must not wait for the whole snapshot)."""
     upper = progress.snapshot_upper
     assert upper is not None  # noqa: S101 - set when the snapshot phase begins
     window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
@@ -73,6 +78,7 @@ async def snapshot(
     committing: asyncio.Task[Batch | None] | None = None
     parts: list[WindowPart] = []
     size = rows = requests = 0
+    halted = False
     try:
         async for part in reader.read(event_id, window):
             parts.append(part)
@@ -87,9 +93,12 @@ async def snapshot(
                     committer.commit(turn, stage(parts), _fixed(progress))
                 )
                 parts, size = [], 0
+            if halt():
+                halted = True
+                break
         if committing is not None:
             await committing
-        if api_now is not None:
+        if api_now is not None and not halted:
             now = max(upper, api_now())
             ahead = Window(WindowKind.CREATED, now + 1, now + AHEAD_SECONDS)
             async for part in reader.read(event_id, ahead):
@@ -104,11 +113,16 @@ async def snapshot(
                 await asyncio.shield(committing)
         elif committing is not None and not committing.cancelled():
             committing.exception()  # retrieved here if the loop failed before awaiting it
+    if halted:
+        if parts:
+            await committer.commit(turn, stage(parts), _fixed(progress))
+        return SnapshotRead(rows, requests, complete=False)
     done = replace(progress, phase=Phase.STREAMING, created_through=upper, last_reconcile_at=upper)
     await committer.commit(turn, stage(parts), _fixed(done))
     return SnapshotRead(rows, requests)
 
 
 def _fixed(progress: EventProgress) -> Callable[[EventProgress | None], EventProgress]:
-    """The snapshot's progress: the poller is the event's only writer until it streams."""
+    """The snapshot's progress: the poller is the event's only writer during a snapshot
+    cycle (signals wait for its turn, and the next cycle begins from what they committed)."""
     return lambda _committed: progress
