@@ -145,8 +145,8 @@ def _check_compacted(admin: AdminClient, topic: str, timeout: float) -> None:
     """Refuse a state topic whose policy is not ``compact`` alone.
 
     ``compact,delete`` is refused too: retention would remove the state of meetings that did
-    not change for ``retention.ms``, which would come back as ``CREATED`` with version 1, and
-    whose deletes no reconciliation could see any more.
+    not change for ``retention.ms``, which would come back as ``CREATED`` (a new life of
+    versions), and whose deletes no reconciliation could see any more.
     """
     resource = ConfigResource(ResourceType.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result(timeout=timeout)

@@ -119,9 +119,7 @@ def ensure_compatibility(client: SchemaRegistryClient, url: str, subject: str) -
             f"'{subject}': {exc}"
         ) from exc
     except Exception as exc:  # HTTP client errors (connection refused, TLS...) at start-up
-        raise ConfigError(
-            f"MEETINGS_CDC_SCHEMA_REGISTRY_URL: cannot reach the schema registry {url}: {exc}"
-        ) from exc
+        raise _unreachable(url, exc) from exc
     if level != COMPATIBILITY:
         log.warning(
             "schema subject keeps the compatibility an operator set; the connector's is "
@@ -129,6 +127,13 @@ def ensure_compatibility(client: SchemaRegistryClient, url: str, subject: str) -
             extra={"subject": subject, "compatibility": level},
         )
     return level
+
+
+def _unreachable(url: str, exc: Exception) -> ConfigError:
+    """What a start-up request to a registry that cannot be reached says."""
+    return ConfigError(
+        f"MEETINGS_CDC_SCHEMA_REGISTRY_URL: cannot reach the schema registry {url}: {exc}"
+    )
 
 
 def _subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
@@ -165,9 +170,7 @@ def register(client: SchemaRegistryClient, url: str, subject: str, schema: Recor
             f"'{subject}': {exc}"
         ) from exc
     except Exception as exc:  # HTTP client errors (connection refused, TLS...) at start-up
-        raise ConfigError(
-            f"MEETINGS_CDC_SCHEMA_REGISTRY_URL: cannot reach the schema registry {url}: {exc}"
-        ) from exc
+        raise _unreachable(url, exc) from exc
     log.info(
         "schema registered", extra={"subject": subject, "schema": schema.name, "id": schema_id}
     )
