@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException
 
 from connector.config.settings import KafkaSettings, load_settings
-from connector.core.progress import EventProgress
+from connector.core.progress import EventProgress, Resnapshot
 from connector.errors import FatalPublishError
 from connector.kafka.layout import state_partition
 from connector.ops.logs import configure_logging
@@ -107,6 +107,20 @@ def shown(
             if progress.signal_offsets is None
             else {str(p): o for p, o in progress.signal_offsets}
         ),
+        "resnapshot": _resnapshot(progress.resnapshot),
+    }
+
+
+def _resnapshot(running: Resnapshot | None) -> dict[str, Any] | None:
+    """The re-snapshot running for the event, if one is: its signal, bounds and counts."""
+    if running is None:
+        return None
+    return {
+        "signal_id": running.signal_id,
+        "upper": _iso(running.upper),
+        "through": _iso(running.through),
+        "meeting_ids": list(running.meeting_ids),
+        "counts": dict(running.counts),
     }
 
 

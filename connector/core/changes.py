@@ -66,13 +66,15 @@ class ReadKind(StrEnum):
     """Which read saw a change: the Avro field ``source.window_kind``.
 
     A window of the snapshot, an incremental ``created`` or ``modified`` window, or a
-    reconciliation pass (also the delete check's deletions).
+    reconciliation pass (also the delete check's deletions), or a re-snapshot (a
+    ``resnapshot`` signal).
     """
 
     SNAPSHOT = "snapshot"
     CREATED = "created"
     MODIFIED = "modified"
     RECONCILE = "reconcile"
+    RESNAPSHOT = "resnapshot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class SourceInfo:
     window_kind: ReadKind
     window_start: int
     window_end: int
+    #: the re-snapshot signal that published the event (None: any other read)
+    signal_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

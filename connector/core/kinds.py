@@ -20,3 +20,4 @@ class CycleKind(StrEnum):
     INCREMENTAL = "incremental"
     RECONCILE = "reconcile"
     DELETE_CHECK = "delete_check"
+    RESNAPSHOT = "resnapshot"

@@ -6,7 +6,7 @@ resumes exactly where its last committed cycle ended. Encoded by ``connector.ser
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -19,6 +19,32 @@ class Phase(StrEnum):
 
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
+
+
+@dataclass(frozen=True, slots=True)
+class Resnapshot:
+    """A re-snapshot in progress (a ``resnapshot`` signal, ``connector.sync.resnapshot``).
+
+    It re-reads the meetings created up to ``upper`` (unix s: the created watermark when
+    the signal was accepted) as created windows after ``through`` (every creation second
+    up to it was re-read and committed; -1: none yet), part by part, each part committed
+    with this record moved past it: a restart or a new owner goes on from ``through``.
+    ``meeting_ids``: only these meetings (empty: all). ``counts``: what it published so
+    far (``snapshot``, ``changed``, ``deleted``, ``not_found``, ``parts``).
+    """
+
+    signal_id: str
+    upper: int
+    through: int = -1
+    meeting_ids: tuple[int, ...] = ()
+    counts: tuple[tuple[str, int], ...] = ()
+
+    def counted(self, more: dict[str, int]) -> Resnapshot:
+        """This record with ``more`` added to its counts."""
+        total = dict(self.counts)
+        for name, n in more.items():
+            total[name] = total.get(name, 0) + n
+        return replace(self, counts=tuple(sorted(total.items())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +82,6 @@ class EventProgress:
     field_rules: str | None = None
     #: ``masking.key_check`` of the hash key then (None: no hash rule): never the key.
     field_hash_key_check: str | None = None
+    #: The re-snapshot running for the event (None: none), set by a ``resnapshot`` signal
+    #: and cleared by its last part or a ``cancel-resnapshot``.
+    resnapshot: Resnapshot | None = None

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from connector.core.notifications import SIGNAL, Notification, NotificationStatus
-from connector.core.progress import EventProgress, Phase
+from connector.core.progress import EventProgress, Phase, Resnapshot
 
 
 class SignalKind(StrEnum):
@@ -31,7 +31,7 @@ class SignalKind(StrEnum):
 
 
 #: Kinds this version acts on; the others are rejected "not supported yet".
-SUPPORTED = frozenset({SignalKind.PAUSE, SignalKind.RESUME, SignalKind.REWIND})
+SUPPORTED = frozenset(SignalKind)
 
 #: Longest signal id accepted (a key longer than this is no id of ours).
 MAX_ID_LENGTH = 200
@@ -135,10 +135,16 @@ def parse_signal(key: bytes | None, value: bytes | None) -> Signal | BadSignal:
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """What a signal did: the event's new progress and what to say about it."""
+    """What a signal did: the event's new progress and what to say about it.
+
+    ``status``: of the signal's notification (a re-snapshot is STARTED: its COMPLETED comes
+    with its last part); ``cancelled``: the id of a re-snapshot it cancelled (which gets a
+    FAILED notification of its own)."""
 
     progress: EventProgress
     reason: str | None = None
+    status: NotificationStatus = NotificationStatus.COMPLETED
+    cancelled: str | None = None
 
 
 def act(signal: Signal, progress: EventProgress, *, api_now: int) -> Effect | str:
@@ -155,7 +161,36 @@ def act(signal: Signal, progress: EventProgress, *, api_now: int) -> Effect | st
         if not progress.paused:
             return Effect(progress, "was not paused")
         return Effect(replace(progress, paused=False, paused_by=None))
+    if signal.kind is SignalKind.RESNAPSHOT:
+        return _resnapshot(signal, progress)
+    if signal.kind is SignalKind.CANCEL_RESNAPSHOT:
+        running = progress.resnapshot
+        if running is None:
+            return "no re-snapshot runs for the event"
+        return Effect(
+            replace(progress, resnapshot=None),
+            f"cancelled re-snapshot {running.signal_id}",
+            cancelled=running.signal_id,
+        )
     return _rewind(signal, progress, api_now)
+
+
+def _resnapshot(signal: Signal, progress: EventProgress) -> Effect | str:
+    """A re-snapshot of what polling has covered: every meeting created up to the created
+    watermark (newer ones reach Kafka through polling anyway)."""
+    running = progress.resnapshot
+    if running is not None:
+        return f"a re-snapshot runs already (signal {running.signal_id})"
+    if progress.phase is not Phase.STREAMING:
+        return "the event is still in its snapshot: it is being snapshotted already"
+    meeting_ids = tuple(sorted(set(signal.meeting_ids)))
+    started = Resnapshot(signal.signal_id, upper=progress.created_through, meeting_ids=meeting_ids)
+    what = f"{len(meeting_ids)} meetings" if meeting_ids else "every meeting"
+    return Effect(
+        replace(progress, resnapshot=started),
+        f"re-reading {what} created up to {_iso(progress.created_through)}",
+        status=NotificationStatus.STARTED,
+    )
 
 
 def _rewind(signal: Signal, progress: EventProgress, api_now: int) -> Effect | str:
@@ -261,7 +296,15 @@ def decide(
             note(parsed.kind, NotificationStatus.REJECTED, event, parsed.signal_id, outcome)
             continue
         progress = outcome.progress
-        note(parsed.kind, NotificationStatus.COMPLETED, event, parsed.signal_id, outcome.reason)
+        note(parsed.kind, outcome.status, event, parsed.signal_id, outcome.reason)
+        if outcome.cancelled is not None:
+            note(
+                SignalKind.RESNAPSHOT,
+                NotificationStatus.FAILED,
+                event,
+                outcome.cancelled,
+                f"cancelled by signal {parsed.signal_id}",
+            )
     moved = replace(
         progress, signal_offsets=tuple(sorted(offsets.items())), handled_signals=tuple(handled)
     )

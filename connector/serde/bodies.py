@@ -167,6 +167,9 @@ class FastEncoder:
                     string_bytes(source.window_kind),
                     long_bytes(source.window_start),
                     long_bytes(source.window_end),
+                    NULL_BRANCH
+                    if source.signal_id is None
+                    else SECOND_BRANCH + string_bytes(source.signal_id),
                 )
             )
             self._source = (source, tail)

@@ -14,13 +14,14 @@ from typing import Any
 
 from connector.core.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo
 from connector.core.model import Meeting, Participant, freeze_extra
-from connector.core.progress import EventProgress, Phase
+from connector.core.progress import EventProgress, Phase, Resnapshot
 from connector.core.timestamps import iso_utc
 from connector.errors import SerializationError
 
 MEETING = "meetings_cdc.Meeting"
 MEETING_STATE = "meetings_cdc.MeetingState"
 EVENT_PROGRESS = "meetings_cdc.EventProgress"
+RESNAPSHOT = "meetings_cdc.Resnapshot"
 
 
 def meeting_datum(m: Meeting) -> dict[str, Any]:
@@ -85,6 +86,7 @@ def change_datum(event: ChangeEvent) -> dict[str, Any]:
             "window_kind": source.window_kind,
             "window_start": source.window_start,
             "window_end": source.window_end,
+            "signal_id": source.signal_id,
         },
     }
 
@@ -121,6 +123,7 @@ def progress_datum(progress: EventProgress) -> dict[str, Any]:
                 "handled_signals": list(progress.handled_signals),
                 "field_rules": progress.field_rules,
                 "field_hash_key_check": progress.field_hash_key_check,
+                "resnapshot": _resnapshot_datum(progress.resnapshot),
             },
         ),
     }
@@ -146,6 +149,34 @@ def progress_from_datum(d: Mapping[str, Any]) -> EventProgress:
         handled_signals=tuple(d.get("handled_signals") or ()),
         field_rules=d.get("field_rules"),
         field_hash_key_check=d.get("field_hash_key_check"),
+        resnapshot=_resnapshot_from_datum(d.get("resnapshot")),
+    )
+
+
+def _resnapshot_datum(running: Resnapshot | None) -> tuple[str, dict[str, Any]] | None:
+    if running is None:
+        return None
+    return (
+        RESNAPSHOT,
+        {
+            "signal_id": running.signal_id,
+            "upper": running.upper,
+            "through": running.through,
+            "meeting_ids": list(running.meeting_ids),
+            "counts": dict(running.counts),
+        },
+    )
+
+
+def _resnapshot_from_datum(d: Mapping[str, Any] | None) -> Resnapshot | None:
+    if d is None:
+        return None
+    return Resnapshot(
+        signal_id=d["signal_id"],
+        upper=d["upper"],
+        through=d["through"],
+        meeting_ids=tuple(d.get("meeting_ids") or ()),
+        counts=tuple(sorted((d.get("counts") or {}).items())),
     )
 
 

@@ -93,10 +93,12 @@ class Batch:
         kind: ReadKind,
         snapshot: bool = False,
         emit: bool = True,
+        signal_id: str | None = None,
     ) -> Change | None:
         """Classify ``meeting`` against the staged state; add its records if it changed.
 
-        ``emit=False`` (snapshot mode ``no_data``) builds state without change events.
+        ``emit=False`` (snapshot mode ``no_data``) builds state without change events;
+        ``signal_id``: the re-snapshot signal that read it (``source.signal_id``).
         """
         tracked = self.staging.get(meeting.meeting_id)
         change = classify(tracked.meeting if tracked else None, meeting, snapshot=snapshot)
@@ -125,10 +127,35 @@ class Batch:
                 window,
                 kind,
                 (before, encoded),
+                signal_id,
             )
         return change
 
-    def stage_delete(self, tracked: Tracked, window: Window, detected_at: int) -> None:
+    def re_emit(self, tracked: Tracked, window: Window, signal_id: str) -> None:
+        """A re-snapshot's ``SNAPSHOT`` of a meeting as its state holds it: the same
+        version (a consumer that deduplicates by (meeting, version) drops it, one that
+        rebuilds keeps it), no state record (nothing changed)."""
+        meeting = tracked.meeting
+        self._emit(
+            Change(ChangeType.SNAPSHOT, (), None, meeting),
+            meeting.meeting_id,
+            (meeting.modified_at, self._now_ms()),
+            tracked.version,
+            window,
+            ReadKind.RESNAPSHOT,
+            (None, tracked.encoded),
+            signal_id,
+        )
+
+    def stage_delete(
+        self,
+        tracked: Tracked,
+        window: Window,
+        detected_at: int,
+        *,
+        kind: ReadKind = ReadKind.RECONCILE,
+        signal_id: str | None = None,
+    ) -> None:
         """A meeting that vanished upstream: DELETED event and a state tombstone."""
         change = classify(tracked.meeting, None)
         assert change is not None  # noqa: S101 - a deletion always classifies
@@ -142,8 +169,9 @@ class Batch:
             (detected_at, self._now_ms()),
             version,
             window,
-            ReadKind.RECONCILE,
+            kind,
             (tracked.encoded, None),
+            signal_id,
         )
         if self.to.tombstones_on_delete:  # for consumers that compact: same key, partition
             deleted = self.records[-1]
@@ -178,6 +206,7 @@ class Batch:
         window: Window,
         kind: ReadKind,
         states: tuple[bytes | None, bytes | None],
+        signal_id: str | None = None,
     ) -> None:
         """``times``: (modified_at, detected_at) in epoch ms; ``states``: the state record
         values of ``before`` and ``after``, when known (each meeting is encoded once: the
@@ -190,7 +219,7 @@ class Batch:
             modified_at=modified_at,
             detected_at=detected_at,
             version=version,
-            source=self._source_of(window, kind),
+            source=self._source_of(window, kind, signal_id),
         )
         canonical = self.serdes.change_key_body(self.to.event_id, meeting_id)
         headers = (
@@ -211,9 +240,14 @@ class Batch:
         if change.change_type is not ChangeType.SNAPSHOT:
             self.modified_at.append(modified_at)
 
-    def _source_of(self, window: Window, kind: ReadKind) -> SourceInfo:
+    def _source_of(self, window: Window, kind: ReadKind, signal_id: str | None) -> SourceInfo:
         cached = self._source
-        if cached is not None and cached[0] == window and cached[1] == kind:
+        if (
+            cached is not None
+            and cached[0] == window
+            and cached[1] == kind
+            and cached[2].signal_id == signal_id
+        ):
             return cached[2]
         source = SourceInfo(
             connector=self.to.connector_name,
@@ -221,6 +255,7 @@ class Batch:
             window_kind=kind,
             window_start=window.start * 1000,
             window_end=window.end * 1000,
+            signal_id=signal_id,
         )
         self._source = (window, kind, source)
         return source

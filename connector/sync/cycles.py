@@ -18,6 +18,7 @@ from connector.config.settings import Settings
 from connector.core.kinds import CycleKind
 from connector.core.masking import rules_problem
 from connector.core.progress import EventProgress, Phase
+from connector.core.signals import SignalKind
 from connector.errors import ConfigError
 from connector.kafka.signal_channel import SignalChannel
 from connector.ops.health import HealthState
@@ -34,6 +35,7 @@ from connector.sync.deletes.checker import ApiTotals, TotalsNotReported, check_d
 from connector.sync.incremental import IncrementalCycles, followed_watermarks
 from connector.sync.notices import Notices
 from connector.sync.reconcile import PassBounds, reconcile
+from connector.sync.resnapshot import ResnapshotRun, resnapshot
 from connector.sync.snapshot import snapshot
 
 log = logging.getLogger("connector.cycles")
@@ -122,6 +124,9 @@ class EventCycles:
             await self._reconcile(progress, turn)
             self.reconciled_last = True
             return False
+        if kind is CycleKind.RESNAPSHOT:
+            await self._resnapshot(progress, turn)
+            return False
         await self._incremental.run(progress, turn)
         self.reconciled_last = False
         return False
@@ -202,6 +207,31 @@ class EventCycles:
             await self.notices.send(
                 "reconcile", {"seen": result.seen, "deleted": result.deleted, **caught}
             )
+
+    async def _resnapshot(self, progress: EventProgress, turn: Turn) -> None:
+        running = progress.resnapshot
+        if running is None:
+            return
+        client = self.deps.client
+        await resnapshot(
+            ResnapshotRun(
+                event_id=self.event_id,
+                reader=self.deps.reader,
+                committer=self.committer,
+                serdes=self.deps.serdes,
+                turn=turn,
+                stop=self.stop,
+                paused=self._paused,
+                background_turn=client.limiter.background_turn,
+                coverage=lambda: self._coverage_ms(progress),
+                detected_ms=lambda: client.api_now() * 1000,
+                note=self.notices.record_of(SignalKind.RESNAPSHOT, running.signal_id),
+            )
+        )
+
+    def _paused(self) -> bool:
+        progress = self.state.progress
+        return progress is not None and progress.paused
 
     def _coverage_ms(self, begun: EventProgress) -> int:
         """Through when polling covers modified versions now (epoch ms): the committed

@@ -12,6 +12,9 @@ its rate and concurrency limits). Each event runs three concerns as three tasks:
 - the reconciler: every ``reconcile_interval_seconds`` once the event streams, a full pass
   (``connector.reconcile``) that catches what polling cannot see (hard deletes) and
   anything incremental missed. Polling never waits for it.
+- the re-snapshot runner: while the event's progress holds a re-snapshot (a ``resnapshot``
+  signal), it re-reads and re-sends the event's meetings as background work
+  (``connector.sync.resnapshot``), resumable from its committed cursor;
 - the delete checker: every ``delete_check_interval_seconds`` once the event streams, a
   delete check (``connector.delete_checker``): the API's row counts of ranges of creation
   time against the state's, bisecting only ranges that differ, so a hard delete is
@@ -134,6 +137,7 @@ class EventSync:
             asyncio.create_task(self._poll(stop), name=f"poll-{self.event_id}"),
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
             asyncio.create_task(self._delete_check_loop(stop), name=f"deletes-{self.event_id}"),
+            asyncio.create_task(self._resnapshot_loop(stop), name=f"resnapshot-{self.event_id}"),
             asyncio.create_task(
                 heartbeats(
                     self.event_id,
@@ -226,6 +230,24 @@ class EventSync:
                 await self._report_failure(CycleKind.RECONCILE, outcome, failures)
             else:
                 failures = 0
+
+    async def _resnapshot_loop(self, stop: asyncio.Event) -> None:
+        """Run the event's re-snapshot (``connector.sync.resnapshot``) whenever its progress
+        holds one (a ``resnapshot`` signal set it) and it is not paused."""
+        BACKGROUND.set(True)  # its reads yield API slots to polls, as a pass's do
+        failures = 0
+        while not stop.is_set():
+            progress = self.state.progress
+            if progress is None or progress.resnapshot is None or progress.paused:
+                await _wait(stop, 0.25)
+                continue
+            outcome = await self._attempt(CycleKind.RESNAPSHOT)
+            if isinstance(outcome, Exception):
+                failures += 1
+                await self._report_failure(CycleKind.RESNAPSHOT, outcome, failures)
+            else:
+                failures = 0
+                await _wait(stop, 0.25)  # stopped early (paused, cancelled): look again soon
 
     async def _delete_check_loop(self, stop: asyncio.Event) -> None:
         """Check for deletes every interval (from one check's start to the next) once the

@@ -42,6 +42,32 @@ class Notices:
         self._wall_clock = wall_clock
         self._owner = replica_name(settings)
 
+    def record_of(
+        self, kind: str, signal_id: str | None = None
+    ) -> Callable[[NotificationStatus, str | None, Mapping[str, int]], Record]:
+        """How a notification of ``kind`` (about ``signal_id``) becomes a record, for a
+        step that puts it in a transaction of its own making (a re-snapshot's last part).
+        Sent whether or not the steps are notified: a signal's outcome always is."""
+
+        def record(
+            status: NotificationStatus, reason: str | None, counts: Mapping[str, int]
+        ) -> Record:
+            note = Notification(
+                kind,
+                status,
+                self._event_id,
+                signal_id,
+                int(self._wall_clock() * 1000),
+                self._settings.connector_name,
+                self._owner,
+                reason,
+                dict(counts),
+            )
+            topic = self._settings.notifications_topic
+            return Record(topic, note.key, encode_notification(note))
+
+        return record
+
     async def send(
         self,
         kind: str,
@@ -54,18 +80,7 @@ class Notices:
         step itself committed). Nothing when not ``enabled``."""
         if not self._enabled:
             return
-        note = Notification(
-            kind,
-            status,
-            self._event_id,
-            None,
-            int(self._wall_clock() * 1000),
-            self._settings.connector_name,
-            self._owner,
-            reason,
-            dict(counts),
-        )
-        record = Record(self._settings.notifications_topic, note.key, encode_notification(note))
+        record = self.record_of(kind)(status, reason, counts)
         try:
             await self._committer.send([record])
         except RetriablePublishError as exc:

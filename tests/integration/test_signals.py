@@ -276,9 +276,9 @@ async def test_bad_signals_are_rejected_with_a_reason_and_stop_nothing(
         assert code == 1
         assert "REJECTED" in err
         assert "future" in err
-        code, resnapshot_id, err = await signal(env, "resnapshot", "--event-id", "1")
+        code, resnapshot_id, err = await signal(env, "cancel-resnapshot", "--event-id", "1")
         assert code == 1
-        assert "not supported yet" in err
+        assert "no re-snapshot runs" in err
         await notes.wait_for(lambda r: all(notes.of(k) for k in raw), 30, "the rejections")
         reasons = {k: notes.of(k)[0] for k in raw}
         assert {n["status"] for n in reasons.values()} == {"REJECTED"}
@@ -286,7 +286,7 @@ async def test_bad_signals_are_rejected_with_a_reason_and_stop_nothing(
         assert "unknown type 'explode'" in reasons["unknown"]["reason"]
         assert "event 424242 is not served" in reasons["elsewhere"]["reason"]
         assert notes.of(rewind_id)[0]["kind"] == "rewind"
-        assert notes.of(resnapshot_id)[0]["kind"] == "resnapshot"
+        assert notes.of(resnapshot_id)[0]["kind"] == "cancel-resnapshot"
 
         rejected = await metric_sample(
             port, "meetings_cdc_signals_total", event_id="1", kind="signal", status="REJECTED"

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.core.notifications import NotificationStatus
-from connector.core.progress import EventProgress, Phase
+from connector.core.progress import EventProgress, Phase, Resnapshot
 from connector.core.signals import (
     REMEMBERED,
     BadSignal,
@@ -122,9 +122,46 @@ def test_rewind_into_the_future_or_during_the_snapshot_is_rejected() -> None:
     )
 
 
-@pytest.mark.parametrize("kind", [SignalKind.RESNAPSHOT, SignalKind.CANCEL_RESNAPSHOT])
-def test_kinds_not_built_yet_are_rejected_not_ignored(kind: SignalKind) -> None:
-    assert act(Signal("x", kind, 7), PROGRESS, api_now=NOW) == f"{kind} is not supported yet"
+def test_a_resnapshot_starts_at_the_created_watermark_and_a_second_is_rejected() -> None:
+    effect = act(Signal("r1", SignalKind.RESNAPSHOT, 7, (5, 3, 5)), PROGRESS, api_now=NOW)
+    assert isinstance(effect, Effect)
+    assert effect.status is NotificationStatus.STARTED  # COMPLETED comes with its last part
+    running = effect.progress.resnapshot
+    assert running == Resnapshot("r1", upper=PROGRESS.created_through, meeting_ids=(3, 5))
+    assert running.through == -1
+    again = act(Signal("r2", SignalKind.RESNAPSHOT, 7), effect.progress, api_now=NOW)
+    assert again == "a re-snapshot runs already (signal r1)"
+    snapshotting = replace(PROGRESS, phase=Phase.SNAPSHOT)
+    assert "snapshot" in str(act(Signal("r3", SignalKind.RESNAPSHOT, 7), snapshotting, api_now=NOW))
+
+
+def test_a_cancel_clears_the_running_resnapshot_and_fails_it_by_name() -> None:
+    assert act(Signal("c0", SignalKind.CANCEL_RESNAPSHOT, 7), PROGRESS, api_now=NOW) == (
+        "no re-snapshot runs for the event"
+    )
+    running = replace(PROGRESS, resnapshot=Resnapshot("r1", upper=NOW - 10, through=NOW - 500))
+    progress, notes = decide(
+        [raw({"type": "cancel-resnapshot", "event_id": 7}, key="c1")],
+        running,
+        HANDLER,
+        api_now=NOW,
+        at=1,
+    )
+    assert progress.resnapshot is None
+    assert [(n.kind, n.status, n.signal_id) for n in notes] == [
+        ("cancel-resnapshot", NotificationStatus.COMPLETED, "c1"),
+        ("resnapshot", NotificationStatus.FAILED, "r1"),
+    ]
+    assert notes[1].reason == "cancelled by signal c1"
+
+
+@given(st.dictionaries(st.sampled_from(["snapshot", "changed", "deleted"]), st.integers(0, 9)))
+def test_resnapshot_counts_add_up(more: dict[str, int]) -> None:
+    start = Resnapshot("r", upper=1, counts=(("snapshot", 4),))
+    total = dict(start.counted(more).counted(more).counts)
+    assert total.get("snapshot", 0) == 4 + 2 * more.get("snapshot", 0)
+    for name in ("changed", "deleted"):
+        assert total.get(name, 0) == 2 * more.get(name, 0)
 
 
 def test_decide_acts_on_its_own_event_and_records_the_offsets() -> None:

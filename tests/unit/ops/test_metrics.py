@@ -123,7 +123,7 @@ DOCUMENTED = {
     "change_type": {"SNAPSHOT", "CREATED", "RESCHEDULED", "CONFIRMED", "CANCELLED", "DECLINED"}
     | {"PARTICIPANTS_CHANGED", "UPDATED", "DELETED"},
     "window_kind": {"created", "modified"},
-    "phase": {"snapshot", "incremental", "reconcile", "delete_check"},
+    "phase": {"snapshot", "incremental", "reconcile", "delete_check", "resnapshot"},
     "cycle_outcome": {"ok", "error"},
     "status_class": {"2xx", "3xx", "4xx", "429", "5xx", "error"},
     "transaction_outcome": {"committed", "aborted"},
