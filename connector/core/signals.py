@@ -147,10 +147,13 @@ class Effect:
     cancelled: str | None = None
 
 
-def act(signal: Signal, progress: EventProgress, *, api_now: int) -> Effect | str:
+def act(
+    signal: Signal, progress: EventProgress, *, api_now: int, settle_seconds: int = 0
+) -> Effect | str:
     """The effect of ``signal`` on an event at ``progress``, or why it is rejected.
 
-    ``api_now``: the API's clock (unix seconds); a rewind past it is rejected."""
+    ``api_now``: the API's clock (unix seconds); a rewind past it is rejected, a re-snapshot
+    re-reads what was created up to it minus ``settle_seconds``."""
     if signal.kind not in SUPPORTED:
         return f"{signal.kind} is not supported yet"
     if signal.kind is SignalKind.PAUSE:
@@ -162,7 +165,9 @@ def act(signal: Signal, progress: EventProgress, *, api_now: int) -> Effect | st
             return Effect(progress, "was not paused")
         return Effect(replace(progress, paused=False, paused_by=None))
     if signal.kind is SignalKind.RESNAPSHOT:
-        return _resnapshot(signal, progress)
+        return _resnapshot(
+            signal, progress, max(progress.created_through, api_now - settle_seconds)
+        )
     if signal.kind is SignalKind.CANCEL_RESNAPSHOT:
         running = progress.resnapshot
         if running is None:
@@ -175,20 +180,22 @@ def act(signal: Signal, progress: EventProgress, *, api_now: int) -> Effect | st
     return _rewind(signal, progress, api_now)
 
 
-def _resnapshot(signal: Signal, progress: EventProgress) -> Effect | str:
-    """A re-snapshot of what polling has covered: every meeting created up to the created
-    watermark (newer ones reach Kafka through polling anyway)."""
+def _resnapshot(signal: Signal, progress: EventProgress, upper: int) -> Effect | str:
+    """A re-snapshot of every meeting created up to ``upper``: the API's now minus the settle
+    delay, past anything a poll before the signal can have read (its watermarks, either of
+    which may have published a new meeting), so a consumer that rebuilds from the STARTED
+    notification on misses nothing; what polling has not covered yet it leaves to polling."""
     running = progress.resnapshot
     if running is not None:
         return f"a re-snapshot runs already (signal {running.signal_id})"
     if progress.phase is not Phase.STREAMING:
         return "the event is still in its snapshot: it is being snapshotted already"
     meeting_ids = tuple(sorted(set(signal.meeting_ids)))
-    started = Resnapshot(signal.signal_id, upper=progress.created_through, meeting_ids=meeting_ids)
+    started = Resnapshot(signal.signal_id, upper=upper, meeting_ids=meeting_ids)
     what = f"{len(meeting_ids)} meetings" if meeting_ids else "every meeting"
     return Effect(
         replace(progress, resnapshot=started),
-        f"re-reading {what} created up to {_iso(progress.created_through)}",
+        f"re-reading {what} created up to {_iso(upper)}",
         status=NotificationStatus.STARTED,
     )
 
@@ -220,6 +227,9 @@ class Handler:
     served: tuple[int, ...]
     connector: str
     owner: str
+    #: ``MEETINGS_CDC_SETTLE_SECONDS``: a re-snapshot re-reads what was created up to the
+    #: API's now minus it (what polling may have published when the signal is accepted)
+    settle_seconds: int = 0
 
     @property
     def answers_orphans(self) -> bool:
@@ -291,7 +301,7 @@ def decide(
             )
             continue
         handled = [*handled, parsed.signal_id][-REMEMBERED:]
-        outcome = act(parsed, progress, api_now=api_now)
+        outcome = act(parsed, progress, api_now=api_now, settle_seconds=handler.settle_seconds)
         if isinstance(outcome, str):
             note(parsed.kind, NotificationStatus.REJECTED, event, parsed.signal_id, outcome)
             continue

@@ -213,6 +213,16 @@ class EventCycles:
         if running is None:
             return
         client = self.deps.client
+        log.info(
+            "re-snapshot running",
+            extra={
+                "event_id": self.event_id,
+                "signal_id": running.signal_id,
+                "upper": running.upper,
+                "through": running.through,
+                "meeting_ids": len(running.meeting_ids),
+            },
+        )
         await resnapshot(
             ResnapshotRun(
                 event_id=self.event_id,

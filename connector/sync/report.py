@@ -71,7 +71,7 @@ class CycleReport:
         return {
             "event_id": self.event_id,
             "phase": str(p.phase),  # snapshot | streaming (what the event is in)
-            "cycle": str(self.cycle),  # snapshot | incremental | reconcile
+            "cycle": str(self.cycle),  # snapshot | incremental | reconcile | ... (CycleKind)
             "cycle_number": self.cycle_number,
             "published": dict(self.published),
             "dead_letters": self.dead_letters,

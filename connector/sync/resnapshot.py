@@ -14,8 +14,10 @@ What each meeting read becomes:
 - as its state holds it (the common case): ``SNAPSHOT`` with ``source.window_kind``
   ``resnapshot``, the signal id and the state's version (``Batch.re_emit``);
 - different from the state (polling missed it): its ordinary change event (a new version);
-- committed by polling while the part was read, or newer than polling's watermark: the
-  state's version is re-sent as it is (polling's event of the newer one follows or came);
+- committed by polling since the run began, or newer than polling's watermark: the state's
+  version is re-sent as it is (polling's event of the newer one follows or came). Not only
+  since its part was read: the reader's requests run ahead of the part handed on, so what a
+  part holds may have been served before a commit of polling that came before the part;
 - a tracked meeting of a creation second read but absent from it: ``DELETED``, under the
   reconcile pass's delete policy (``connector.sync.deletes.policy``).
 
@@ -151,7 +153,6 @@ async def resnapshot(run: ResnapshotRun) -> Resnapshot | None:
                     if pending.meetings >= TRANSACTION_MEETINGS:
                         await flush(pending, touched, part.window.end, last=False)
                         pending = _Pending()
-                        touched.clear()  # what polling commits from the next part read on
                     await run.background_turn()
             if run.stop.is_set():
                 return None
@@ -183,7 +184,8 @@ def _stage(
     signal_id: str,
 ) -> None:
     """The records of the parts read: each meeting re-sent, changed or deleted.
-    ``touched``: the ids polling committed since the parts were read."""
+    ``touched``: the ids polling committed since the run began (whatever a part read of
+    them may be older: its requests may have been answered before that commit)."""
     covered_ms = run.coverage()
     snapshot = changed = deleted = 0
     for part in chunk.parts:

@@ -73,7 +73,11 @@ class EventSignals:
         self._wall_clock = wall_clock
         self._channel = channel
         self._handler = Handler(
-            event_id, tuple(settings.event_ids), settings.connector_name, replica_name(settings)
+            event_id,
+            tuple(settings.event_ids),
+            settings.connector_name,
+            replica_name(settings),
+            settle_seconds=settings.settle_seconds,
         )
         self._label = str(event_id)
         #: set while a signal waits for the poller's turn (a snapshot stops at its next part)

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from confluent_kafka import Consumer, Producer
+
+from connector.serde.operations import decode
 from meetings_simulator.app import SimulatorConfig
 from tests.chaos.broker import OwnBroker
 from tests.chaos.oracle import (
@@ -82,6 +85,10 @@ class Scenario:
     #: With a schema registry (``run_scenario``'s ``registry_url``): every record in the
     #: Confluent wire format, the state restored after each kill through its schema ids.
     registry: bool = False
+    #: A ``resnapshot`` signal once the snapshot is done, its owner SIGKILLed half-way (the
+    #: event moves to another replica, which goes on from the committed cursor); judged by
+    #: ``resnapshot_problems`` besides the oracle.
+    resnapshot: bool = False
     seed: int = 1
     converge_within: float = 150.0
 
@@ -393,6 +400,8 @@ async def _run(
             await sim.clear_faults()
             if phase.faults.get("bad_row_rate"):
                 excluded.append((begun - 1, time.time() + 1))
+        if scenario.resnapshot:
+            resent = await _resnapshot_with_a_kill(env, sim, supervisors, result, say)
         for number in range(scenario.kills):
             await asyncio.sleep(rng.uniform(*scenario.kill_after))
             await rng.choice(supervisors).kill()
@@ -443,7 +452,11 @@ async def _run(
         cycles=cycles,
         snapshot_before=first_start + skew - SETTLE_SECONDS - 1,
     )
-    result.verdict = judge(history, changes.events, truth, timing)
+    judged = changes.events
+    if scenario.resnapshot:
+        result.problems += resnapshot_problems(changes.events, *resent, truth)
+        judged = [e for e in changes.events if not _resent(e)]  # same versions, re-sent
+    result.verdict = judge(history, judged, truth, timing)
     result.exits = [exit for each in supervisors for exit in each.exits]
     result.injected = dict(faults.get("injected", {}))
     result.bad_rows = result.injected.get("bad_row", 0)
@@ -578,8 +591,159 @@ async def _broker_outages(
     return outages
 
 
-async def _wait_for_log(supervisor: Supervisor, message: str, within: float) -> None:
+def _resent(event: Mapping[str, Any]) -> bool:
+    """A re-snapshot's re-send: a SNAPSHOT carrying its signal id (the version repeats)."""
+    return event["change_type"] == "SNAPSHOT" and bool(event["source"].get("signal_id"))
+
+
+async def _resnapshot_with_a_kill(
+    env: Mapping[str, str],
+    sim: EmbeddedSimulator,
+    supervisors: list[Supervisor],
+    result: Result,
+    say: Callable[[str], None],
+) -> tuple[str, set[int], list[dict[str, Any]]]:
+    """Send a re-snapshot once the snapshot is done, SIGKILL its owner once it has committed
+    a part, wait for its final notification: (signal id, meetings live when it was sent,
+    its notifications)."""
+    await _wait_for_log(supervisors, "snapshot complete", within=120)
+    signal_id = f"chaos-resnapshot-{uuid.uuid4().hex[:8]}"
+    # the meetings the re-snapshot must re-send: created before polling's created watermark
+    # when it is accepted (settle and a poll or two behind the API's clock)
+    sent_at = time.time()
+    live = {m["meeting_id"] for m in await sim.truth(EVENT) if m["created_at"] <= sent_at - 5}
+    await sim.set_faults(latency_ms=120)  # slow reads: a kill lands half-way
+    value = json.dumps({"type": "resnapshot", "event_id": EVENT}).encode()
+    await asyncio.to_thread(_produce, env, env["MEETINGS_CDC_SIGNALS_TOPIC"], signal_id, value)
+    say(f"resnapshot {signal_id} sent ({len(live)} meetings)")
+    owner: Supervisor | None = None
+    async with asyncio.timeout(90):
+        while owner is None:
+            await asyncio.sleep(0.1)
+            owner = next(
+                (
+                    each
+                    for each in supervisors
+                    if sum(
+                        1
+                        for line in log_lines(each.log())
+                        if line.get("msg") == "cycle committed"
+                        and line.get("cycle") == "resnapshot"
+                    )
+                    >= 1
+                ),
+                None,
+            )
+    await owner.kill()
+    result.kills += 1
+    say("resnapshot owner killed after its first part")
+    await sim.clear_faults()
+    notes = NotificationLog(env)
+    try:
+        async with asyncio.timeout(120):
+            while not any(n["status"] in ("COMPLETED", "FAILED") for n in notes.of(signal_id)):
+                await asyncio.to_thread(notes.poll)
+    except TimeoutError:
+        result.problems.append(f"re-snapshot {signal_id}: no final notification in 120 s")
+    await asyncio.to_thread(notes.settle, 2.0)
+    found = notes.of(signal_id)
+    notes.close()
+    return signal_id, live, found
+
+
+def resnapshot_problems(
+    events: list[dict[str, Any]],
+    signal_id: str,
+    live: set[int],
+    notes: list[dict[str, Any]],
+    truth: list[dict[str, Any]],
+) -> list[str]:
+    """What a re-snapshot got wrong: not COMPLETED exactly once, a meeting live throughout
+    not re-sent or re-sent twice, a re-send that is not a version published before (same
+    number, same content), or a change only the re-snapshot published (polling missed it)."""
+    problems: list[str] = []
+    finals = [n["status"] for n in notes if n["status"] in ("COMPLETED", "FAILED", "REJECTED")]
+    if finals != ["COMPLETED"]:
+        problems.append(f"re-snapshot {signal_id}: final notifications {finals}, not one COMPLETED")
+    published: dict[tuple[int, int], tuple[Any, ...]] = {}
+    sent: collections.Counter[int] = collections.Counter()
+    for event in events:
+        key = (event["meeting_id"], event["version"])
+        if event["source"].get("signal_id") != signal_id:
+            if event["after"] is not None:
+                published[key] = content_of_event_meeting(event["after"])
+            continue
+        sent[event["meeting_id"]] += 1
+        if not _resent(event):
+            if event["change_type"] != "DELETED":
+                problems.append(
+                    f"meeting {event['meeting_id']}: {event['change_type']} published only by "
+                    "the re-snapshot: polling missed it"
+                )
+            continue
+        if published.get(key) != content_of_event_meeting(event["after"]):
+            problems.append(
+                f"meeting {event['meeting_id']}: re-sent v{event['version']} is not the "
+                "version published under that number"
+            )
+    still = live & {m["meeting_id"] for m in truth}
+    missing = sorted(still - set(sent))
+    if missing:
+        created = {m["meeting_id"]: m["created_at"] for m in truth}
+        examples = [(m, created[m]) for m in missing[:5]]
+        problems.append(
+            f"{len(missing)} live meetings never re-sent, e.g. (id, created_at) {examples}"
+        )
+    twice = sorted(m for m, n in sent.items() if n > 1)
+    if twice:
+        problems.append(f"{len(twice)} meetings re-sent more than once, e.g. {twice[:5]}")
+    return problems
+
+
+class NotificationLog:
+    """Every notification on the connector's notifications topic (read_committed)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.records: list[dict[str, Any]] = []
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": env["MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"],
+                "group.id": f"chaos-notes-{uuid.uuid4().hex}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+        self._consumer.subscribe([env["MEETINGS_CDC_NOTIFICATIONS_TOPIC"]])
+
+    def poll(self, seconds: float = 0.5) -> None:
+        for message in self._consumer.consume(num_messages=500, timeout=seconds):
+            if message.error() is None:
+                self.records.append(decode("Notification", message.value()))
+
+    def settle(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.poll(0.3)
+
+    def of(self, signal_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("signal_id") == signal_id]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def _produce(env: Mapping[str, str], topic: str, key: str, value: bytes) -> None:
+    producer = Producer({"bootstrap.servers": env["MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"]})
+    producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(15) == 0
+
+
+async def _wait_for_log(
+    supervisors: Supervisor | list[Supervisor], message: str, within: float
+) -> None:
+    """Until the log of one of ``supervisors``' running processes has ``message``."""
+    watched = supervisors if isinstance(supervisors, list) else [supervisors]
     for _ in range(int(within / 0.05)):
-        if any(line.get("msg") == message for line in log_lines(supervisor.log())):
+        if any(line.get("msg") == message for each in watched for line in log_lines(each.log())):
             return
         await asyncio.sleep(0.05)

@@ -68,6 +68,18 @@ LONG: tuple[Scenario, ...] = (
         seed=112,
     ),
     Scenario("registry-sigkill", meetings=300, churn=20, kills=20, registry=True, seed=114),
+    # A re-snapshot signal under churn among three replicas, its owner SIGKILLed half-way:
+    # the event moves, the new owner goes on from the committed cursor (issue 32).
+    Scenario(
+        "resnapshot-failover",
+        meetings=4000,
+        churn=10,
+        seconds=10,
+        replicas=3,
+        resnapshot=True,
+        env=(("MEETINGS_CDC_GROUP_SESSION_TIMEOUT_MS", "6000"),),
+        seed=115,
+    ),
 )
 
 #: About 3 minutes on an idle 2-core machine.
