@@ -26,9 +26,10 @@ class Resnapshot:
     """A re-snapshot in progress (a ``resnapshot`` signal, ``connector.sync.resnapshot``).
 
     It re-reads the meetings created up to ``upper`` (unix s: the API's now minus the
-    settle delay when the signal was accepted) as created windows after ``through`` (every creation second
-    up to it was re-read and committed; -1: none yet), part by part, each part committed
-    with this record moved past it: a restart or a new owner goes on from ``through``.
+    settle delay when the signal was accepted) as created windows after ``through``
+    (every creation second up to it was re-read and committed; -1: none yet), part by
+    part, each part committed with this record moved past it: a restart or a new owner
+    goes on from ``through``.
     ``meeting_ids``: only these meetings (empty: all). ``counts``: what it published so
     far (``snapshot``, ``changed``, ``deleted``, ``not_found``, ``parts``).
     """
