@@ -89,7 +89,7 @@ chaos: venv ## fault injection judged by a ground-truth oracle (long run; CHAOS_
 	@started=0; \
 	if ! $(KAFKA) status | grep -q running; then $(KAFKA) up && started=1; fi; \
 	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m tests.chaos $(CHAOS_ARGS); rc=$$?; \
-	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest -m slow tests/chaos || rc=1; \
+	MEETINGS_CDC_TEST_BOOTSTRAP=127.0.0.1:$(KAFKA_PORT) $(PY) -m pytest -m slow tests || rc=1; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
 

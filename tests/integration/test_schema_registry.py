@@ -420,8 +420,15 @@ async def test_an_operator_set_compatibility_level_is_kept(
 
 
 # --- the registry stopped and started while the connector runs --------------------------------
+#
+# The two restart tests start a registry of their own twice (75-95 s each), so they run in
+# ``make chaos`` (pytest -m slow). ``make test`` keeps the hard problem among them: ids that a
+# restarted registry gave to other schemas are refused
+# (``test_ids_a_restarted_registry_gave_to_other_schemas_are_refused``), and a connector
+# SIGKILLed and restored through schema ids again and again (chaos ``registry-sigkill-short``).
 
 
+@pytest.mark.slow  # two registry starts of its own: make chaos (CI time)
 async def test_registry_restart_with_kept_storage(
     simulator, rig, own_registry, kafka_bootstrap: str
 ) -> None:
@@ -460,6 +467,7 @@ async def test_registry_restart_with_kept_storage(
     assert tailed(await run_tail(kafka_bootstrap, run.topic, registry.url)) == expected
 
 
+@pytest.mark.slow  # two registry starts of its own: make chaos (CI time)
 async def test_registry_restart_in_memory_forgets_every_schema(
     simulator, rig, own_registry, kafka_bootstrap: str
 ) -> None:
