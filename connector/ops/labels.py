@@ -80,6 +80,14 @@ class CheckOutcome(StrEnum):
     ERROR = "error"  # a request or the commit failed; the next check starts over
 
 
+class DeleteCheckState(StrEnum):
+    """Whether an event's delete check runs (the ``state`` label of its state gauge)."""
+
+    SCHEDULED = "scheduled"  # the API reports row totals: a check every interval
+    OFF = "off"  # MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS=0, on purpose
+    UNAVAILABLE = "unavailable"  # the API reports no row totals: deletes wait for a pass
+
+
 class MembershipChange(StrEnum):
     """A change of this replica's partitions (also the ``change`` label of the rebalances)."""
 
@@ -93,6 +101,7 @@ __all__ = [
     "Ask",
     "CheckOutcome",
     "CycleOutcome",
+    "DeleteCheckState",
     "MembershipChange",
     "RetryReason",
     "StatusClass",

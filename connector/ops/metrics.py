@@ -6,6 +6,7 @@ status class. Never meeting or account ids. Units are base units (seconds, bytes
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -27,6 +28,7 @@ from connector.ops.labels import (
     Ask,
     CheckOutcome,
     CycleOutcome,
+    DeleteCheckState,
     MembershipChange,
     RetryReason,
     StatusClass,
@@ -257,6 +259,14 @@ class Metrics:
             ["event_id"],
             registry=r,
         )
+        self.delete_check_state = Gauge(
+            f"{p}_delete_check_state",
+            "1 for the event's delete check state, 0 for the others: 'scheduled' (a check "
+            "every interval), 'off' (interval 0, on purpose), 'unavailable' (the API reports "
+            "no row totals); all 0 until the state is known. Owned events only.",
+            ["event_id", "state"],
+            registry=r,
+        )
 
         # --- signals, notifications, heartbeats (connector.sync.signals, .heartbeats) ----
         self.signals = Counter(
@@ -352,6 +362,8 @@ class Metrics:
             for request in Ask:
                 self.delete_check_requests.labels(event_id=e, request=request)
             self.delete_check_deletions.labels(event_id=e)
+            for check_state in DeleteCheckState:
+                self.delete_check_state.labels(event_id=e, state=check_state)
             for phase in CycleKind:
                 for cycle_outcome in CycleOutcome:
                     self.cycles.labels(event_id=e, phase=phase, outcome=cycle_outcome)
@@ -360,3 +372,17 @@ class Metrics:
             for signal_kind in (*SignalKind, SIGNAL):
                 for final in (NotificationStatus.COMPLETED, NotificationStatus.REJECTED):
                     self.signals.labels(event_id=e, kind=signal_kind, status=final)
+
+    def set_delete_check_state(self, event_id: int, state: DeleteCheckState) -> None:
+        """Set ``state`` to 1 and the event's other delete check states to 0 (every state
+        keeps a series, so ``== 1`` finds the current one and no series is left over)."""
+        e = str(event_id)
+        for each in DeleteCheckState:
+            self.delete_check_state.labels(event_id=e, state=each).set(int(each is state))
+
+    def forget_delete_check_state(self, event_id: int) -> None:
+        """Remove the event's delete check state series (it is released: its new owner
+        reports them)."""
+        for each in DeleteCheckState:
+            with contextlib.suppress(KeyError):
+                self.delete_check_state.remove(str(event_id), each)

@@ -41,7 +41,7 @@ from connector.core.progress import Phase
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.kafka.layout import state_partition
 from connector.kafka.publisher import TransactionalPublisher
-from connector.ops.labels import CheckOutcome, CycleOutcome
+from connector.ops.labels import CheckOutcome, CycleOutcome, DeleteCheckState
 from connector.source.client import CLOCK_PROBE_WINDOW
 from connector.source.limiter import BACKGROUND
 from connector.state.store import EventState
@@ -255,8 +255,10 @@ class EventSync:
         BACKGROUND.set(True)
         interval = self.settings.delete_check_interval_seconds
         health = self.deps.health
+        metrics = self.deps.metrics
         if interval <= 0:
             health.set_delete_check(self.event_id, "off: deletes are found by reconciliation")
+            metrics.set_delete_check_state(self.event_id, DeleteCheckState.OFF)
             return
         failures = 0
         totals = self.deps.api_totals
@@ -280,11 +282,12 @@ class EventSync:
                 totals.reported = total is not None
         if not totals.reported:
             if not stop.is_set():
-                report_no_totals(self.event_id, self.settings, self.deps.health)
+                report_no_totals(self.event_id, self.settings, health, metrics)
             return
         for _ in self.state.index_steps(self.deps.serdes):
             await asyncio.sleep(0)  # a restored event's row index, built between polls
         health.set_delete_check(self.event_id, f"every {interval:g} s")
+        metrics.set_delete_check_state(self.event_id, DeleteCheckState.SCHEDULED)
         failures = 0
         next_at = time.monotonic()
         while not stop.is_set():
@@ -300,7 +303,7 @@ class EventSync:
             next_at = time.monotonic() + interval
             outcome = await self._attempt(CycleKind.DELETE_CHECK)
             if not totals.reported:
-                report_no_totals(self.event_id, self.settings, self.deps.health)
+                report_no_totals(self.event_id, self.settings, health, metrics)
                 return
             if isinstance(outcome, Exception):
                 failures += 1

@@ -245,3 +245,4 @@ class Ownership:
         for kind in WindowKind:
             with contextlib.suppress(KeyError):
                 m.watermark.remove(label, kind)
+        m.forget_delete_check_state(event_id)

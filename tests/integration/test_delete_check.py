@@ -75,6 +75,26 @@ async def _until(condition: Callable[[], bool], within: float) -> None:
             await asyncio.sleep(0.1)
 
 
+async def _check_state(port: int, within: float) -> dict[str, float]:
+    """The event's ``meetings_cdc_delete_check_state`` once one state is 1 (each state 0 or
+    1; all three series are there)."""
+    async with asyncio.timeout(within):
+        while True:
+            text = await _get(port, "/metrics")
+            states = {
+                state: _metric(text, "meetings_cdc_delete_check_state", state=state)
+                for state in ("scheduled", "off", "unavailable")
+            }
+            if 1 in states.values():
+                for state in states:
+                    assert (
+                        f'meetings_cdc_delete_check_state{{event_id="{EVENT}",state="{state}"}}'
+                        in text
+                    )
+                return states
+            await asyncio.sleep(0.2)
+
+
 def _deleted(events: list[dict[str, Any]]) -> set[int]:
     return {e["meeting_id"] for e in events if e["change_type"] == "DELETED"}
 
@@ -123,6 +143,7 @@ async def test_a_hard_delete_is_published_within_the_check_interval(connector):
     assert _metric(metrics, "meetings_cdc_cycles_total", phase="reconcile") == 0
     status = await _get(port, "/status")
     assert '"delete_check": "every 2 s"' in status
+    assert await _check_state(port, 1) == {"scheduled": 1, "off": 0, "unavailable": 0}
     assert latency < 12
 
 
@@ -166,3 +187,23 @@ async def test_an_api_without_totals_is_named_at_start_up(connector):
     status = await _get(port, "/status")
     assert "unavailable: the export API reports no row totals" in status
     assert "reconciliation every 900 s" in status
+    # what MeetingsCdcDeleteCheckUnavailable fires on (issue 35)
+    assert await _check_state(port, 5) == {"scheduled": 0, "off": 0, "unavailable": 1}
+
+
+async def test_a_check_turned_off_says_off_not_unavailable(connector):
+    """Interval 0 on purpose: the state gauge says off, so the unavailable alert stays
+    silent (issue 35: it fired here, knowing no better than "no check ended"). The API
+    reports totals, and the connector does not even ask."""
+    _, process, log, port = await connector(
+        SimulatorConfig(meetings=MEETINGS, seed=17),
+        MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS="0",
+        MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS="900",
+    )
+    await _snapshot(log)
+    assert await _check_state(port, 10) == {"scheduled": 0, "off": 1, "unavailable": 0}
+    status = await _get(port, "/status")
+    assert "off: deletes are found by reconciliation" in status
+    metrics = await _get(port, "/metrics")
+    assert _metric(metrics, "meetings_cdc_delete_check_requests_total") == 0
+    assert "delete check unavailable" not in process.log

@@ -25,7 +25,7 @@ from connector.config.settings import Settings
 from connector.core.kinds import WindowKind
 from connector.core.progress import EventProgress
 from connector.ops.health import HealthState
-from connector.ops.labels import Ask, CheckOutcome
+from connector.ops.labels import Ask, CheckOutcome, DeleteCheckState
 from connector.ops.metrics import Metrics
 from connector.source.client import ExportClient
 from connector.source.reader import WindowReader
@@ -78,9 +78,11 @@ class CheckResult:
         metrics.delete_check_deletions.labels(label).inc(self.deleted)
 
 
-def report_no_totals(event_id: int, settings: Settings, health: HealthState) -> None:
-    """Say (log and ``/status``) that deletes wait for the reconciliation: the API reports
-    no row totals to check them by."""
+def report_no_totals(
+    event_id: int, settings: Settings, health: HealthState, metrics: Metrics
+) -> None:
+    """Say (log, ``/status`` and ``meetings_cdc_delete_check_state``) that deletes wait for
+    the reconciliation: the API reports no row totals to check them by."""
     interval = settings.reconcile_interval_seconds
     log.warning(
         "delete check unavailable: the export API reports no row totals, so hard deletes "
@@ -92,6 +94,7 @@ def report_no_totals(event_id: int, settings: Settings, health: HealthState) -> 
         "unavailable: the export API reports no row totals; deletes are found by "
         f"reconciliation every {interval:g} s",
     )
+    metrics.set_delete_check_state(event_id, DeleteCheckState.UNAVAILABLE)
 
 
 async def check_deletes(

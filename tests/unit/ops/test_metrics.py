@@ -16,6 +16,7 @@ BOUNDED_LABELS |= {"reason"}  # retry reasons: a fixed set chosen by the client
 BOUNDED_LABELS |= {"change"}  # rebalance changes: assigned, revoked, lost
 BOUNDED_LABELS |= {"request"}  # delete check requests: connector.delete_check.Ask
 BOUNDED_LABELS |= {"kind", "status"}  # signals: SignalKind or "signal", NotificationStatus
+BOUNDED_LABELS |= {"state"}  # delete check state: labels.DeleteCheckState
 FORBIDDEN_LABELS = {"meeting_id", "account_id", "participant_id", "url", "error", "message"}
 FOREIGN_PREFIXES = ("process_", "python_")  # the standard collectors, on our registry
 
@@ -103,6 +104,7 @@ def test_stable_attribute_names() -> None:
         "watermark",
         "build_info",
         "meetings_withheld",
+        "delete_check_state",
     ):
         assert hasattr(metrics, name), name
 
