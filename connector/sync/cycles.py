@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from connector.config.settings import Settings
 from connector.core.kinds import CycleKind
 from connector.core.masking import rules_problem
+from connector.core.notifications import NotificationStatus
 from connector.core.progress import EventProgress, Phase
 from connector.core.signals import SignalKind
 from connector.errors import ConfigError
@@ -148,6 +149,8 @@ class EventCycles:
         return self._progress(SNAPSHOT, upper, -1, upper, last_reconcile_at=None)
 
     async def _snapshot(self, progress: EventProgress, turn: Turn) -> bool:
+        if progress.created_through < 0:  # nothing read yet (again, after an early crash)
+            await self.notices.send("snapshot", {}, status=NotificationStatus.STARTED)
         read = await snapshot(
             self.event_id,
             self.deps.reader,
@@ -157,6 +160,7 @@ class EventCycles:
             emit=self.settings.snapshot_mode == "initial",
             api_now=self.deps.client.api_now,
             halt=self.halt_snapshot,
+            note=self.notices.record_of("snapshot") if self.notices.enabled else None,
         )
         if not read.complete:
             log.info(
@@ -190,6 +194,7 @@ class EventCycles:
             deletes_checked=bool(self.deps.api_totals.reported)
             and self.settings.delete_check_interval_seconds > 0,
         )
+        await self.notices.send("reconcile", {}, status=NotificationStatus.STARTED)
         result = await reconcile(
             self.event_id,
             self.deps.reader,

@@ -37,6 +37,7 @@ import math
 import time
 
 from connector.core.kinds import CycleKind
+from connector.core.notifications import NotificationStatus
 from connector.core.progress import Phase
 from connector.errors import FatalSourceError, RetriablePublishError, RetriableSourceError
 from connector.kafka.layout import state_partition
@@ -227,6 +228,7 @@ class EventSync:
             outcome = await self._attempt(CycleKind.RECONCILE)
             if isinstance(outcome, Exception):
                 failures += 1
+                await self._notify_failed("reconcile", outcome)
                 await self._report_failure(CycleKind.RECONCILE, outcome, failures)
             else:
                 failures = 0
@@ -308,6 +310,7 @@ class EventSync:
             if isinstance(outcome, Exception):
                 failures += 1
                 self.deps.metrics.delete_checks.labels(self._label, CheckOutcome.ERROR).inc()
+                await self._notify_failed("delete_check", outcome)
                 await self._report_failure(CycleKind.DELETE_CHECK, outcome, failures)
             else:
                 failures = 0
@@ -327,6 +330,11 @@ class EventSync:
             time.monotonic() - started
         )
         return outcome
+
+    async def _notify_failed(self, step: str, exc: Exception) -> None:
+        """A FAILED notification of a pass or a delete check (the error's text: source and
+        publish errors name what failed, never a secret)."""
+        await self.cycles.notices.send(step, {}, status=NotificationStatus.FAILED, reason=str(exc))
 
     async def _failed(self, kind: CycleKind, exc: Exception, failures: int, seconds: float) -> None:
         self.deps.metrics.cycles.labels(self._label, kind, CycleOutcome.ERROR).inc()

@@ -1,5 +1,6 @@
-"""Notifications of an event's own steps: a snapshot done, a reconcile pass done, a delete
-check that found deletes (``connector.core.notifications``).
+"""Notifications of an event's own steps: a snapshot begun, in progress (in its own
+transactions: ``connector.sync.snapshot``) and done, a reconcile pass begun, done or failed,
+a delete check that found deletes or failed (``connector.core.notifications``).
 
 Sent through the event's committer right after the step's last transaction committed, as a
 transaction of its own: a consumer that sees one sees everything the step committed. Unlike
@@ -22,6 +23,9 @@ from connector.sync.signals import replica_name
 
 log = logging.getLogger("connector.signals")
 
+#: A notification record of a step or a signal: (status, reason, counts) -> record.
+NoteRecord = Callable[[NotificationStatus, str | None, Mapping[str, int]], Record]
+
 
 class Notices:
     """Sends the notifications of one event's steps."""
@@ -35,16 +39,15 @@ class Notices:
         *,
         enabled: bool = True,
     ) -> None:
-        self._enabled = enabled
+        #: whether the steps are notified (``Collaborators.notify_steps``)
+        self.enabled = enabled
         self._event_id = event_id
         self._committer = committer
         self._settings = settings
         self._wall_clock = wall_clock
         self._owner = replica_name(settings)
 
-    def record_of(
-        self, kind: str, signal_id: str | None = None
-    ) -> Callable[[NotificationStatus, str | None, Mapping[str, int]], Record]:
+    def record_of(self, kind: str, signal_id: str | None = None) -> NoteRecord:
         """How a notification of ``kind`` (about ``signal_id``) becomes a record, for a
         step that puts it in a transaction of its own making (a re-snapshot's last part).
         Sent whether or not the steps are notified: a signal's outcome always is."""
@@ -78,8 +81,12 @@ class Notices:
     ) -> None:
         """One notification of the step ``kind``; a failure to send it is only logged (the
         step itself committed). Nothing when not ``enabled``."""
-        if not self._enabled:
+        if not self.enabled:
             return
+        if reason is not None:  # an error's text: never a secret, as in the logs
+            for secret in self._settings.secret_values():
+                if secret:
+                    reason = reason.replace(secret, "***")
         record = self.record_of(kind)(status, reason, counts)
         try:
             await self._committer.send([record])
@@ -90,4 +97,4 @@ class Notices:
             )
 
 
-__all__ = ["Notices"]
+__all__ = ["NoteRecord", "Notices"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from connector.core.changes import ReadKind
@@ -41,7 +41,6 @@ from connector.core.kinds import WindowKind
 from connector.core.model import Meeting
 from connector.core.notifications import NotificationStatus
 from connector.core.progress import EventProgress, Resnapshot
-from connector.kafka.layout import Record
 from connector.serde import Serdes
 from connector.source.leaf_parts import WindowPart
 from connector.source.reader import WindowReader
@@ -49,6 +48,7 @@ from connector.source.windows import Window
 from connector.sync.batch import Batch
 from connector.sync.committer import Committer, Turn
 from connector.sync.deletes.policy import deletions
+from connector.sync.notices import NoteRecord
 
 log = logging.getLogger("connector.sync.resnapshot")
 
@@ -58,9 +58,6 @@ TRANSACTION_MEETINGS = 1_000
 NOTIFY_EVERY = 10
 #: Meetings judged between two yields to the event loop.
 YIELD_EVERY = 50
-
-#: A notification record of the re-snapshot: (status, reason, counts) -> record.
-NoteRecord = Callable[[NotificationStatus, str | None, Mapping[str, int]], Record]
 
 
 class Superseded(Exception):

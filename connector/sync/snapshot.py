@@ -22,12 +22,18 @@ from dataclasses import dataclass, replace
 
 from connector.core.changes import ReadKind
 from connector.core.kinds import WindowKind
+from connector.core.notifications import NotificationStatus
 from connector.core.progress import EventProgress, Phase
 from connector.source.leaf_parts import WindowPart
 from connector.source.reader import WindowReader
 from connector.source.windows import Window
 from connector.sync.batch import Batch
 from connector.sync.committer import MAX_RECORDS_PER_TRANSACTION, Committer, Turn
+from connector.sync.notices import NoteRecord
+
+#: An IN_PROGRESS notification rides on every this many transactions of a snapshot (each
+#: holds up to ``MAX_RECORDS_PER_TRANSACTION`` records: about 10,000 meetings for two).
+NOTIFY_EVERY = 2
 
 #: How far ahead of the API's clock the last transaction reads creations: a step back of
 #: the API's clock (an NTP correction, a failover) is seconds to minutes.
@@ -54,17 +60,22 @@ async def snapshot(
     emit: bool,
     api_now: Callable[[], int] | None = None,
     halt: Callable[[], bool] = lambda: False,
+    note: NoteRecord | None = None,
 ) -> SnapshotRead:
     """Read and commit the rest of the snapshot ``progress`` describes; SNAPSHOT events
     are published only if ``emit`` (``MEETINGS_CDC_SNAPSHOT_MODE=initial``). ``api_now``:
     the API's clock, past which the last transaction reads creations stamped ahead of it.
     ``halt``: asked after each part; True commits what was read and stops there (a signal
-    waits for the poller's turn: a pause must not wait for the whole snapshot)."""
+    waits for the poller's turn: a pause must not wait for the whole snapshot).
+    ``note``: the record of a notification of the snapshot; every ``NOTIFY_EVERY``
+    transactions, one carries an IN_PROGRESS with the counts of this process's read."""
     upper = progress.snapshot_upper
     assert upper is not None  # noqa: S101 - set when the snapshot phase begins
     window = Window(WindowKind.CREATED, progress.created_through + 1, upper)
 
-    def stage(parts: list[WindowPart]) -> Callable[[Batch], None]:
+    def stage(
+        parts: list[WindowPart], counts: dict[str, int] | None = None
+    ) -> Callable[[Batch], None]:
         def into(batch: Batch) -> None:
             for part in parts:
                 for meeting in part.meetings:
@@ -72,12 +83,14 @@ async def snapshot(
                         meeting, part.window, kind=ReadKind.SNAPSHOT, snapshot=True, emit=emit
                     )
                 batch.add_dead_letters(part)
+            if counts is not None and note is not None:
+                batch.records.append(note(NotificationStatus.IN_PROGRESS, None, counts))
 
         return into
 
     committing: asyncio.Task[Batch | None] | None = None
     parts: list[WindowPart] = []
-    size = rows = requests = 0
+    size = rows = requests = transactions = 0
     halted = False
     try:
         async for part in reader.read(event_id, window):
@@ -89,8 +102,14 @@ async def snapshot(
             if size >= MAX_RECORDS_PER_TRANSACTION:
                 if committing is not None:
                     await committing
+                transactions += 1
+                counts = (
+                    {"rows": rows, "requests": requests, "transactions": transactions}
+                    if transactions % NOTIFY_EVERY == 0
+                    else None
+                )
                 committing = asyncio.create_task(
-                    committer.commit(turn, stage(parts), _fixed(progress))
+                    committer.commit(turn, stage(parts, counts), _fixed(progress))
                 )
                 parts, size = [], 0
             if halt():

@@ -71,6 +71,18 @@ async def test_a_pause_during_a_snapshot_stops_it_at_its_next_part_and_resume_fi
         await changes.settle(1)
         snapshots = [e["meeting_id"] for e in changes.events if e["change_type"] == "SNAPSHOT"]
         assert len(snapshots) == len(set(snapshots)) == meetings
+        # 12,000 meetings: more transactions than an IN_PROGRESS needs (sync/snapshot.py)
+        await notes.wait_for(
+            lambda r: any(n["kind"] == "snapshot" and n["status"] == "COMPLETED" for n in r),
+            30,
+            "the snapshot's COMPLETED",
+        )
+        steps = [n["status"] for n in notes.records if n["kind"] == "snapshot"]
+        assert steps[0] == "STARTED"
+        assert "IN_PROGRESS" in steps
+        assert steps[-1] == "COMPLETED"
+        progress = next(n for n in notes.records if n["status"] == "IN_PROGRESS")
+        assert progress["counts"]["transactions"] >= 2
     finally:
         await connector.stop_quietly()
         changes.close()

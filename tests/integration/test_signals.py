@@ -386,14 +386,25 @@ async def test_a_snapshot_a_pass_and_a_delete_check_that_found_deletes_are_notif
         return [n for n in notes.records if n["kind"] == kind]
 
     try:
-        await notes.wait_for(lambda r: of("snapshot"), 60, "the snapshot's notification")
-        [done] = of("snapshot")
+        await notes.wait_for(
+            lambda r: any(n["status"] == "COMPLETED" for n in of("snapshot")),
+            60,
+            "the snapshot's notification",
+        )
+        started, done = of("snapshot")  # a small snapshot: one transaction, no IN_PROGRESS
+        assert (started["status"], started["counts"]) == ("STARTED", {})
         assert (done["status"], done["event_id"], done["signal_id"]) == ("COMPLETED", 1, None)
         assert done["counts"]["meetings"] == 2
         assert done["counts"]["rows"] == 3
         await changes.wait_for(has(a, "SNAPSHOT"), 10, "the snapshot")  # readable by then
-        await notes.wait_for(lambda r: of("reconcile"), 30, "a pass's notification")
-        assert of("reconcile")[0]["counts"]["seen"] == 2
+        await notes.wait_for(
+            lambda r: any(n["status"] == "COMPLETED" for n in of("reconcile")),
+            30,
+            "a pass's notification",
+        )
+        assert of("reconcile")[0]["status"] == "STARTED"
+        passes = [n for n in of("reconcile") if n["status"] == "COMPLETED"]
+        assert passes[0]["counts"]["seen"] == 2
         await simulator.delete(b)
         await changes.wait_for(has(b, "DELETED"), 30, "the delete")
         await notes.wait_for(
