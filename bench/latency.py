@@ -41,9 +41,11 @@ SETTLE = 1
 class Arrivals(threading.Thread):
     """A read_committed consumer noting when each change event of a meeting arrives."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, *, skip_snapshots: bool = False) -> None:
         super().__init__(daemon=True)
         self.topic = topic
+        #: leave SNAPSHOT events out (a re-snapshot's re-sends are no arrival of a change)
+        self.skip_snapshots = skip_snapshots
         self.seen: dict[int, float] = {}
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -71,10 +73,26 @@ class Arrivals(threading.Thread):
                         if error.code() != KafkaError._PARTITION_EOF:
                             self.error = error.str()
                         continue
+                    if self.skip_snapshots and _is_snapshot(msg.value()):
+                        continue
                     meeting_id = serdes.decode_change_key(msg.key())["meeting_id"]
                     self.seen.setdefault(meeting_id, arrived)
         finally:
             consumer.close()
+
+
+def _is_snapshot(value: bytes | None) -> bool:
+    """Whether a single-object encoded MeetingChange is a SNAPSHOT, read without decoding
+    it: after the 10-byte header, two varints (event_id, meeting_id), then the change type's
+    index (SNAPSHOT is the first symbol: a zero byte)."""
+    if not value or len(value) < 13:
+        return False
+    at = 10
+    for _ in range(2):
+        while value[at] & 0x80:
+            at += 1
+        at += 1
+    return value[at] == 0
 
 
 def percentile(values: list[float], q: float) -> float:
