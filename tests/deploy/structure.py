@@ -93,9 +93,11 @@ def _replica_problems(
     workload: dict[str, Any],
     container: dict[str, Any],
     spec: dict[str, Any],
+    *,
+    static_membership: bool,
 ) -> list[str]:
     """Two replicas at least, rolling without a gap, spread over nodes, a PDB; static
-    membership (``MEETINGS_CDC_INSTANCE_ID``) only where asked for."""
+    membership (``MEETINGS_CDC_INSTANCE_ID`` from the pod name) by default."""
     problems: list[str] = []
     kind = workload["kind"]
     if kind != "Deployment":
@@ -123,44 +125,72 @@ def _replica_problems(
     ]  # fmt: skip
     if not spread:
         problems.append("pods must be spread over nodes (topologySpreadConstraints on hostname)")
-    problems += instance_id_problems(container, static_membership=False)
+    problems += instance_id_problems(container, static_membership=static_membership)
+    # a setting in the ConfigMap is one literal id for every replica, with or without the
+    # pod-name entry (which would hide it only while that entry is there)
+    maps = {d["metadata"]["name"]: d.get("data") or {} for d in _by_kind(docs, "ConfigMap")}
+    for source in container.get("envFrom", []):
+        name = (source.get("configMapRef") or {}).get("name")
+        if "MEETINGS_CDC_INSTANCE_ID" in maps.get(name, {}):
+            problems.append(
+                f"MEETINGS_CDC_INSTANCE_ID must not be a literal value (ConfigMap {name}): two "
+                "replicas with one id fence each other"
+            )
     return problems
 
 
 def instance_id_problems(container: dict[str, Any], *, static_membership: bool) -> list[str]:
-    """Static membership only where asked for, and then from the pod name.
+    """Static membership by default, from the pod name; the opt-out leaves it out.
 
-    By default a Deployment must not set ``MEETINGS_CDC_INSTANCE_ID``: a rollout replaces
-    pods with new names, and a static member that stops does not leave the group, so its
-    events would wait for the session timeout on every rollout step.
+    By default (``static_membership=True``) a Deployment must set ``MEETINGS_CDC_INSTANCE_ID``
+    from ``metadata.name``: a container restarted in its pod keeps its name and takes its dead
+    predecessor's place at once instead of after the session timeout, and a replica stopped
+    with SIGTERM still leaves the group, so rollouts lose nothing. Never a literal value (nor
+    a ConfigMap or Secret key, nor a second entry): two replicas with one id fence each other.
+    The opt-out (``static_membership=False``: components/dynamic-membership, chart
+    ``staticMembership: false``) must render without it.
     """
     instance = [e for e in container.get("env", []) if e["name"] == "MEETINGS_CDC_INSTANCE_ID"]
     if not static_membership:
         if instance:
             return [
-                "MEETINGS_CDC_INSTANCE_ID must not be set by default: each rollout step would "
-                "leave the replaced pod's events unowned for the session timeout"
+                "MEETINGS_CDC_INSTANCE_ID must not be set with dynamic membership (the opt-out)"
             ]
         return []
-    field_path = (
-        ((instance[0].get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-        if instance
-        else None
-    )
+    if not instance:
+        return [
+            "MEETINGS_CDC_INSTANCE_ID must be set by default (static membership from the pod "
+            "name): a container restarted in its pod would wait for the session timeout"
+        ]
+    if len(instance) > 1:
+        return ["MEETINGS_CDC_INSTANCE_ID is set more than once"]
+    (entry,) = instance
+    if "value" in entry:
+        return [
+            "MEETINGS_CDC_INSTANCE_ID must not be a literal value: two replicas with one id "
+            "fence each other; it must come from the pod name (metadata.name)"
+        ]
+    field_path = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
     if field_path != "metadata.name":
         return ["MEETINGS_CDC_INSTANCE_ID must come from the pod name (metadata.name)"]
     return []
 
 
-def workload_problems(docs: list[dict[str, Any]], *, require_secret: bool) -> list[str]:
-    """The connector's workload, Service, ServiceMonitor, NetworkPolicy and rules fit."""
+def workload_problems(
+    docs: list[dict[str, Any]], *, require_secret: bool, static_membership: bool = True
+) -> list[str]:
+    """The connector's workload, Service, ServiceMonitor, NetworkPolicy and rules fit.
+
+    ``static_membership=False`` checks a render with the opt-out (dynamic membership)."""
     problems: list[str] = []
     workload, container = connector_workload(docs)
     spec = pod_spec(workload)
     assert spec is not None
 
     # replicas sharing the events (docs/replicas.md)
-    problems += _replica_problems(docs, workload, container, spec)
+    problems += _replica_problems(
+        docs, workload, container, spec, static_membership=static_membership
+    )
 
     # ports and probes
     ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}

@@ -203,12 +203,16 @@ def test_readme_documents_every_chart_value() -> None:
 
 
 def test_chart_static_membership_sets_the_instance_id_from_the_pod_name(helm_docs) -> None:
+    """On by default (INSTANCE_ID from metadata.name); staticMembership=false leaves it out."""
     _, default = connector_workload(helm_docs)
-    assert instance_id_problems(default, static_membership=False) == []
-    _, static = connector_workload(
-        documents(helm_template(HELM_CHART, "--set", "staticMembership=true"))
-    )
-    assert instance_id_problems(static, static_membership=True) == []
+    assert instance_id_problems(default, static_membership=True) == []
+    assert instance_id_problems(default, static_membership=False) != []
+    dynamic_docs = documents(helm_template(HELM_CHART, "--set", "staticMembership=false"))
+    _, dynamic = connector_workload(dynamic_docs)
+    assert instance_id_problems(dynamic, static_membership=False) == []
+    assert instance_id_problems(dynamic, static_membership=True) != []
+    assert workload_problems(dynamic_docs, require_secret=False, static_membership=False) == []
+    assert dynamic["env"] == [e for e in default["env"] if e["name"] != "MEETINGS_CDC_INSTANCE_ID"]
 
 
 # --- a bare install, values.schema.json ----------------------------------------------------

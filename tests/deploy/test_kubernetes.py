@@ -190,19 +190,41 @@ def test_example_overlay_labels_operator_objects_for_kube_prometheus_stack(rende
             assert "release" not in labels, doc["kind"]
 
 
-def test_static_membership_component_sets_the_instance_id_from_the_pod_name(tmp_path) -> None:
-    """The opt-in component: INSTANCE_ID from metadata.name; the base leaves it unset."""
+def test_base_sets_the_instance_id_from_the_pod_name(rendered_docs) -> None:
+    """Static membership by default: MEETINGS_CDC_INSTANCE_ID from metadata.name."""
+    for name in NAMES:
+        _, container = connector_workload(rendered_docs[name])
+        (entry,) = [e for e in container["env"] if e["name"] == "MEETINGS_CDC_INSTANCE_ID"]
+        assert entry == {
+            "name": "MEETINGS_CDC_INSTANCE_ID",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+        }, name
+        assert instance_id_problems(container, static_membership=True) == [], name
+
+
+def test_dynamic_membership_component_removes_only_the_instance_id(rendered_docs, tmp_path):
+    """The opt-out component renders without MEETINGS_CDC_INSTANCE_ID, everything else kept."""
     (tmp_path / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "resources": [os.path.relpath(K8S / "base", tmp_path)],
-                "components": [os.path.relpath(K8S / "components" / "static-membership", tmp_path)],
+                "components": [
+                    os.path.relpath(K8S / "components" / "dynamic-membership", tmp_path)
+                ],
             }
         ),
         encoding="utf-8",
     )
-    _, container = connector_workload(documents(kustomize_build(tmp_path)))
-    assert instance_id_problems(container, static_membership=True) == []
-    assert instance_id_problems(container, static_membership=False) != []
+    rendered = kustomize_build(tmp_path)
+    docs = documents(rendered)
+    _, container = connector_workload(docs)
+    assert instance_id_problems(container, static_membership=False) == []
+    assert instance_id_problems(container, static_membership=True) != []
+    assert workload_problems(docs, require_secret=False, static_membership=False) == []
+    assert workload_problems(docs, require_secret=False) != []
+    _, base = connector_workload(rendered_docs["base"])
+    assert container["env"] == [e for e in base["env"] if e["name"] != "MEETINGS_CDC_INSTANCE_ID"]
+    assert schema_problems(docs) == []
+    assert deploycheck_k8s(rendered).returncode == 0

@@ -172,10 +172,17 @@ def test_deploycheck_rejects_pod_security_violations(k8s_copy, old, new, message
         ("base/deployment.yaml", "  replicas: 2", "  replicas: 1", "at least 2 replicas"),
         ("base/deployment.yaml", "topologyKey: kubernetes.io/hostname",
          "topologyKey: topology.kubernetes.io/zone", "spread over nodes"),
-        ("base/deployment.yaml", "          env:\n",
-         "          env:\n            - name: MEETINGS_CDC_INSTANCE_ID\n"
-         "              valueFrom: {fieldRef: {fieldPath: metadata.name}}\n",
-         "must not be set by default"),
+        ("base/deployment.yaml", "            - name: MEETINGS_CDC_INSTANCE_ID\n"
+         "              valueFrom:\n                fieldRef:\n"
+         "                  fieldPath: metadata.name\n", "", "must be set by default"),
+        ("base/deployment.yaml", "              valueFrom:\n                fieldRef:\n"
+         "                  fieldPath: metadata.name\n", "              value: meetings-cdc\n",
+         "must not be a literal value"),
+        ("base/deployment.yaml", "fieldPath: metadata.name", "fieldPath: metadata.namespace",
+         "must come from the pod name"),
+        ("base/kustomization.yaml", "      - MEETINGS_CDC_SNAPSHOT_MODE",
+         "      - MEETINGS_CDC_INSTANCE_ID=meetings-cdc\n      - MEETINGS_CDC_SNAPSHOT_MODE",
+         "must not be a literal value (ConfigMap"),
         ("base/deployment.yaml", "path: /readyz", "path: /healthz", "readinessProbe must GET"),
         ("base/deployment.yaml", "failureThreshold: 60", "failureThreshold: 6",
          "state restore needs"),
@@ -210,6 +217,54 @@ def test_structure_check_rejects_a_broken_workload(k8s_copy, file, old, new, mes
         documents(build_broken(k8s_copy, file, old, new)), require_secret=True
     )
     assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # the component's patch misses the entry: the opt-out would keep static membership
+        ("components/dynamic-membership/kustomization.yaml",
+         "- name: MEETINGS_CDC_INSTANCE_ID", "- name: MEETINGS_CDC_INSTANCE",
+         "must not be set with dynamic membership"),
+        # one id for every replica from the ConfigMap, which the component does not touch
+        ("base/kustomization.yaml", "      - MEETINGS_CDC_SNAPSHOT_MODE",
+         "      - MEETINGS_CDC_INSTANCE_ID=meetings-cdc\n      - MEETINGS_CDC_SNAPSHOT_MODE",
+         "must not be a literal value (ConfigMap"),
+    ],
+)  # fmt: skip
+def test_structure_check_rejects_an_opt_out_that_keeps_the_instance_id(
+    k8s_copy, file, old, new, message
+) -> None:
+    overlay = k8s_copy / "overlays" / "dynamic"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": ["../../base"],
+                "components": ["../../components/dynamic-membership"],
+            }
+        ),
+        encoding="utf-8",
+    )
+    docs = documents(build_broken(k8s_copy, file, old, new, overlay="overlays/dynamic"))
+    problems = workload_problems(docs, require_secret=False, static_membership=False)
+    assert any(message in p for p in problems), problems
+
+
+def test_structure_check_rejects_a_second_instance_id_entry(k8s_copy) -> None:
+    """In the base: the example overlay's strategic merge patch would fold the two entries."""
+    rendered = build_broken(
+        k8s_copy,
+        "base/deployment.yaml",
+        "          env:\n",
+        "          env:\n            - name: MEETINGS_CDC_INSTANCE_ID\n"
+        "              valueFrom: {fieldRef: {fieldPath: metadata.name}}\n",
+        overlay="base",
+    )
+    problems = workload_problems(documents(rendered), require_secret=False)
+    assert any("set more than once" in p for p in problems), problems
 
 
 @pytest.mark.parametrize(
@@ -481,6 +536,7 @@ def test_deploycheck_rejects_a_chart_breaking_pod_security(chart_copy) -> None:
         ("values.yaml", "    memory: 512Mi", "    memory: 1Gi"),
         ("templates/networkpolicy.yaml", "        - port: 53\n          protocol: TCP\n", ""),
         ("files/alerts.yml", "for: 2m", "for: 3m"),
+        ("values.yaml", "staticMembership: true", "staticMembership: false"),
     ],
 )  # fmt: skip
 def test_agreement_check_rejects_a_chart_drifting_from_the_base(
