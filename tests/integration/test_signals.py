@@ -24,7 +24,13 @@ from confluent_kafka.admin import NewTopic
 from connector.serde.operations import decode
 from meetings_simulator.app import SimulatorConfig
 from tests.connector_process import ConnectorProcess
-from tests.integration.harness import ChangeLog, connector_env, free_port, metric_sample
+from tests.integration.harness import (
+    ChangeLog,
+    connector_env,
+    free_port,
+    metric_sample,
+    past_settle,
+)
 
 #: How long a paused event is watched for requests (short: this runs in make test).
 PAUSED_SECONDS = 3.0
@@ -146,6 +152,7 @@ async def test_a_paused_event_makes_no_request_while_another_goes_on_and_catches
     simulator = await simulator_factory(SimulatorConfig(event_ids=(1, 2)))
     a = await simulator.create(event_id=1, start=START, participants=[11, 12])
     b = await simulator.create(event_id=2, start=START, participants=[21, 22])
+    await past_settle()  # both in the snapshot
     name, port = unique_name("pause"), free_port()
     env = env_of(simulator, kafka_bootstrap, name, "1,2", port)
     changes = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
@@ -202,6 +209,7 @@ async def test_pause_survives_a_restart_and_a_repeated_signal_id_acts_once(
     simulator, kafka_bootstrap, unique_name
 ):
     a = await simulator.create(event_id=1, start=START, participants=[11])
+    await past_settle()  # in the snapshot
     name, port = unique_name("restart"), free_port()
     env = env_of(simulator, kafka_bootstrap, name, "1", port)
     topic = env["MEETINGS_CDC_SIGNALS_TOPIC"]
@@ -256,6 +264,7 @@ async def test_bad_signals_are_rejected_with_a_reason_and_stop_nothing(
     simulator, kafka_bootstrap, unique_name
 ):
     a = await simulator.create(event_id=1, start=START, participants=[11])
+    await past_settle()  # in the snapshot
     name, port = unique_name("bad"), free_port()
     env = env_of(simulator, kafka_bootstrap, name, "1", port)
     topic = env["MEETINGS_CDC_SIGNALS_TOPIC"]
@@ -373,7 +382,7 @@ async def test_a_snapshot_a_pass_and_a_delete_check_that_found_deletes_are_notif
 ):
     a = await simulator.create(event_id=1, start=START, participants=[11])
     b = await simulator.create(event_id=1, start=START, participants=[12, 13])
-    await asyncio.sleep(2.2)  # past the settle delay: both in the snapshot
+    await past_settle()  # both in the snapshot
     name, port = unique_name("steps"), free_port()
     env = env_of(simulator, kafka_bootstrap, name, "1", port)
     env["MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS"] = "1"
