@@ -5,8 +5,9 @@ topic (``connector.membership``); this replica runs the events of the partitions
 assigns it (``connector.replicas``). One replica alone is assigned every partition and
 behaves as a single process. Start-up order per assignment matters for exactly-once:
 every event's producer runs ``init_transactions()`` (fencing a predecessor and aborting its
-open transaction), and only then is its state partition restored, up to its last stable
-offset. SIGTERM/SIGINT stop the loops and leave the group; an in-flight cycle gets
+open transaction), and its state partition is restored up to the last stable offset taken
+only once every producer did (the reading itself overlaps the fencing); nothing is produced
+before both are done. SIGTERM/SIGINT stop the loops and leave the group; an in-flight cycle gets
 ``MEETINGS_CDC_SHUTDOWN_TIMEOUT_SECONDS`` to finish.
 Exit codes: 0 after a requested stop, 1 on a fatal error, 2 on bad configuration.
 """

@@ -42,8 +42,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the parser with every subcommand's arguments."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the parser with every subcommand's arguments, or with only ``only``'s
+    (the other subcommands listed by name, their modules not imported: ``run`` starts
+    without the simulator's and the other commands' imports)."""
     parser = _Parser(
         prog="meetings-cdc",
         description="Change-data-capture from the ExpoPlatform meetings export API to Kafka. "
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, module_name, help_text in SUBCOMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -70,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m connector``."""
-    parser = build_parser()
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     # parse_args() with its own check of the leftovers, after the not-installed case
     args, unrecognized = parser.parse_known_args(argv)
     hint = getattr(args, "_not_installed", None)
@@ -87,3 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first argument that is not an option: the
+    top-level options take no value), or None when it names none of them."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    return first if first in {name for name, _, _ in SUBCOMMANDS} else None

@@ -181,6 +181,28 @@ def producer_config(settings: KafkaSettings, txn_id: str) -> dict[str, Any]:
 
 ProducerFactory = Callable[[dict[str, Any]], Producer]
 
+#: Metadata requests :func:`_connect` makes at most (each within the timeout below).
+_CONNECT_ATTEMPTS = 5
+_CONNECT_TIMEOUT_S = 5.0
+
+
+def _connect(producer: Producer, topic: str) -> None:
+    """Have a broker connection up before ``init_transactions()`` (only a warm-up).
+
+    A new producer's ``init_transactions()`` looks for the transaction coordinator at once;
+    while only the bootstrap connection exists (librdkafka drops it once metadata names the
+    brokers) it finds no broker up and retries after a fixed 500 ms: 5 of 12 fences after a
+    SIGKILL took 0.51 s instead of 0.06 s (issue 30 item 3). A metadata answer from a broker
+    by its id (the bootstrap connection answers as -1) means a connection to it is up.
+    """
+    for _ in range(_CONNECT_ATTEMPTS):
+        try:
+            metadata = producer.list_topics(topic, timeout=_CONNECT_TIMEOUT_S)
+        except KafkaException:
+            return  # init_transactions() reports what is wrong
+        if metadata.orig_broker_id >= 0:
+            return
+
 
 class TransactionalPublisher:
     """Writes one cycle of one event as one Kafka transaction."""
@@ -196,12 +218,17 @@ class TransactionalPublisher:
         self._producer: Producer | None = None
         self.txn_id = txn_id
         self._timeout = settings.transaction_timeout_ms / 1000
+        self._metadata_topic = settings.state_topic
 
     async def start(self) -> None:
         """Create the producer and ``init_transactions()``: fences any predecessor with
         the same transactional id and aborts its open transaction."""
-        self._producer = self._factory(self._config)
-        await asyncio.to_thread(self._call, self._producer.init_transactions, self._timeout)
+        producer = self._producer = self._factory(self._config)
+        await asyncio.to_thread(self._start_blocking, producer)
+
+    def _start_blocking(self, producer: Producer) -> None:
+        _connect(producer, self._metadata_topic)
+        self._call(producer.init_transactions, self._timeout)
 
     async def publish(self, records: Sequence[Record]) -> None:
         """Write ``records`` in one transaction and commit it.

@@ -18,13 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connector.errors import ConfigError, SchemaMismatchError, SerializationError
 from connector.serde import catalog
 from connector.serde.catalog import SINGLE_OBJECT_MAGIC, RecordSchema
+
+if TYPE_CHECKING:
+    # Imported where a registry is used: the client and its HTTP, OAuth and JOSE libraries
+    # took ~90 ms of every start (~15 % of the imports), registry or not (issue 30 item 3).
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,8 @@ def ensure_compatibility(client: SchemaRegistryClient, url: str, subject: str) -
     own; return the level in force. A level an operator set is kept (and logged, a warning
     when it is not the connector's): a registry's global default is not relied upon, since
     it differs between registries (Confluent BACKWARD, Apicurio NONE)."""
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
     try:
         level = _subject_level(client, subject)
         if level is None:
@@ -138,6 +143,8 @@ def _unreachable(url: str, exc: Exception) -> ConfigError:
 
 def _subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
     """The subject's own compatibility level, or None when it has none."""
+    from confluent_kafka.schema_registry import SchemaRegistryError
+
     try:
         level = str(client.get_compatibility(subject)).upper()
     except SchemaRegistryError as exc:
@@ -149,6 +156,8 @@ def _subject_level(client: SchemaRegistryClient, subject: str) -> str | None:
 
 def register(client: SchemaRegistryClient, url: str, subject: str, schema: RecordSchema) -> int:
     """Register ``schema`` under ``subject``; return its id. Errors become ``ConfigError``."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryError
+
     try:
         schema_id: int = client.register_schema(subject, Schema(schema.text, "AVRO"))
     except SchemaRegistryError as exc:

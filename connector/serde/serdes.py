@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import fastavro
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connector.config.settings import KafkaSettings
 from connector.core.changes import ChangeEvent
@@ -34,6 +33,9 @@ from connector.serde.framing import (
     ensure_compatibility,
 )
 from connector.serde.state_scan import read_created_and_rows, read_state_key
+
+if TYPE_CHECKING:  # imported by registry_client(), only when a registry is configured
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +362,8 @@ def registry_client(settings: KafkaSettings) -> SchemaRegistryClient | None:
     url = settings.schema_registry_url
     if not url:
         return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
     conf: dict[str, str] = {"url": url}
     if settings.schema_registry_basic_auth is not None:
         conf["basic.auth.user.info"] = settings.schema_registry_basic_auth.get_secret_value()

@@ -9,7 +9,10 @@ zstd dictionary trained from the first values captures that and gets them to ~14
 
 Values are kept as they are until ``train_after`` of them are held (a small event never
 pays for a dictionary); then a dictionary is trained from those, they are compressed, and
-so is every value stored from then on. Only ``get`` (and ``pop``) decompress. Should
+so is every value stored from then on. Only ``get`` (and ``pop``) decompress. A restore
+defers that (``defer_bytes``): the values stay raw up to that many bytes, and the event
+trains and compresses them once it runs, in slices (``compress_steps``), rather than on the
+path from a restart to its first commit. Should
 training fail (samples too few or too alike: zstd refuses), values are compressed without
 a dictionary instead. A value that would not get smaller is kept as it is: raw and
 compressed values live in two separate dicts, so the two can never be confused.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from itertools import chain
+from itertools import chain, islice
 
 import zstandard
 
@@ -45,15 +48,30 @@ _TYPICAL_VALUE = 600
 #: pairs cost ~2 % (k=200 or 1024: 141 bytes).
 COVER_K = 537
 COVER_D = 8
+#: Raw bytes a restore may hold per restore (shared by its events) before it trains as it
+#: reads: training and compressing 20,000 values took ~0.1 s of a 0.21 s restore (issue 30
+#: item 3); past this (~55,000 simulator meetings) memory matters more than that.
+RESTORE_DEFER_BYTES = 32 * 1024 * 1024
 
 
 class StateValues:
     """Meeting id -> encoded state value, as a dict would hold them, in less memory."""
 
-    __slots__ = ("_compress", "_decompress", "_packed", "_raw", "_stored", "train_after")
+    __slots__ = (
+        "_compress",
+        "_decompress",
+        "_packed",
+        "_raw",
+        "_stored",
+        "defer_bytes",
+        "train_after",
+    )
 
-    def __init__(self, train_after: int = TRAIN_AFTER) -> None:
+    def __init__(self, train_after: int = TRAIN_AFTER, defer_bytes: int = 0) -> None:
+        """``defer_bytes``: a due training waits for :meth:`compress_steps` while the raw
+        values hold fewer bytes than this (0: it never waits)."""
         self.train_after = train_after
+        self.defer_bytes = defer_bytes
         self._raw: dict[int, bytes] = {}  # values kept as they are
         self._packed: dict[int, bytes] = {}  # zstd frames (magicless)
         self._stored = 0
@@ -83,7 +101,7 @@ class StateValues:
             self._forget(key)
             self._raw[key] = value
             self._stored += len(value)
-            if len(self._raw) >= self.train_after:
+            if len(self._raw) >= self.train_after and self._stored >= self.defer_bytes:
                 self._train()
             return
         # A copy: compress() shrinks a bound-sized block in place, which would pin a hole of
@@ -123,6 +141,24 @@ class StateValues:
         state = "compressed" if self.trained else "raw"
         return f"<StateValues {len(self):,} values, {self._stored:,} bytes, {state}>"
 
+    def compress_steps(self, per_step: int = 2_000) -> Iterator[None]:
+        """End a deferral (``defer_bytes``): train the dictionary that is due (one step,
+        ~40-85 ms at ``TRAIN_AFTER`` values), then compress the values held raw, ``per_step``
+        a step; values stored between steps are compressed as they come. Nothing to do when
+        trained already or fewer than ``train_after`` values are held."""
+        self.defer_bytes = 0
+        if self._compress is not None or len(self._raw) < self.train_after:
+            return
+        self._train(compress_held=False)
+        yield
+        keys = list(self._raw)
+        for start in range(0, len(keys), per_step):
+            for key in keys[start : start + per_step]:
+                value = self._raw.get(key)
+                if value is not None:  # not changed nor removed since (those are compressed)
+                    self[key] = value
+            yield
+
     def _forget(self, key: int) -> None:
         old = self._packed.pop(key, None)
         if old is None:
@@ -130,8 +166,9 @@ class StateValues:
         if old is not None:
             self._stored -= len(old)
 
-    def _train(self) -> None:
-        """Train a dictionary from the raw values, then compress them all."""
+    def _train(self, *, compress_held: bool = True) -> None:
+        """Train a dictionary from the raw values, then compress them all (unless
+        ``compress_held`` is False: the caller does, a slice at a time)."""
         params = zstandard.ZstdCompressionParameters.from_level(
             LEVEL,
             source_size=_TYPICAL_VALUE,
@@ -141,7 +178,10 @@ class StateValues:
             write_content_size=True,  # lets decompress() size its output
             write_dict_id=False,
         )
-        samples: list[bytes | bytearray | memoryview] = list(self._raw.values())
+        # the first ``train_after`` values, also when a deferral held more (as without one)
+        samples: list[bytes | bytearray | memoryview] = list(
+            islice(self._raw.values(), self.train_after)
+        )
         try:
             dictionary = zstandard.train_dictionary(DICT_BYTES, samples, k=COVER_K, d=COVER_D)
             dictionary.precompute_compress(compression_params=params)
@@ -154,6 +194,8 @@ class StateValues:
         self._decompress = zstandard.ZstdDecompressor(
             dict_data=dictionary, format=zstandard.FORMAT_ZSTD1_MAGICLESS
         )
+        if not compress_held:
+            return
         raw, self._raw, self._stored = self._raw, {}, 0
         for key, value in raw.items():
             self[key] = value

@@ -61,6 +61,8 @@ log = logging.getLogger("connector.engine")
 SNAPSHOT = Phase.SNAPSHOT
 STREAMING = Phase.STREAMING
 _SOURCE_ERRORS = (RetriableSourceError, RetriablePublishError, FatalSourceError)
+#: How long the compression of restored values waits for the event's first commit at most.
+_COMPRESS_AFTER_S = 5.0
 
 
 class EventSync:
@@ -139,6 +141,7 @@ class EventSync:
             asyncio.create_task(self._reconcile_loop(stop), name=f"reconcile-{self.event_id}"),
             asyncio.create_task(self._delete_check_loop(stop), name=f"deletes-{self.event_id}"),
             asyncio.create_task(self._resnapshot_loop(stop), name=f"resnapshot-{self.event_id}"),
+            asyncio.create_task(self._compress_restored(stop), name=f"values-{self.event_id}"),
             asyncio.create_task(
                 heartbeats(
                     self.event_id,
@@ -232,6 +235,20 @@ class EventSync:
                 await self._report_failure(CycleKind.RECONCILE, outcome, failures)
             else:
                 failures = 0
+
+    async def _compress_restored(self, stop: asyncio.Event) -> None:
+        """Train the restored values' dictionary and compress them (``compress_steps``) a
+        slice at a time, once the first cycle committed (or ``_COMPRESS_AFTER_S`` passed):
+        off the path from a restart to that commit (issue 30 item 3)."""
+        deadline = time.monotonic() + _COMPRESS_AFTER_S
+        while self.committer.last_committed_at is None and time.monotonic() < deadline:
+            if stop.is_set():
+                return
+            await _wait(stop, 0.05)
+        for _ in self.state.meetings.compress_steps():
+            if stop.is_set():
+                return
+            await asyncio.sleep(0)
 
     async def _resnapshot_loop(self, stop: asyncio.Event) -> None:
         """Run the event's re-snapshot (``connector.sync.resnapshot``) whenever its progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -13,7 +14,7 @@ from connector.core.progress import EventProgress
 from connector.errors import ConfigError, ProducerFencedError
 from connector.kafka.layout import Record, state_partition
 from connector.kafka.publisher import TransactionalPublisher, ensure_topics
-from connector.state.restore import restore
+from connector.state.restore import Fencing, RestoreAbandoned, restore
 
 
 class JsonStateCodec:
@@ -200,3 +201,70 @@ async def test_init_transactions_releases_a_crashed_predecessors_open_transactio
 
     assert sorted(states[event_id].meetings) == [1]
     assert sorted(states[neighbour].meetings) == [9]
+
+
+async def test_a_restore_read_beside_the_fencing_ends_at_what_the_fencing_released(
+    admin, kafka_bootstrap, topics
+):
+    # The restore of a restart starts while its producers fence (issue 30 item 3): the end
+    # offsets it stops at must be the ones after the fencing, or a neighbour's commit behind
+    # the crashed predecessor's open transaction is missed as above.
+    settings = _settings(kafka_bootstrap, **topics)
+    ensure_topics(admin, settings)
+    state_topic = topics["state_topic"]
+    txn_id = f"overlap-{state_topic}"
+    event_id, neighbour = 3, 6  # both in partition 0 of 3
+    partition = state_partition(event_id, 3)
+    crashed = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": txn_id})
+    crashed.init_transactions(30)
+    crashed.begin_transaction()
+    crashed.produce(state_topic, key=_key(event_id, 2), value=b"uncommitted", partition=partition)
+    crashed.flush(10)
+    other = TransactionalPublisher(settings, f"other-{state_topic}")
+    await other.start()
+    await other.publish([Record(state_topic, _key(neighbour, 9), b"other", partition)])
+
+    fencing = Fencing()
+    restoring = asyncio.ensure_future(
+        asyncio.to_thread(
+            restore,
+            settings.kafka_client_config(),
+            state_topic,
+            [partition],
+            [event_id, neighbour],
+            JsonStateCodec(),
+            fencing=fencing,
+            timeout=30,
+        )
+    )
+    await asyncio.sleep(1.0)  # the restore reads (up to the open transaction) meanwhile
+    assert not restoring.done()
+    successor = TransactionalPublisher(settings, txn_id)
+    await successor.start()
+    fencing.done()
+    states, _ = await asyncio.wait_for(restoring, 30)
+
+    assert sorted(states[event_id].meetings) == []  # the open transaction was aborted
+    assert sorted(states[neighbour].meetings) == [9]
+
+
+async def test_a_restore_whose_fencing_failed_stops_at_once(admin, kafka_bootstrap, topics):
+    settings = _settings(kafka_bootstrap, **topics)
+    ensure_topics(admin, settings)
+    fencing = Fencing()
+    restoring = asyncio.ensure_future(
+        asyncio.to_thread(
+            restore,
+            settings.kafka_client_config(),
+            topics["state_topic"],
+            [0],
+            [3],
+            JsonStateCodec(),
+            fencing=fencing,
+            timeout=30,
+        )
+    )
+    await asyncio.sleep(0.5)
+    fencing.abandon()
+    with pytest.raises(RestoreAbandoned):
+        await asyncio.wait_for(restoring, 5)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +36,18 @@ def test_tail_help_names_the_bootstrap_variable() -> None:
     text = " ".join(subcommand("tail").format_help().split())
     assert "--bootstrap-servers" in text
     assert "$MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:19092" in text
+
+
+def test_run_starts_without_the_other_commands_and_the_registry_client() -> None:
+    # ~0.1 s of every start (issue 30 item 3): the simulator's, the other commands' and the
+    # registry client's imports are not needed to run without a registry.
+    code = (
+        "import sys; from connector.cli.router import build_parser; "
+        "build_parser('run').parse_known_args(['run']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('meetings_simulator', "
+        "'connector.cli.tail', 'connector.cli.export', 'confluent_kafka.schema_registry'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"

@@ -181,3 +181,36 @@ def test_training_gives_zstd_its_cover_parameters_instead_of_searching(
     assert [store.get(i) for i in range(len(values))] == values
     # a dictionary still gets a meeting to about a quarter of its size
     assert store.stored_bytes < 0.35 * sum(map(len, values))
+
+
+def test_a_deferred_training_waits_for_compress_steps_and_loses_nothing() -> None:
+    # A restore holds the values raw (training took ~0.1 s of the path from a restart to
+    # its first commit, issue 30 item 3); the event compresses them once it runs, in slices
+    # between which it goes on storing and removing values.
+    values = list(simulated_states().values())[: TRAIN_AFTER + 500]
+    store, model = StateValues(defer_bytes=10**9), {}
+    for i, value in enumerate(values):
+        store[i] = model[i] = value
+    assert not store.trained
+    assert store.stored_bytes == sum(map(len, values))
+    steps = store.compress_steps(per_step=300)
+    next(steps)  # the training
+    assert store.trained
+    for n, _ in enumerate(steps):
+        store[10_000 + n] = model[10_000 + n] = values[n]  # stored between slices
+        model.pop(n * 7, None)
+        store.pop(n * 7, None)
+    assert sorted(store) == sorted(model)
+    assert all(store.get(k) == v for k, v in model.items())
+    assert store.stored_bytes < 0.4 * sum(map(len, model.values()))
+
+
+def test_compress_steps_of_too_few_values_does_nothing_and_ends_the_deferral() -> None:
+    values = list(simulated_states().values())[:TRAIN_AFTER]
+    store = StateValues(defer_bytes=10**9)
+    for i, value in enumerate(values[:10]):
+        store[i] = value
+    assert list(store.compress_steps()) == []
+    for i, value in enumerate(values):
+        store[i] = value  # no deferral any more: trains once enough are held
+    assert store.trained
