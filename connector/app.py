@@ -128,7 +128,12 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
             },
         )
         serdes = make_serdes(
-            settings, settings.changes_topic, settings.state_topic, settings.dlq_topic
+            settings,
+            settings.changes_topic,
+            settings.state_topic,
+            settings.dlq_topic,
+            settings.notifications_topic,
+            settings.heartbeats_topic,
         )
         state_partitions = partitions[settings.state_topic]
 

@@ -4,7 +4,8 @@ its outcome.
 The record goes to the signals topic (``MEETINGS_CDC_SIGNALS_TOPIC``): key a fresh signal id,
 value ``{"type", "event_id", "meeting_ids"?, "to"?}`` (``connector.core.signals``). The id is
 printed on stdout. With ``--wait`` the command then reads the notifications topic (from its
-end as it was before the signal was written) for the signal's final notification.
+end as it was before the signal was written) for the signal's final notification, in either
+framing (with a registry, ``MEETINGS_CDC_SCHEMA_REGISTRY_URL``, its schemas fetched by id).
 
 Exit codes: 0 written (with ``--wait``: COMPLETED); 1 FAILED, REJECTED, no final
 notification in time, or Kafka unreachable / a topic missing; 2 bad flags or configuration.
@@ -26,7 +27,8 @@ from connector.core.notifications import FINAL, NotificationStatus
 from connector.core.signals import SignalKind, parse_time, signal_json
 from connector.errors import SerializationError
 from connector.ops.logs import configure_logging
-from connector.serde.operations import decode
+from connector.serde import Serdes, reader_serdes
+from connector.serde.catalog import NOTIFICATION
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -39,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this subcommand's arguments."""
     parser.epilog = (
         "Topics come from MEETINGS_CDC_SIGNALS_TOPIC and MEETINGS_CDC_NOTIFICATIONS_TOPIC, "
-        "Kafka security from MEETINGS_CDC_KAFKA_* (see README, 'Operating a running "
-        "connector'). Exit codes: 0 sent (with --wait: COMPLETED); 1 FAILED, REJECTED, "
+        "Kafka security from MEETINGS_CDC_KAFKA_*, and for --wait the schema registry of a "
+        "connector that has one from MEETINGS_CDC_SCHEMA_REGISTRY_URL (see README, 'Operating "
+        "a running connector'). Exit codes: 0 sent (with --wait: COMPLETED); 1 FAILED, REJECTED, "
         "time-out or Kafka unreachable; 2 bad flags or configuration."
     )
     parser.add_argument("kind", choices=[k.value for k in SignalKind], help="what to ask for")
@@ -97,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
         print(signal_id, flush=True)
         if consumer is None:
             return EXIT_OK
-        return _follow(consumer, signal_id, args.wait)
+        return _follow(consumer, reader_serdes(settings), signal_id, args.wait)
     except SignalError as exc:
         print(f"meetings-cdc signal: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -165,16 +168,18 @@ def _send(settings: KafkaSettings, signal_id: str, value: bytes) -> None:
         raise SignalError(f"the signal was not written to {topic}: {errors[0]}")
 
 
-def _follow(consumer: Consumer, signal_id: str, seconds: float) -> int:
+def _follow(consumer: Consumer, serdes: Serdes, signal_id: str, seconds: float) -> int:
     deadline = time.monotonic() + seconds
+    undecoded: SerializationError | None = None  # the last record that could not be read
     while (left := deadline - time.monotonic()) > 0:
         for message in consumer.consume(num_messages=100, timeout=min(0.5, left)):
             data = message.value()
             if message.error() is not None or data is None:
                 continue
             try:
-                note = decode("Notification", data)
-            except SerializationError:
+                note = serdes.decode_as(NOTIFICATION, data)
+            except SerializationError as exc:
+                undecoded = exc
                 continue
             if note.get("signal_id") != signal_id or note.get("status") not in FINAL:
                 continue
@@ -182,9 +187,11 @@ def _follow(consumer: Consumer, signal_id: str, seconds: float) -> int:
             reason = f": {note['reason']}" if note.get("reason") else ""
             print(f"meetings-cdc signal: {status}{reason}", file=sys.stderr)
             return EXIT_OK if status is NotificationStatus.COMPLETED else EXIT_FAILED
+    # A registry not configured here, or not reachable, shows as notifications not decoded.
+    why = "" if undecoded is None else f"; a record there could not be decoded: {undecoded}"
     print(
         f"meetings-cdc signal: no final notification within {seconds:g} s (is a connector "
-        "running that serves this event?)",
+        f"running that serves this event?){why}",
         file=sys.stderr,
     )
     return EXIT_FAILED

@@ -24,7 +24,7 @@ from connector.core.progress import EventProgress, Resnapshot
 from connector.errors import FatalPublishError
 from connector.kafka.layout import state_partition
 from connector.ops.logs import configure_logging
-from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
+from connector.serde import reader_serdes
 from connector.state.restore import restore
 
 
@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     config = settings.kafka_client_config()
     try:
         partitions = _partitions(config, topic)
-        serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
+        serdes = reader_serdes(settings)
         partition = state_partition(args.event_id, partitions)
         states, _ = restore(config, topic, [partition], [args.event_id], serdes, timeout=60)
     except (KafkaException, FatalPublishError, _Missing) as exc:

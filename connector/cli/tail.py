@@ -30,7 +30,7 @@ from connector.config.settings import KafkaSettings, load_settings
 from connector.errors import FatalPublishError, SerializationError
 from connector.kafka.probe import BrokerUnreachableError, wait_for_brokers
 from connector.ops.logs import configure_logging
-from connector.serde import Serdes, SingleObjectFraming, WriterSchemas, registry_client
+from connector.serde import Serdes, reader_serdes
 from connector.state.restore import drop_read_to_end, end_offsets
 
 POLL_SECONDS = 0.5
@@ -122,7 +122,7 @@ def main(args: argparse.Namespace) -> int:
     settings = load_settings(KafkaSettings, **overrides)
     # librdkafka's lines go through the JSON logger, deduplicated (never raw on stderr).
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
-    serdes = Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))
+    serdes = reader_serdes(settings)
     topic = args.topic or settings.changes_topic
     consumer = new_consumer(settings, args)
     stopper = _Stopper()

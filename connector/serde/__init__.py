@@ -11,7 +11,14 @@
 
 from connector.serde.catalog import RecordSchema, rabin_fingerprint
 from connector.serde.framing import RegistryFraming, SingleObjectFraming, WriterSchemas
-from connector.serde.serdes import DeadLetterLike, Serdes, make_serdes, registry_client, subjects
+from connector.serde.serdes import (
+    DeadLetterLike,
+    Serdes,
+    make_serdes,
+    reader_serdes,
+    registry_client,
+    subjects,
+)
 
 __all__ = [
     "DeadLetterLike",
@@ -22,6 +29,7 @@ __all__ = [
     "WriterSchemas",
     "make_serdes",
     "rabin_fingerprint",
+    "reader_serdes",
     "registry_client",
     "subjects",
 ]

@@ -31,10 +31,13 @@ STATE_KEY = "StateKey"
 STATE_VALUE = "StateValue"
 DEAD_LETTER = "DeadLetter"
 TOP_LEVEL: tuple[str, ...] = (MEETING_KEY, MEETING_CHANGE, STATE_KEY, STATE_VALUE, DEAD_LETTER)
-# What operators read (connector.serde.operations): not released yet, so not in TOP_LEVEL.
+# What operators read (the notifications and heartbeats topics): not released yet, so not
+# in TOP_LEVEL (every schema there has a released copy).
 NOTIFICATION = "Notification"
 HEARTBEAT = "Heartbeat"
 OPERATIONS: tuple[str, ...] = (NOTIFICATION, HEARTBEAT)
+#: Every top-level schema the connector writes records of (a subject each with a registry).
+WRITTEN: tuple[str, ...] = (*TOP_LEVEL, *OPERATIONS)
 
 # Single-object encoding marker (Avro spec, "Single-object encoding").
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"

@@ -14,6 +14,7 @@ from typing import Any
 
 from connector.core.changes import Change, ChangeEvent, ChangeType, ReadKind, SourceInfo
 from connector.core.model import Meeting, Participant, freeze_extra
+from connector.core.notifications import Heartbeat, Notification
 from connector.core.progress import EventProgress, Phase, Resnapshot
 from connector.core.timestamps import iso_utc
 from connector.errors import SerializationError
@@ -178,6 +179,37 @@ def _resnapshot_from_datum(d: Mapping[str, Any] | None) -> Resnapshot | None:
         meeting_ids=tuple(d.get("meeting_ids") or ()),
         counts=tuple(sorted((d.get("counts") or {}).items())),
     )
+
+
+def notification_datum(notification: Notification) -> dict[str, Any]:
+    """The ``meetings_cdc.Notification`` datum of a notification."""
+    return {
+        "kind": notification.kind,
+        "status": str(notification.status),
+        "event_id": notification.event_id,
+        "signal_id": notification.signal_id,
+        "reason": notification.reason,
+        "counts": dict(notification.counts),
+        "at": notification.at,
+        "connector": notification.connector,
+        "owner": notification.owner,
+    }
+
+
+def heartbeat_datum(heartbeat: Heartbeat) -> dict[str, Any]:
+    """The ``meetings_cdc.Heartbeat`` datum of a heartbeat."""
+    return {
+        "event_id": heartbeat.event_id,
+        "at": heartbeat.at,
+        "phase": heartbeat.phase,
+        "created_through": heartbeat.created_through,
+        "modified_through": heartbeat.modified_through,
+        "last_committed_at": heartbeat.last_committed_at,
+        "paused": heartbeat.paused,
+        "paused_by": heartbeat.paused_by,
+        "connector": heartbeat.connector,
+        "owner": heartbeat.owner,
+    }
 
 
 def jsonable(value: Any) -> Any:

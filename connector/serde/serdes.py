@@ -12,14 +12,17 @@ import fastavro
 from connector.config.settings import KafkaSettings
 from connector.core.changes import ChangeEvent
 from connector.core.model import Meeting
+from connector.core.notifications import Heartbeat, Notification
 from connector.core.progress import EventProgress
 from connector.errors import SchemaMismatchError, SerializationError
 from connector.serde import catalog, records
 from connector.serde.bodies import FastEncoder, MeetingBodies
 from connector.serde.catalog import (
     DEAD_LETTER,
+    HEARTBEAT,
     MEETING_CHANGE,
     MEETING_KEY,
+    NOTIFICATION,
     STATE_KEY,
     STATE_VALUE,
     RecordSchema,
@@ -83,7 +86,8 @@ class DeadLetterLike(Protocol):
 
 
 class Serdes:
-    """Encoders and decoders of the change, state and dead-letter topics.
+    """Encoders and decoders of the change, state, dead-letter, notifications and heartbeats
+    topics.
 
     Encoding frames bodies with ``framing`` (single-object encoding or the Confluent wire
     format); decoding accepts either. Schemas are parsed once; the state hot path reads
@@ -94,12 +98,14 @@ class Serdes:
         """Use ``framing`` to encode; ``writers`` finds writer schemas when decoding."""
         self.framing = framing
         self._writers = writers or WriterSchemas()
-        self._schemas = {name: catalog.current(name) for name in catalog.TOP_LEVEL}
-        self._headers = {name: framing.header(name) for name in catalog.TOP_LEVEL}
+        self._schemas = {name: catalog.current(name) for name in catalog.WRITTEN}
+        self._headers = {name: framing.header(name) for name in catalog.WRITTEN}
         self._change = self._encoder(MEETING_CHANGE)
         self._state_key = self._encoder(STATE_KEY)
         self._state_value = self._encoder(STATE_VALUE)
         self._dead_letter = self._encoder(DEAD_LETTER)
+        self._notification = self._encoder(NOTIFICATION)
+        self._heartbeat = self._encoder(HEARTBEAT)
         self._fast = _checked_fast_encoder(self._schemas)
 
     @property
@@ -265,6 +271,30 @@ class Serdes:
         """A dead letter as a JSON-ready dict."""
         return self.decode_json(data)
 
+    # --- notifications and heartbeats topics --------------------------------------------------
+    # Their keys are UTF-8 text (``Notification.key``, ``Heartbeat.key``), so a console
+    # consumer shows them as they are.
+
+    def encode_notification(self, notification: Notification) -> bytes:
+        """The ``Notification`` value of a notification."""
+        return self._notification(records.notification_datum(notification))
+
+    def encode_heartbeat(self, heartbeat: Heartbeat) -> bytes:
+        """The ``Heartbeat`` value of a heartbeat."""
+        return self._heartbeat(records.heartbeat_datum(heartbeat))
+
+    def decode_as(self, name: str, data: bytes) -> dict[str, Any]:
+        """A record of the schema ``name`` (``Notification``, ``Heartbeat``) in either
+        framing as a JSON-ready dict, read as the current schema: times as ISO-8601 UTC
+        strings. ``SerializationError`` when ``data`` is not a record of that schema."""
+        writer, offset = self._writers.resolve(data)
+        current = self._schemas[name]
+        if writer.name != current.name:
+            raise SerializationError(f"not a {name} record: written with schema {writer.name}")
+        reader = None if writer.fingerprint == current.fingerprint else current.parsed
+        result: dict[str, Any] = records.jsonable(_read(data, offset, writer.parsed, reader))
+        return result
+
     # --- internals --------------------------------------------------------------------------
 
     def _encoder(self, name: str) -> Callable[[dict[str, Any]], bytes]:
@@ -345,14 +375,23 @@ def _read(data: bytes, offset: int, writer: Any, reader: Any) -> Any:
         raise SerializationError(f"cannot decode an Avro record: {exc!r}") from exc
 
 
-def subjects(changes_topic: str, state_topic: str, dlq_topic: str) -> dict[str, str]:
-    """TopicNameStrategy subjects of every schema: ``<topic>-key`` / ``<topic>-value``."""
+def subjects(
+    changes_topic: str,
+    state_topic: str,
+    dlq_topic: str,
+    notifications_topic: str,
+    heartbeats_topic: str,
+) -> dict[str, str]:
+    """TopicNameStrategy subjects of every schema: ``<topic>-key`` / ``<topic>-value`` (the
+    notifications' and heartbeats' keys are text: no subject)."""
     return {
         MEETING_KEY: f"{changes_topic}-key",
         MEETING_CHANGE: f"{changes_topic}-value",
         STATE_KEY: f"{state_topic}-key",
         STATE_VALUE: f"{state_topic}-value",
         DEAD_LETTER: f"{dlq_topic}-value",
+        NOTIFICATION: f"{notifications_topic}-value",
+        HEARTBEAT: f"{heartbeats_topic}-value",
     }
 
 
@@ -372,7 +411,12 @@ def registry_client(settings: KafkaSettings) -> SchemaRegistryClient | None:
 
 
 def make_serdes(
-    settings: KafkaSettings, changes_topic: str, state_topic: str, dlq_topic: str
+    settings: KafkaSettings,
+    changes_topic: str,
+    state_topic: str,
+    dlq_topic: str,
+    notifications_topic: str,
+    heartbeats_topic: str,
 ) -> Serdes:
     """Serdes for the configured encoding: the Confluent wire format when
     ``MEETINGS_CDC_SCHEMA_REGISTRY_URL`` is set (each subject's compatibility set where it
@@ -382,8 +426,15 @@ def make_serdes(
     if client is None:
         return Serdes(SingleObjectFraming())
     url = str(settings.schema_registry_url)
-    named = subjects(changes_topic, state_topic, dlq_topic)
+    named = subjects(changes_topic, state_topic, dlq_topic, notifications_topic, heartbeats_topic)
     for subject in named.values():
         ensure_compatibility(client, url, subject)
     framing = RegistryFraming(client, url, named)
     return Serdes(framing, WriterSchemas(client))
+
+
+def reader_serdes(settings: KafkaSettings) -> Serdes:
+    """Serdes for a process that only reads (``tail``, ``state show``, ``signal --wait``):
+    it decodes either framing, fetching schemas by id from the configured registry, and
+    registers nothing."""
+    return Serdes(SingleObjectFraming(), WriterSchemas(registry_client(settings)))

@@ -81,6 +81,11 @@ class Committer:
         #: when a cycle of this event last committed here (wall clock, epoch s): heartbeats
         self.last_committed_at: float | None = None
 
+    @property
+    def serdes(self) -> Serdes:
+        """What the event's records are encoded with (notifications and heartbeats too)."""
+        return self._serdes
+
     @contextlib.contextmanager
     def watch(self) -> Iterator[set[int]]:
         """The ids committed by *other* concerns while the block runs (a reconcile pass

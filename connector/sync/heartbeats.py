@@ -20,7 +20,6 @@ from connector.core.notifications import Heartbeat
 from connector.errors import RetriablePublishError
 from connector.kafka.layout import Record
 from connector.ops.metrics import Metrics
-from connector.serde.operations import encode_heartbeat
 from connector.state.store import EventState
 from connector.sync.committer import Committer
 from connector.sync.signals import replica_name
@@ -63,7 +62,8 @@ async def heartbeats(
             paused=progress.paused,
             paused_by=progress.paused_by,
         )
-        record = Record(settings.heartbeats_topic, beat.key, encode_heartbeat(beat))
+        value = committer.serdes.encode_heartbeat(beat)
+        record = Record(settings.heartbeats_topic, beat.key, value)
         try:
             await committer.send([record])
         except RetriablePublishError as exc:

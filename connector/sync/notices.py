@@ -17,7 +17,6 @@ from connector.config.settings import Settings
 from connector.core.notifications import Notification, NotificationStatus
 from connector.errors import RetriablePublishError
 from connector.kafka.layout import Record
-from connector.serde.operations import encode_notification
 from connector.sync.committer import Committer
 from connector.sync.signals import replica_name
 
@@ -67,7 +66,7 @@ class Notices:
                 dict(counts),
             )
             topic = self._settings.notifications_topic
-            return Record(topic, note.key, encode_notification(note))
+            return Record(topic, note.key, self._committer.serdes.encode_notification(note))
 
         return record
 

@@ -29,7 +29,6 @@ from connector.kafka.layout import Record
 from connector.kafka.signal_channel import SignalChannel
 from connector.ops.health import HealthState
 from connector.ops.metrics import Metrics
-from connector.serde.operations import encode_notification
 from connector.state.store import EventState
 from connector.sync.batch import Batch
 from connector.sync.committer import Committer
@@ -162,7 +161,8 @@ class EventSignals:
             decided.append(outcome)
             topic = self.settings.notifications_topic
             for note in outcome[1]:
-                batch.records.append(Record(topic, note.key, encode_notification(note)))
+                value = batch.serdes.encode_notification(note)
+                batch.records.append(Record(topic, note.key, value))
 
         self.waiting.set()
         try:

@@ -30,8 +30,10 @@ from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.serde.operations import decode
+from connector.serde import Serdes, SingleObjectFraming, WriterSchemas
+from connector.serde.catalog import NOTIFICATION
 from meetings_simulator.app import SimulatorConfig
 from tests.chaos.broker import OwnBroker
 from tests.chaos.oracle import (
@@ -701,10 +703,14 @@ def resnapshot_problems(
 
 
 class NotificationLog:
-    """Every notification on the connector's notifications topic (read_committed)."""
+    """Every notification on the connector's notifications topic (read_committed), in
+    either framing (the connector's registry, when ``env`` names one)."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.records: list[dict[str, Any]] = []
+        registry = env.get("MEETINGS_CDC_SCHEMA_REGISTRY_URL")
+        self._registry = SchemaRegistryClient({"url": registry}) if registry else None
+        self._serdes = Serdes(SingleObjectFraming(), WriterSchemas(self._registry))
         self._consumer = Consumer(
             {
                 "bootstrap.servers": env["MEETINGS_CDC_KAFKA_BOOTSTRAP_SERVERS"],
@@ -718,7 +724,7 @@ class NotificationLog:
     def poll(self, seconds: float = 0.5) -> None:
         for message in self._consumer.consume(num_messages=500, timeout=seconds):
             if message.error() is None:
-                self.records.append(decode("Notification", message.value()))
+                self.records.append(self._serdes.decode_as(NOTIFICATION, message.value()))
 
     def settle(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -730,6 +736,8 @@ class NotificationLog:
 
     def close(self) -> None:
         self._consumer.close()
+        if self._registry is not None:
+            self._registry.close()
 
 
 def _produce(env: Mapping[str, str], topic: str, key: str, value: bytes) -> None:

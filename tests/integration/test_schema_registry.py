@@ -37,6 +37,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from connector.serde import RegistryFraming, Serdes, WriterSchemas, subjects
 from tests.connector_process import ConnectorProcess
 from tests.integration.harness import connector_env, past_settle
+from tests.integration.test_signals import TopicReader, signal
 from tests.registry_process import (
     CCOMPAT,
     LocalRegistry,
@@ -59,8 +60,15 @@ EARLIER_CHANGE = {
 
 
 def subject_names(name: str) -> dict[str, str]:
-    """The five subjects of a connector whose topics are ``<name>.changes|state|dlq``."""
-    return subjects(f"{name}.changes", f"{name}.state", f"{name}.dlq")
+    """The seven subjects of a connector whose topics are
+    ``<name>.changes|state|dlq|notifications|heartbeats`` (``connector_env``)."""
+    return subjects(
+        f"{name}.changes",
+        f"{name}.state",
+        f"{name}.dlq",
+        f"{name}.notifications",
+        f"{name}.heartbeats",
+    )
 
 
 def own_level(api: RegistryApi, subject: str) -> str | None:
@@ -257,7 +265,7 @@ async def own_registry(
 
 def test_wire_format_bytes_with_the_mock_registry() -> None:
     client = SchemaRegistryClient.new_client({"url": "mock://wire-format"})
-    names = subjects("t.changes", "t.state", "t.dlq")
+    names = subjects("t.changes", "t.state", "t.dlq", "t.notifications", "t.heartbeats")
     serdes = Serdes(RegistryFraming(client, "mock://wire-format", names), WriterSchemas(client))
 
     key = serdes.encode_change_key(10, 7)
@@ -302,6 +310,53 @@ async def test_events_round_trip_through_the_registry_and_tail(
     # Another process, knowing only the registry, decodes keys and values alike.
     lines = tailed(await run_tail(kafka_bootstrap, run.topic, registry_url))
     assert sorted(lines) == sorted([(a, "SNAPSHOT"), (a, "CONFIRMED"), (b, "SNAPSHOT")])
+
+
+async def test_notifications_and_heartbeats_use_the_registry_and_signal_wait_reads_them(
+    simulator, rig, registry_url: str, kafka_bootstrap: str
+) -> None:
+    """The operators' topics are in the Confluent wire format like the others, with the ids
+    registered under ``<topic>-value``; ``meetings-cdc signal --wait``, given the same
+    settings, decodes the notification it waits for."""
+    a = await simulator.create(event_id=EVENT, start=T0, participants=[1])
+    await past_settle()
+    run = rig(registry_url, MEETINGS_CDC_HEARTBEAT_INTERVAL_SECONDS="1")
+    notes_topic = run.env["MEETINGS_CDC_NOTIFICATIONS_TOPIC"]
+    beats_topic = run.env["MEETINGS_CDC_HEARTBEATS_TOPIC"]
+    notes = TopicReader(kafka_bootstrap, notes_topic, "Notification", registry_url)
+    beats = TopicReader(kafka_bootstrap, beats_topic, "Heartbeat", registry_url)
+    try:
+        await run.start()
+        await run.log.wait_for(has(a, "SNAPSHOT"), 60, "the snapshot of a")
+        api = RegistryApi(registry_url)
+        note_schema = api.latest(f"{notes_topic}-value")
+        beat_schema = api.latest(f"{beats_topic}-value")
+        assert json.loads(note_schema["schema"])["name"] == "Notification"
+        assert json.loads(beat_schema["schema"])["name"] == "Heartbeat"
+
+        # Every connector notifies its snapshot: STARTED, then COMPLETED (key the event id).
+        started, completed = raw_records(kafka_bootstrap, notes_topic, 2)[:2]
+        assert started.value()[:5] == completed.value()[:5] == header(note_schema["id"])
+        await notes.wait_for(
+            lambda r: any(n["status"] == "COMPLETED" for n in r), 30, "the snapshot's COMPLETED"
+        )
+        assert [(n["key"], n["kind"], n["status"]) for n in notes.records[:2]] == [
+            (str(EVENT), "snapshot", "STARTED"),
+            (str(EVENT), "snapshot", "COMPLETED"),
+        ]
+        [beat] = raw_records(kafka_bootstrap, beats_topic, 1)[:1]
+        assert beat.value()[:5] == header(beat_schema["id"])
+        await beats.wait_for(bool, 30, "a heartbeat")
+        assert (beats.records[0]["key"], beats.records[0]["event_id"]) == (str(EVENT), EVENT)
+
+        code, signal_id, err = await signal(run.env, "pause", "--event-id", str(EVENT), wait=30)
+        assert code == 0, err
+        assert "COMPLETED" in err
+        await notes.wait_for(lambda r: any(n["signal_id"] == signal_id for n in r), 30, "pause")
+        assert [n["status"] for n in notes.of(signal_id)] == ["COMPLETED"]
+    finally:
+        notes.close()
+        beats.close()
 
 
 async def test_incompatible_schema_registered_beforehand_stops_start_up(
@@ -401,6 +456,8 @@ async def test_connector_sets_the_compatibility_of_fresh_subjects(
 
     assert own_level(api, f"{run.topic}-value") == "FULL_TRANSITIVE"
     assert own_level(api, f"{run.topic}-key") is not None, "the key subject has no own level"
+    for topic in ("MEETINGS_CDC_NOTIFICATIONS_TOPIC", "MEETINGS_CDC_HEARTBEATS_TOPIC"):
+        assert own_level(api, f"{run.env[topic]}-value") == "FULL_TRANSITIVE", topic
 
 
 async def test_an_operator_set_compatibility_level_is_kept(

@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.serde.operations import decode
+from connector.serde import Serdes, SingleObjectFraming, WriterSchemas
 from meetings_simulator.app import SimulatorConfig
 from tests.connector_process import ConnectorProcess
 from tests.integration.harness import (
@@ -78,11 +79,16 @@ def write_raw(bootstrap: str, topic: str, key: bytes | None, value: bytes | None
 
 
 class TopicReader:
-    """Every record of an operators' topic, decoded (``Notification`` or ``Heartbeat``)."""
+    """Every record of an operators' topic, decoded (``Notification`` or ``Heartbeat``), in
+    either framing (schema ids looked up in ``registry_url``)."""
 
-    def __init__(self, bootstrap: str, topic: str, schema: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, schema: str, registry_url: str | None = None
+    ) -> None:
         self.schema = schema
         self.records: list[dict[str, Any]] = []
+        self._registry = SchemaRegistryClient({"url": registry_url}) if registry_url else None
+        self._serdes = Serdes(SingleObjectFraming(), WriterSchemas(self._registry))
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -102,7 +108,10 @@ class TopicReader:
                     continue
                 raise RuntimeError(error.str())
             self.records.append(
-                {"key": (message.key() or b"").decode(), **decode(self.schema, message.value())}
+                {
+                    "key": (message.key() or b"").decode(),
+                    **self._serdes.decode_as(self.schema, message.value()),
+                }
             )
 
     async def wait_for(
@@ -125,6 +134,8 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+        if self._registry is not None:
+            self._registry.close()
 
 
 async def status(port: int) -> dict[str, Any]:

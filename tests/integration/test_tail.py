@@ -89,7 +89,7 @@ def run_tail(bootstrap: str, *args: str, timeout: float = 60) -> subprocess.Comp
 
 @pytest.fixture
 def serdes() -> Serdes:
-    return make_serdes(KafkaSettings(), "unused", "unused", "unused")
+    return make_serdes(KafkaSettings(), "unused", "unused", "unused", "unused", "unused")
 
 
 def test_tail_prints_committed_events_and_never_aborted_ones(

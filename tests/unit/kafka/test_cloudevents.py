@@ -78,7 +78,11 @@ def test_every_change_event_carries_cloudevents_headers() -> None:
 def test_the_registry_framing_says_application_avro() -> None:
     client = SchemaRegistryClient.new_client({"url": "mock://cloudevents"})
     registry = Serdes(
-        RegistryFraming(client, "mock://cloudevents", subjects("changes", "state", "dlq"))
+        RegistryFraming(
+            client,
+            "mock://cloudevents",
+            subjects("changes", "state", "dlq", "notifications", "heartbeats"),
+        )
     )
     created, _, _ = _life(TO, registry)
     assert dict(created.headers)["content-type"] == b"application/avro"

@@ -54,7 +54,11 @@ def test_partitions_are_the_same_with_and_without_a_registry() -> None:
     plain = Serdes(SingleObjectFraming())
     client = SchemaRegistryClient.new_client({"url": "mock://layout-partitions"})
     registry = Serdes(
-        RegistryFraming(client, "mock://layout-partitions", subjects("changes", "state", "dlq")),
+        RegistryFraming(
+            client,
+            "mock://layout-partitions",
+            subjects("changes", "state", "dlq", "notifications", "heartbeats"),
+        ),
         WriterSchemas(client),
     )
     meetings = range(1, 200)

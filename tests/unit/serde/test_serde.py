@@ -14,6 +14,7 @@ import avro.schema
 import fastavro
 import fastavro.schema
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,15 +22,19 @@ from connector.config.settings import KafkaSettings
 from connector.core.changes import Change, ChangeEvent, ChangeType, SourceInfo, classify
 from connector.core.kinds import WindowKind
 from connector.core.model import Meeting, Participant, freeze_extra
+from connector.core.notifications import Heartbeat, Notification, NotificationStatus
 from connector.core.progress import EventProgress
 from connector.errors import SerializationError
 from connector.serde import (
+    RegistryFraming,
     Serdes,
     SingleObjectFraming,
+    WriterSchemas,
     fastpath,
     make_serdes,
     rabin_fingerprint,
     records,
+    subjects,
 )
 from connector.serde import bodies as serde_bodies
 from connector.serde.catalog import TOP_LEVEL, current
@@ -81,7 +86,7 @@ meetings = meetings_of(scalars)
 
 @pytest.fixture(scope="module")
 def serdes() -> Serdes:
-    return make_serdes(KafkaSettings(), "changes", "state", "dlq")
+    return make_serdes(KafkaSettings(), "changes", "state", "dlq", "notes", "beats")
 
 
 def sample_meeting(**kw: object) -> Meeting:
@@ -367,8 +372,66 @@ def test_truncated_body_is_a_serialization_error(serdes: Serdes) -> None:
 
 
 def test_make_serdes_without_registry_uses_single_object_encoding() -> None:
-    serdes = make_serdes(KafkaSettings(), "a", "b", "c")
+    serdes = make_serdes(KafkaSettings(), "a", "b", "c", "d", "e")
     assert isinstance(serdes.framing, SingleObjectFraming)
+
+
+# --- notifications and heartbeats -------------------------------------------------------------
+
+NOTE = Notification(
+    "pause", NotificationStatus.COMPLETED, 10, "s-1", 1_767_261_600_000, "c", "r", "ok", {"n": 2}
+)
+BEAT = Heartbeat(10, "c", "r", 1_767_261_600_000, "streaming", 5, 6, None, True, "s-1")
+
+
+def _operations_in_either_framing() -> list[tuple[Serdes, Serdes, bytes | None]]:
+    """(writer, reader, Notification header expected) without and with a registry."""
+    client = SchemaRegistryClient.new_client({"url": "mock://operations"})
+    named = subjects("c", "s", "d", "n", "h")
+    registry = Serdes(RegistryFraming(client, "mock://operations", named), WriterSchemas(client))
+    schema_id = client.get_latest_version("n-value").schema_id
+    return [
+        (Serdes(SingleObjectFraming()), Serdes(SingleObjectFraming()), None),
+        (
+            registry,
+            Serdes(SingleObjectFraming(), WriterSchemas(client)),
+            b"\x00" + schema_id.to_bytes(4, "big"),
+        ),
+    ]
+
+
+def test_notifications_and_heartbeats_round_trip_in_either_framing() -> None:
+    for writer, reader, header in _operations_in_either_framing():
+        note = writer.encode_notification(NOTE)
+        beat = writer.encode_heartbeat(BEAT)
+        if header is None:
+            assert note[:10] == current("Notification").single_object_header
+        else:
+            assert note[:5] == header
+        assert reader.decode_as("Notification", note) == {
+            "kind": "pause",
+            "status": "COMPLETED",
+            "event_id": 10,
+            "signal_id": "s-1",
+            "reason": "ok",
+            "counts": {"n": 2},
+            "at": "2026-01-01T10:00:00Z",
+            "connector": "c",
+            "owner": "r",
+        }
+        decoded = reader.decode_as("Heartbeat", beat)
+        assert (decoded["event_id"], decoded["paused_by"], decoded["last_committed_at"]) == (
+            10,
+            "s-1",
+            None,
+        )
+
+
+def test_decode_as_refuses_a_record_of_another_schema(serdes: Serdes) -> None:
+    with pytest.raises(SerializationError, match="not a Notification record"):
+        serdes.decode_as("Notification", serdes.encode_heartbeat(BEAT))
+    with pytest.raises(SerializationError, match="not a Heartbeat record"):
+        serdes.decode_as("Heartbeat", serdes.encode_change_key(1, 2))
 
 
 # --- the fast path writes exactly fastavro's bytes ---------------------------------------------

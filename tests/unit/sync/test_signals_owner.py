@@ -15,7 +15,6 @@ from connector.kafka.signal_channel import SignalRecord
 from connector.ops.health import HealthState
 from connector.ops.metrics import Metrics
 from connector.serde import Serdes, SingleObjectFraming
-from connector.serde.operations import decode
 from connector.state.store import EventState
 from connector.sync.batch import Destination
 from connector.sync.committer import Committer
@@ -115,7 +114,8 @@ async def test_a_signal_waits_for_the_cycle_in_flight_then_commits_with_its_offs
     [records] = publisher.transactions
     topics = [r.topic for r in records]
     assert topics == [signals.settings.notifications_topic, "state"]  # one transaction
-    assert decode("Notification", records[0].value)["signal_id"] == "p"  # type: ignore[arg-type]
+    note = signals.committer.serdes.decode_as("Notification", records[0].value)  # type: ignore[arg-type]
+    assert note["signal_id"] == "p"
     assert state.progress is not None
     assert state.progress.paused
     assert state.progress.signal_offsets == ((0, 4),)
