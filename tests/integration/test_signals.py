@@ -369,7 +369,10 @@ async def test_rewind_re_reads_from_the_instant_given_and_publishes_no_version_t
     # by polling, and the rewind's re-read of it must publish nothing
     before = int(time.time()) - 5
     old = await simulator.create(event_id=1, start=START, participants=[11])
-    await asyncio.sleep(2.5)  # past the settle delay: before the event's start
+    # before the event's start and its first window: past the settle delay (1 s) and the
+    # window's overlap (3 s) with the second boundaries, whatever the start-up takes (a
+    # start within 1.5 s, since the restart-path changes, read it as CREATED)
+    await asyncio.sleep(5.5)
     name, port = unique_name("rewind"), free_port()
     env = env_of(simulator, kafka_bootstrap, name, "1", port)
     env["MEETINGS_CDC_SNAPSHOT_MODE"] = "never"
