@@ -206,7 +206,13 @@ class EventCycles:
             detected_ms=lambda: self.deps.client.api_now() * 1000,
             background_turn=self.deps.client.limiter.background_turn,
             coverage=lambda: self._coverage_ms(progress),
+            paused=self._paused,
         )
+        if result is None and self._paused():
+            log.info(
+                "reconciliation stopped by a pause: the next pass starts after the resume",
+                extra={"event_id": self.event_id},
+            )
         if result is not None:
             caught = {f"caught_{kind}": n for kind, n in result.caught.items()}
             await self.notices.send(
@@ -273,6 +279,7 @@ class EventCycles:
                 self.stop,
                 detected_ms=lambda: self.deps.client.api_now() * 1000,
                 codec=self.deps.serdes,
+                paused=self._paused,
             )
         except TotalsNotReported:
             self.deps.api_totals.reported = False

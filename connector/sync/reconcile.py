@@ -89,8 +89,10 @@ async def reconcile(
     detected_ms: Callable[[], int],
     background_turn: Callable[[], Awaitable[None]],
     coverage: Callable[[], int] | None = None,
+    paused: Callable[[], bool] = lambda: False,
 ) -> PassResult | None:
-    """Run one pass; None when ``stop`` cut it short (its last transaction not written).
+    """Run one pass; None when ``stop`` or a pause (``paused``, asked between pages) cut it
+    short (its last transaction not written: the next pass, after a resume, starts over).
 
     ``background_turn`` (``RequestLimiter.background_turn``) is awaited between slices of
     work: it returns once no poll cycle of the process runs. ``coverage``: the epoch ms
@@ -132,7 +134,7 @@ async def reconcile(
                 result.caught.update(batch.caught)
 
         async for part in reader.read(event_id, window):
-            if stop.is_set():
+            if stop.is_set() or paused():
                 return None
             seen.update(m.meeting_id for m in part.meetings)
             seen.update(part.inconsistent)  # changed while read, or withheld for a bad row
@@ -209,7 +211,7 @@ async def reconcile(
             result.deleted = len(gone.meeting_ids)
 
         await background_turn()
-        if stop.is_set():
+        if stop.is_set() or paused():
             return None
         batch = await committer.commit(
             turn, stage_last, lambda p: replace(_unchanged(p), last_reconcile_at=bounds.upper)

@@ -224,6 +224,53 @@ async def test_a_paused_event_makes_no_request_while_another_goes_on_and_catches
         beats.close()
 
 
+async def test_a_pause_stops_a_running_reconciliation_pass_and_the_resume_runs_it_again(
+    simulator_factory, kafka_bootstrap, unique_name
+):
+    # A pass is background work of many pages: it used to go on to its end after the pause
+    # committed, requests included; it stops at its next page and starts over after resume.
+    simulator = await simulator_factory(SimulatorConfig(meetings=1_500, seed=14))
+    name, port = unique_name("pausepass"), free_port()
+    env = env_of(simulator, kafka_bootstrap, name, "1", port)
+    env["MEETINGS_CDC_RECONCILE_INTERVAL_SECONDS"] = "1"  # passes back to back
+    env["MEETINGS_CDC_API_PER_PAGE"] = "25"  # 60 pages a pass
+    env["MEETINGS_CDC_API_MAX_CONCURRENCY"] = "2"
+    env["MEETINGS_CDC_RECONCILE_RATE_LIMIT_PER_SECOND"] = "0"
+    env["MEETINGS_CDC_DELETE_CHECK_INTERVAL_SECONDS"] = "0"
+    changes = ChangeLog(kafka_bootstrap, env["MEETINGS_CDC_CHANGES_TOPIC"])
+    connector = await ConnectorProcess(env).start()
+
+    def passes() -> int:
+        return connector.log.count("reconciliation complete")
+
+    try:
+        await changes.wait_for(lambda e: len(e) >= 1_500, 120, "the snapshot")
+        await simulator.set_faults(latency_ms=120)  # a pass now takes seconds
+        async with asyncio.timeout(120):
+            while passes() < 1:  # noqa: ASYNC110 - the log is a growing buffer
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # the next pass is under way
+        done = passes()
+        code, _, err = await signal(env, "pause", "--event-id", "1")
+        assert code == 0, err
+        await asyncio.sleep(1.0)  # the requests in flight at the pause answer
+        before = await requests_of(simulator, 1)
+        await asyncio.sleep(PAUSED_SECONDS)
+        assert await requests_of(simulator, 1) == before, "a paused event's pass sent requests"
+        assert passes() == done
+        assert "reconciliation stopped by a pause" in connector.log
+
+        await simulator.clear_faults()
+        code, _, err = await signal(env, "resume", "--event-id", "1")
+        assert code == 0, err
+        async with asyncio.timeout(60):
+            while passes() <= done:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    finally:
+        await connector.stop_quietly()
+        changes.close()
+
+
 async def test_pause_survives_a_restart_and_a_repeated_signal_id_acts_once(
     simulator, kafka_bootstrap, unique_name
 ):

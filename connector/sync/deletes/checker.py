@@ -107,8 +107,10 @@ async def check_deletes(
     stop: asyncio.Event,
     detected_ms: Callable[[], int],
     codec: StateCodec,
+    paused: Callable[[], bool] = lambda: False,
 ) -> CheckResult | None:
-    """Run one check over ``span``; None when ``stop`` cut it short (nothing committed).
+    """Run one check over ``span``; None when ``stop`` or a pause (``paused``, asked after
+    each answer) cut it short (nothing committed).
 
     Raises ``TotalsNotReported`` if a count came back without ``total``, and the source
     and publish errors of the client, reader and committer.
@@ -147,7 +149,7 @@ async def check_deletes(
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     machine.answer(*task.result())
-                if stop.is_set():
+                if stop.is_set() or paused():
                     return None
         finally:
             for task in running:
@@ -161,10 +163,12 @@ async def check_deletes(
             for meeting_id in _candidates(
                 state.rows.meetings(leaf.span.first, leaf.span.last), leaf, touched
             ):
+                if stop.is_set() or paused():
+                    return None
                 tracked = state.get(meeting_id, codec)
                 if tracked is not None and await confirm_absent(client, event_id, tracked, sent):
                     absent.add(meeting_id)
-        if stop.is_set():
+        if stop.is_set() or paused():
             return None
         deleted = 0
 
