@@ -7,6 +7,7 @@ notation for record branches of unions, which skips union resolution on the hot 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping
@@ -197,19 +198,8 @@ def notification_datum(notification: Notification) -> dict[str, Any]:
 
 
 def heartbeat_datum(heartbeat: Heartbeat) -> dict[str, Any]:
-    """The ``meetings_cdc.Heartbeat`` datum of a heartbeat."""
-    return {
-        "event_id": heartbeat.event_id,
-        "at": heartbeat.at,
-        "phase": heartbeat.phase,
-        "created_through": heartbeat.created_through,
-        "modified_through": heartbeat.modified_through,
-        "last_committed_at": heartbeat.last_committed_at,
-        "paused": heartbeat.paused,
-        "paused_by": heartbeat.paused_by,
-        "connector": heartbeat.connector,
-        "owner": heartbeat.owner,
-    }
+    """The ``meetings_cdc.Heartbeat`` datum of a heartbeat (its fields are the schema's)."""
+    return dataclasses.asdict(heartbeat)
 
 
 def jsonable(value: Any) -> Any:

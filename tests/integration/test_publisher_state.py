@@ -148,6 +148,27 @@ async def test_restore_reads_to_the_end_past_transaction_markers(admin, kafka_bo
     assert state.progress.modified_through == 123
 
 
+async def _crash_mid_transaction(
+    settings: KafkaSettings, txn_id: str, event_id: int, neighbour: int
+) -> None:
+    """A predecessor ``txn_id`` that crashed mid-transaction (a state record of ``event_id``
+    written, never committed), and another event's producer that commits a record of
+    ``neighbour`` behind it in the same partition."""
+    topic = settings.state_topic
+    partition = state_partition(event_id, settings.state_topic_partitions)
+    assert state_partition(neighbour, settings.state_topic_partitions) == partition
+    crashed = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "transactional.id": txn_id}
+    )
+    crashed.init_transactions(30)
+    crashed.begin_transaction()
+    crashed.produce(topic, key=_key(event_id, 2), value=b"uncommitted", partition=partition)
+    crashed.flush(10)
+    other = TransactionalPublisher(settings, f"other-{topic}")
+    await other.start()
+    await other.publish([Record(topic, _key(neighbour, 9), b"other", partition)])
+
+
 async def test_init_transactions_releases_a_crashed_predecessors_open_transaction(
     admin, kafka_bootstrap, topics
 ):
@@ -163,16 +184,7 @@ async def test_init_transactions_releases_a_crashed_predecessors_open_transactio
     await first.publish([Record(state_topic, _key(event_id, 1), b"kept", partition)])
     await first.close()
 
-    # A predecessor that crashed mid-transaction: a record written, never committed.
-    crashed = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": txn_id})
-    crashed.init_transactions(30)
-    crashed.begin_transaction()
-    crashed.produce(state_topic, key=_key(event_id, 2), value=b"uncommitted", partition=partition)
-    crashed.flush(10)
-    # Another event's producer commits behind it in the same partition.
-    other = TransactionalPublisher(settings, f"other-{state_topic}")
-    await other.start()
-    await other.publish([Record(state_topic, _key(neighbour, 9), b"other", partition)])
+    await _crash_mid_transaction(settings, txn_id, event_id, neighbour)
 
     # The open transaction pins the last stable offset: a restore now silently misses
     # the neighbour's committed record. This is why producers initialise first.
@@ -215,14 +227,7 @@ async def test_a_restore_read_beside_the_fencing_ends_at_what_the_fencing_releas
     txn_id = f"overlap-{state_topic}"
     event_id, neighbour = 3, 6  # both in partition 0 of 3
     partition = state_partition(event_id, 3)
-    crashed = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": txn_id})
-    crashed.init_transactions(30)
-    crashed.begin_transaction()
-    crashed.produce(state_topic, key=_key(event_id, 2), value=b"uncommitted", partition=partition)
-    crashed.flush(10)
-    other = TransactionalPublisher(settings, f"other-{state_topic}")
-    await other.start()
-    await other.publish([Record(state_topic, _key(neighbour, 9), b"other", partition)])
+    await _crash_mid_transaction(settings, txn_id, event_id, neighbour)
 
     fencing = Fencing()
     restoring = asyncio.ensure_future(
